@@ -1,0 +1,38 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""Installs flamenerf. Version ranges are the ones tested together (see README)."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="flamenerf",
+    version="0.1.0",
+    description="FLAME-in-NeRF: expression-controllable deformable NeRF in JAX/Flax",
+    license="Apache-2.0",
+    python_requires=">=3.11",
+    packages=find_packages(include=["flamenerf", "flamenerf.*"]),
+    package_data={"flamenerf": ["../gin/*.gin", "../gin/ablations/*.gin"]},
+    install_requires=[
+        "jax>=0.10,<0.11",
+        "jaxlib>=0.10,<0.11",
+        "flax>=0.12,<0.13",
+        "optax>=0.2.8,<0.3",
+        "chex>=0.1.90,<0.2",
+        "gin-config>=0.5,<0.6",
+        "numpy>=2.0,<3",
+        "scipy>=1.13,<2",
+        "tensorflow-datasets>=4.9.9,<5",
+        "array_record>=0.8,<0.9",
+        "orbax-checkpoint>=0.12,<0.13",
+        "dm-pix>=0.4.5,<0.5",
+        "tensorboardX>=2.6,<3",
+        "mediapy>=1.2,<2",
+        # mediapy needs an ffmpeg binary: Debian's `ffmpeg` or this wheel (<0.8 ships one).
+        "imageio-ffmpeg>=0.5,<0.8",
+        "pillow>=10",
+        "matplotlib>=3.8",
+        "tqdm>=4.66",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "ruff>=0.6", "nbmake>=1.5", "ipykernel>=6"],
+    },
+)
