@@ -10,7 +10,6 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["flamenerf", "flamenerf.*"]),
-    package_data={"flamenerf": ["../gin/*.gin", "../gin/ablations/*.gin"]},
     install_requires=[
         "jax>=0.10,<0.11",
         "jaxlib>=0.10,<0.11",

@@ -1,0 +1,659 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""The FLAME head model in pure-functional JAX.
+
+FLAME (Li et al. 2017) is a linear-blend-skinned head mesh with identity ("shape") and
+expression blendshapes, pose correctives and five joints: root, neck, jaw, left eye, right eye
+(parents -1, 0, 1, 1, 1). This module loads a model file (the official `generic_model.pkl`,
+or an `.npz` with the same keys, see `spec/capture-format.md`) and evaluates it:
+
+    model = load_model("generic_model.pkl")
+    out = forward(model, FlameParams(expression=expr, jaw_pose=[0.2, 0, 0]))
+    out.vertices  # (..., V, 3)
+
+Conventions follow the reference implementations (smplx's `FLAME`, FLAME_PyTorch): poses are
+axis-angle vectors; pose-corrective features are the row-major entries of (R_j - I) of the four
+non-root joints; joints are regressed from the vertices after the shape and expression offsets;
+the global rotation pivots about the root joint; translation is added last.
+
+Official pickles wrap arrays in chumpy objects and `J_regressor` in a scipy sparse matrix. They
+are read by a restricted unpickler that allows only the numpy, scipy.sparse and chumpy names
+such a file needs (chumpy itself is not needed); anything else is refused before it runs.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.sparse
+from flax import struct
+
+NUM_JOINTS = 5
+JOINT_NAMES = ("root", "neck", "jaw", "left_eye", "right_eye")
+PARENTS = (-1, 0, 1, 1, 1)
+NUM_POSE_FEATURES = 9 * (NUM_JOINTS - 1)
+# Identity/expression split of the official files' `shapedirs` columns.
+OFFICIAL_NUM_SHAPE = 300
+OFFICIAL_NUM_EXPRESSION = 100
+
+# Sizes of each pose vector of FlameParams.
+POSE_SIZES = {
+    "global_pose": 3,
+    "neck_pose": 3,
+    "jaw_pose": 3,
+    "eye_pose": 6,
+    "translation": 3,
+}
+
+
+# --------------------------------------------------------------------------------------------
+# The model pytree.
+
+
+@struct.dataclass
+class FlameModel:
+    """A FLAME model as a pytree: arrays are leaves, sizes are static metadata.
+
+    Attributes:
+      v_template: (V, 3) template vertices.
+      shapedirs: (V, 3, S) identity blendshapes.
+      exprdirs: (V, 3, E) expression blendshapes.
+      posedirs: (V, 3, 36) pose-corrective blendshapes.
+      j_regressor: (5, V) dense joint regressor.
+      weights: (V, 5) skinning weights.
+      faces: (F, 3) int32 triangles.
+      lmk_faces_idx: (L,) int32 face of each landmark, or None.
+      lmk_bary_coords: (L, 3) barycentric coordinates of each landmark, or None.
+    """
+
+    v_template: jax.Array
+    shapedirs: jax.Array
+    exprdirs: jax.Array
+    posedirs: jax.Array
+    j_regressor: jax.Array
+    weights: jax.Array
+    faces: jax.Array
+    lmk_faces_idx: jax.Array | None = None
+    lmk_bary_coords: jax.Array | None = None
+
+    @property
+    def num_vertices(self) -> int:
+        return self.v_template.shape[0]
+
+    @property
+    def num_shape(self) -> int:
+        return self.shapedirs.shape[-1]
+
+    @property
+    def num_expression(self) -> int:
+        return self.exprdirs.shape[-1]
+
+    @property
+    def has_landmarks(self) -> bool:
+        return self.lmk_faces_idx is not None
+
+
+class FlameParams(NamedTuple):
+    """FLAME parameters; every field is optional (None = zeros) and may carry batch dims.
+
+    Attributes:
+      shape: (..., <=S) identity coefficients, zero-padded to the model's S.
+      expression: (..., <=E) expression coefficients, zero-padded to the model's E.
+      global_pose: (..., 3) axis-angle rotation of the root joint.
+      neck_pose: (..., 3) axis-angle rotation of the neck joint.
+      jaw_pose: (..., 3) axis-angle rotation of the jaw joint.
+      eye_pose: (..., 6) axis-angle rotations of the left eye, then the right eye.
+      translation: (..., 3) translation added last.
+    """
+
+    shape: Any = None
+    expression: Any = None
+    global_pose: Any = None
+    neck_pose: Any = None
+    jaw_pose: Any = None
+    eye_pose: Any = None
+    translation: Any = None
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any], source: str = "FLAME parameters") -> FlameParams:
+        """Reads the spec's `flame/ID.json` dictionary, checking every field.
+
+        Args:
+          values: mapping with optional keys `shape`, `expression`, `global_pose`,
+            `neck_pose`, `jaw_pose`, `eye_pose`, `translation` (lists of finite numbers).
+          source: the file name used in error messages.
+
+        Raises:
+          ValueError: naming `source` and the field, for an unknown key, a non-numeric or
+            non-finite value, or a pose vector of the wrong length.
+        """
+        if not isinstance(values, Mapping):
+            raise ValueError(f"{source}: expected a JSON object, found {type(values).__name__}")
+        unknown = sorted(set(values) - set(cls._fields))
+        if unknown:
+            raise ValueError(
+                f"{source}: unknown field(s) {unknown}; expected some of {list(cls._fields)}"
+            )
+        fields = {}
+        for name in cls._fields:
+            if name not in values or values[name] is None:
+                continue
+            try:
+                array = np.asarray(values[name], dtype=np.float32)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{source}: field '{name}' must be a list of numbers, found {values[name]!r}"
+                ) from None
+            if array.ndim != 1:
+                raise ValueError(
+                    f"{source}: field '{name}' must be a flat list, found shape {array.shape}"
+                )
+            if name in POSE_SIZES and array.shape[0] != POSE_SIZES[name]:
+                raise ValueError(
+                    f"{source}: field '{name}' has {array.shape[0]} numbers; "
+                    f"expected {POSE_SIZES[name]}"
+                )
+            if not np.all(np.isfinite(array)):
+                raise ValueError(f"{source}: field '{name}' has non-finite values")
+            fields[name] = array
+        return cls(**fields)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        """The spec's `flame/ID.json` dictionary of this (unbatched) parameter set."""
+        return {
+            name: np.asarray(value, dtype=np.float64).tolist()
+            for name, value in self._asdict().items()
+            if value is not None
+        }
+
+
+class FlameOutput(NamedTuple):
+    """Posed FLAME mesh.
+
+    Attributes:
+      vertices: (..., V, 3) posed vertices.
+      joints: (..., 5, 3) posed joints (root, neck, jaw, left eye, right eye), translated.
+      landmarks: (..., L, 3) landmarks, or None when the model has no embedding.
+    """
+
+    vertices: jax.Array
+    joints: jax.Array
+    landmarks: jax.Array | None
+
+
+# --------------------------------------------------------------------------------------------
+# Forward.
+
+
+def rodrigues(rotvec: jax.Array) -> jax.Array:
+    """Rotation matrices from axis-angle vectors, with finite gradients at zero.
+
+    Args:
+      rotvec: (..., 3) axis-angle vectors (radians).
+
+    Returns:
+      (..., 3, 3) rotation matrices R = I + sin(t)/t K + (1 - cos(t))/t^2 K^2, K = [rotvec]_x.
+    """
+    theta2 = jnp.sum(rotvec * rotvec, axis=-1)[..., None, None]
+    small = theta2 < 1e-8
+    safe_theta2 = jnp.where(small, 1.0, theta2)
+    safe_theta = jnp.sqrt(safe_theta2)
+    # Taylor expansions of sin(t)/t and (1 - cos(t))/t^2 near zero.
+    a = jnp.where(small, 1.0 - theta2 / 6.0, jnp.sin(safe_theta) / safe_theta)
+    b = jnp.where(small, 0.5 - theta2 / 24.0, (1.0 - jnp.cos(safe_theta)) / safe_theta2)
+    x, y, z = rotvec[..., 0], rotvec[..., 1], rotvec[..., 2]
+    zero = jnp.zeros_like(x)
+    k = jnp.stack([zero, -z, y, z, zero, -x, -y, x, zero], axis=-1)
+    k = k.reshape(rotvec.shape[:-1] + (3, 3))
+    eye = jnp.eye(3, dtype=rotvec.dtype)
+    return eye + a * k + b * (k @ k)
+
+
+def _as_vector(value: Any, size: int, name: str, batch_shape: tuple[int, ...]) -> jax.Array:
+    """A parameter vector (..., n<=size) zero-padded to (*batch_shape, size)."""
+    if value is None:
+        return jnp.zeros(batch_shape + (size,), jnp.float32)
+    array = jnp.asarray(value, jnp.float32)
+    if array.ndim == 0:
+        raise ValueError(f"FlameParams.{name}: expected a vector (..., {size}), found a scalar")
+    n = array.shape[-1]
+    if n > size:
+        raise ValueError(
+            f"FlameParams.{name}: has {n} coefficients (shape {tuple(array.shape)}); "
+            f"the model takes at most {size}"
+        )
+    if not isinstance(array, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(array))):
+        raise ValueError(f"FlameParams.{name}: has non-finite values")
+    array = jnp.pad(array, [(0, 0)] * (array.ndim - 1) + [(0, size - n)])
+    return jnp.broadcast_to(array, batch_shape + (size,))
+
+
+def _batch_shape(params: FlameParams) -> tuple[int, ...]:
+    shapes = [np.shape(v)[:-1] for v in params if v is not None]
+    try:
+        return tuple(np.broadcast_shapes(*shapes)) if shapes else ()
+    except ValueError:
+        raise ValueError(
+            f"FlameParams: batch dimensions do not broadcast: "
+            f"{ {k: np.shape(v) for k, v in params._asdict().items() if v is not None} }"
+        ) from None
+
+
+def padded(model: FlameModel, params: FlameParams) -> FlameParams:
+    """Params with every field present, zero-padded, broadcast to one batch shape.
+
+    Raises:
+      ValueError: a field with too many coefficients, a pose of the wrong length,
+        non-finite values (concrete inputs), or batch shapes that do not broadcast.
+    """
+    batch = _batch_shape(params)
+    sizes = dict(POSE_SIZES, shape=model.num_shape, expression=model.num_expression)
+    out = {}
+    for name in FlameParams._fields:
+        value = getattr(params, name)
+        if name in POSE_SIZES and value is not None and np.shape(value)[-1:] != (sizes[name],):
+            raise ValueError(
+                f"FlameParams.{name}: expected shape (..., {sizes[name]}), found {np.shape(value)}"
+            )
+        out[name] = _as_vector(value, sizes[name], name, batch)
+    return FlameParams(**out)
+
+
+def forward(model: FlameModel, params: FlameParams) -> FlameOutput:
+    """Poses the FLAME mesh: blendshapes, joint regression, pose correctives, LBS.
+
+    Args:
+      model: the FLAME model.
+      params: parameters with any common leading batch shape (...).
+
+    Returns:
+      FlameOutput with vertices (..., V, 3), joints (..., 5, 3), landmarks (..., L, 3) or None.
+    """
+    p = padded(model, params)
+    # Shape and expression blendshapes.
+    v_shaped = (
+        model.v_template
+        + jnp.einsum("vcs,...s->...vc", model.shapedirs, p.shape)
+        + jnp.einsum("vce,...e->...vc", model.exprdirs, p.expression)
+    )
+    joints = jnp.einsum("jv,...vc->...jc", model.j_regressor, v_shaped)  # (..., 5, 3)
+
+    # Rotations of root, neck, jaw, left eye, right eye.
+    pose = jnp.stack(
+        [p.global_pose, p.neck_pose, p.jaw_pose, p.eye_pose[..., :3], p.eye_pose[..., 3:]],
+        axis=-2,
+    )
+    rotations = rodrigues(pose)  # (..., 5, 3, 3)
+    pose_feature = (rotations[..., 1:, :, :] - jnp.eye(3)).reshape(
+        rotations.shape[:-3] + (NUM_POSE_FEATURES,)
+    )
+    v_posed = v_shaped + jnp.einsum("vcp,...p->...vc", model.posedirs, pose_feature)
+
+    # World transforms along the kinematic tree; each joint rotates about its own position.
+    world_rot = [rotations[..., 0, :, :]]
+    world_pos = [joints[..., 0, :]]
+    for j in range(1, NUM_JOINTS):
+        parent = PARENTS[j]
+        offset = joints[..., j, :] - joints[..., parent, :]
+        world_rot.append(world_rot[parent] @ rotations[..., j, :, :])
+        world_pos.append(
+            world_pos[parent] + jnp.einsum("...ab,...b->...a", world_rot[parent], offset)
+        )
+    world_rot = jnp.stack(world_rot, axis=-3)  # (..., 5, 3, 3)
+    world_pos = jnp.stack(world_pos, axis=-2)  # (..., 5, 3)
+    # Skinning transform of joint j: x -> R_j (x - J_j) + G_j.
+    skin_trans = world_pos - jnp.einsum("...jab,...jb->...ja", world_rot, joints)
+    blend_rot = jnp.einsum("vj,...jab->...vab", model.weights, world_rot)
+    blend_trans = jnp.einsum("vj,...ja->...va", model.weights, skin_trans)
+    vertices = jnp.einsum("...vab,...vb->...va", blend_rot, v_posed) + blend_trans
+
+    translation = p.translation[..., None, :]
+    vertices = vertices + translation
+    posed_joints = world_pos + translation
+    landmarks = None
+    if model.has_landmarks:
+        landmarks = barycentric_points(
+            vertices, model.faces, model.lmk_faces_idx, model.lmk_bary_coords
+        )
+    return FlameOutput(vertices=vertices, joints=posed_joints, landmarks=landmarks)
+
+
+def barycentric_points(
+    vertices: jax.Array, faces: jax.Array, face_idx: jax.Array, bary: jax.Array
+) -> jax.Array:
+    """Points on a mesh given by faces and barycentric coordinates.
+
+    Args:
+      vertices: (..., V, 3); faces: (F, 3); face_idx: (L,); bary: (L, 3).
+
+    Returns:
+      (..., L, 3) points sum_k bary[l, k] * vertices[faces[face_idx[l], k]].
+    """
+    corners = vertices[..., faces[face_idx], :]  # (..., L, 3, 3)
+    return jnp.einsum("...lkc,lk->...lc", corners, bary)
+
+
+# --------------------------------------------------------------------------------------------
+# Loading.
+
+
+class _ChumpyArray:
+    """Stand-in for `chumpy.ch.Ch`: keeps the pickled state, whose `x` holds the array."""
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def to_numpy(self, where: str) -> np.ndarray:
+        state = self.state
+        if isinstance(state, dict) and "x" in state:
+            return np.asarray(state["x"])
+        raise ValueError(f"{where}: a chumpy object without its array ('x' in its state)")
+
+
+class _SparseMatrix:
+    """Stand-in for a pickled scipy sparse matrix (legacy `scipy.sparse.csc.csc_matrix`)."""
+
+    fmt = "csc"
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def to_numpy(self, where: str) -> np.ndarray:
+        state = self.state
+        try:
+            shape = tuple(int(n) for n in state["_shape"])
+            args = (
+                np.asarray(state["data"]),
+                np.asarray(state["indices"]),
+                np.asarray(state["indptr"]),
+            )
+            build = scipy.sparse.csc_matrix if self.fmt == "csc" else scipy.sparse.csr_matrix
+            return np.asarray(build(args, shape=shape).toarray())
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{where}: malformed sparse matrix state ({error})") from None
+
+
+class _SparseMatrixCsr(_SparseMatrix):
+    fmt = "csr"
+
+
+def _numpy_reconstruct() -> Any:
+    return np.ndarray.__reduce__(np.zeros(0))[0]  # numpy's private `_reconstruct`
+
+
+def _numpy_scalar() -> Any:
+    return np.float64(0).__reduce__()[0]  # numpy's private `scalar`
+
+
+def _allowed_globals() -> dict[tuple[str, str], Any]:
+    """Every global a FLAME pickle may name, mapped to what it becomes here."""
+    allowed: dict[tuple[str, str], Any] = {}
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        allowed[(module, "_reconstruct")] = _numpy_reconstruct()
+        allowed[(module, "scalar")] = _numpy_scalar()
+    for module in ("numpy", "numpy.core.numeric", "numpy._core.numeric"):
+        allowed[(module, "ndarray")] = np.ndarray
+        allowed[(module, "dtype")] = np.dtype
+    for module in ("chumpy.ch", "chumpy"):
+        allowed[(module, "Ch")] = _ChumpyArray
+    for module in ("scipy.sparse.csc", "scipy.sparse._csc", "scipy.sparse"):
+        allowed[(module, "csc_matrix")] = _SparseMatrix
+    for module in ("scipy.sparse.csr", "scipy.sparse._csr", "scipy.sparse"):
+        allowed[(module, "csr_matrix")] = _SparseMatrixCsr
+    # Protocol 0/1 pickles of new-style objects (Python 2 names and their Python 3 ones).
+    import copyreg
+
+    for module in ("copy_reg", "copyreg"):
+        allowed[(module, "_reconstructor")] = copyreg._reconstructor
+    for module in ("__builtin__", "builtins"):
+        allowed[(module, "object")] = object
+    # Python 3 pickles of protocol < 3 store bytes as `_codecs.encode(text, "latin1")`.
+    import codecs
+
+    allowed[("_codecs", "encode")] = codecs.encode
+    return allowed
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only the globals a FLAME file needs."""
+
+    def __init__(self, file: io.BufferedIOBase, source: str):
+        super().__init__(file, encoding="latin1")
+        self._source = source
+        self._allowed = _allowed_globals()
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return self._allowed[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"{self._source}: refused to load '{module}.{name}': a FLAME file needs only "
+                "numpy arrays, scipy sparse matrices and chumpy arrays"
+            ) from None
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError(f"{self._source}: persistent ids are not allowed")
+
+
+def _to_numpy(value: Any, where: str) -> Any:
+    if isinstance(value, (_ChumpyArray, _SparseMatrix)):
+        return value.to_numpy(where)
+    return value
+
+
+def load_pickle(path: str | Path) -> dict[str, Any]:
+    """Loads a FLAME-style pickle (Python 2 or 3) safely into numpy arrays.
+
+    Only numpy arrays, scipy sparse matrices and chumpy arrays are allowed; anything else
+    the pickle names is refused before it runs.
+
+    Raises:
+      ValueError: the file is not a pickled dict or names a forbidden global.
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        data = f.read()
+    if zipfile.is_zipfile(io.BytesIO(data)):
+        raise ValueError(f"{path}: a zip archive (torch.save?), not a FLAME pickle")
+    try:
+        content = _RestrictedUnpickler(io.BytesIO(data), str(path)).load()
+    except pickle.UnpicklingError as error:
+        raise ValueError(str(error)) from None
+    except Exception as error:
+        raise ValueError(
+            f"{path}: not a readable pickle ({type(error).__name__}: {error})"
+        ) from None
+    if not isinstance(content, dict):
+        raise ValueError(f"{path}: expected a pickled dict, found {type(content).__name__}")
+    return {str(k): _to_numpy(v, f"{path}: key '{k}'") for k, v in content.items()}
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except ValueError as error:
+        raise ValueError(f"{path}: cannot read without pickles ({error})") from None
+    except (OSError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{path}: not a readable .npz file ({error})") from None
+
+
+def _array(raw: Mapping[str, Any], key: str, source: Path, ndim: int) -> np.ndarray:
+    if key not in raw:
+        raise ValueError(f"{source}: missing key '{key}'")
+    value = raw[key]
+    if scipy.sparse.issparse(value):
+        value = value.toarray()
+    try:
+        array = np.asarray(value)
+    except Exception:
+        raise ValueError(f"{source}: key '{key}' is not an array") from None
+    if array.ndim != ndim or array.dtype.kind not in "biuf":
+        raise ValueError(
+            f"{source}: key '{key}' must be a {ndim}-D numeric array, "
+            f"found shape {array.shape} dtype {array.dtype}"
+        )
+    if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+        raise ValueError(f"{source}: key '{key}' has non-finite values")
+    return array
+
+
+def _expect_shape(array: np.ndarray, expected: tuple[int, ...], key: str, source: Path) -> None:
+    if array.shape != expected:
+        raise ValueError(f"{source}: key '{key}' has shape {array.shape}; expected {expected}")
+
+
+def _split(raw: Mapping[str, Any], columns: int, source: Path) -> tuple[int, int]:
+    """Identity/expression split of `shapedirs` columns."""
+    if "num_shape" in raw or "num_expression" in raw:
+        try:
+            num_shape = int(np.asarray(raw["num_shape"]))
+            num_expression = int(np.asarray(raw["num_expression"]))
+        except KeyError as error:
+            raise ValueError(
+                f"{source}: key {error} is missing (num_shape and num_expression go together)"
+            ) from None
+        if num_shape < 0 or num_expression < 0 or num_shape + num_expression != columns:
+            raise ValueError(
+                f"{source}: num_shape ({num_shape}) + num_expression ({num_expression}) must "
+                f"equal the {columns} columns of 'shapedirs'"
+            )
+        return num_shape, num_expression
+    expected = OFFICIAL_NUM_SHAPE + OFFICIAL_NUM_EXPRESSION
+    if columns != expected:
+        raise ValueError(
+            f"{source}: key 'shapedirs' has {columns} columns; without 'num_shape' and "
+            f"'num_expression' keys a FLAME file must have {expected} (300 shape + 100 expression)"
+        )
+    return OFFICIAL_NUM_SHAPE, OFFICIAL_NUM_EXPRESSION
+
+
+def model_from_arrays(raw: Mapping[str, Any], source: str | Path = "FLAME model") -> FlameModel:
+    """Validates the spec's FLAME arrays and builds a FlameModel.
+
+    Args:
+      raw: mapping with keys v_template, shapedirs, posedirs, J_regressor (dense or sparse),
+        kintree_table, weights, f; optional num_shape/num_expression, lmk_faces_idx,
+        lmk_bary_coords. Other keys are ignored.
+      source: file name for error messages.
+
+    Raises:
+      ValueError: naming the key, the shape found and the shape expected.
+    """
+    source = Path(source)
+    v_template = _array(raw, "v_template", source, 2)
+    num_vertices = v_template.shape[0]
+    _expect_shape(v_template, (num_vertices, 3), "v_template", source)
+    shapedirs = _array(raw, "shapedirs", source, 3)
+    _expect_shape(shapedirs, (num_vertices, 3, shapedirs.shape[2]), "shapedirs", source)
+    num_shape, _ = _split(raw, shapedirs.shape[2], source)
+    posedirs = _array(raw, "posedirs", source, 3)
+    _expect_shape(posedirs, (num_vertices, 3, NUM_POSE_FEATURES), "posedirs", source)
+    j_regressor = _array(raw, "J_regressor", source, 2)
+    _expect_shape(j_regressor, (NUM_JOINTS, num_vertices), "J_regressor", source)
+    kintree = _array(raw, "kintree_table", source, 2)
+    _expect_shape(kintree, (2, NUM_JOINTS), "kintree_table", source)
+    # kintree_table[0, 0] is a sentinel; the remaining parents must be FLAME's tree.
+    if [int(p) for p in kintree[0, 1:]] != list(PARENTS[1:]):
+        raise ValueError(
+            f"{source}: key 'kintree_table' has parents {kintree[0, 1:].tolist()} for joints "
+            f"1-4; expected {list(PARENTS[1:])} (root, neck, jaw, left eye, right eye)"
+        )
+    weights = _array(raw, "weights", source, 2)
+    _expect_shape(weights, (num_vertices, NUM_JOINTS), "weights", source)
+    faces = _array(raw, "f", source, 2)
+    _expect_shape(faces, (faces.shape[0], 3), "f", source)
+    if faces.dtype.kind == "f" or faces.min(initial=0) < 0 or faces.max(initial=0) >= num_vertices:
+        raise ValueError(
+            f"{source}: key 'f' must hold integer vertex indices in [0, {num_vertices})"
+        )
+    landmarks: dict[str, np.ndarray] = {}
+    if "lmk_faces_idx" in raw or "lmk_bary_coords" in raw:
+        landmarks = _landmark_arrays(
+            raw, source, "lmk_faces_idx", "lmk_bary_coords", faces.shape[0]
+        )
+    f32 = lambda a: jnp.asarray(a, jnp.float32)
+    return FlameModel(
+        v_template=f32(v_template),
+        shapedirs=f32(shapedirs[:, :, :num_shape]),
+        exprdirs=f32(shapedirs[:, :, num_shape:]),
+        posedirs=f32(posedirs),
+        j_regressor=f32(j_regressor),
+        weights=f32(weights),
+        faces=jnp.asarray(faces, jnp.int32),
+        lmk_faces_idx=landmarks.get("faces"),
+        lmk_bary_coords=landmarks.get("bary"),
+    )
+
+
+def _landmark_arrays(
+    raw: Mapping[str, Any], source: Path, face_key: str, bary_key: str, num_faces: int
+) -> dict[str, jax.Array]:
+    face_idx = _array(raw, face_key, source, 1)
+    bary = _array(raw, bary_key, source, 2)
+    _expect_shape(bary, (face_idx.shape[0], 3), bary_key, source)
+    if (
+        face_idx.dtype.kind == "f"
+        or face_idx.min(initial=0) < 0
+        or (face_idx.max(initial=0) >= num_faces)
+    ):
+        raise ValueError(f"{source}: key '{face_key}' must hold face indices in [0, {num_faces})")
+    return {"faces": jnp.asarray(face_idx, jnp.int32), "bary": jnp.asarray(bary, jnp.float32)}
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: FLAME model file not found")
+    if path.suffix == ".npz":
+        return _load_npz(path)
+    if path.suffix == ".pkl":
+        return load_pickle(path)
+    raise ValueError(f"{path}: expected a FLAME model file ending in .pkl or .npz")
+
+
+def load_model(path: str | Path, landmark_embedding: str | Path | None = None) -> FlameModel:
+    """Loads a FLAME model from an official `.pkl` or a spec `.npz` file.
+
+    Args:
+      path: the model file.
+      landmark_embedding: optional `flame_static_embedding.pkl` (keys `lmk_face_idx`,
+        `lmk_b_coords`) or `.npz` (keys `lmk_faces_idx`, `lmk_bary_coords`); overrides an
+        embedding stored in the model file.
+
+    Raises:
+      FileNotFoundError: a file is missing.
+      ValueError: a malformed file, naming the key and the shapes found and expected.
+    """
+    path = Path(path)
+    model = model_from_arrays(_read(path), path)
+    if landmark_embedding is not None:
+        model = with_landmark_embedding(model, landmark_embedding)
+    return model
+
+
+def with_landmark_embedding(model: FlameModel, path: str | Path) -> FlameModel:
+    """The model with the landmark embedding read from `path` (.pkl or .npz)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: landmark embedding file not found")
+    raw = _read(path)
+    keys = (
+        ("lmk_face_idx", "lmk_b_coords")
+        if "lmk_face_idx" in raw
+        else ("lmk_faces_idx", "lmk_bary_coords")
+    )
+    arrays = _landmark_arrays(raw, path, *keys, num_faces=model.faces.shape[0])
+    return model.replace(lmk_faces_idx=arrays["faces"], lmk_bary_coords=arrays["bary"])
+
+
+def stack_params(params: Sequence[FlameParams], model: FlameModel) -> FlameParams:
+    """Stacks unbatched parameter sets into one batched FlameParams (padded to the model)."""
+    full = [padded(model, p) for p in params]
+    return FlameParams(*[jnp.stack(fields) for fields in zip(*full, strict=True)])
