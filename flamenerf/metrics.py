@@ -1,0 +1,263 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""Image metrics in JAX: PSNR (optionally masked), SSIM (dm-pix) and MS-SSIM (Wang et al. 2003).
+
+Images are float arrays in [0, 1] of shape ``(..., H, W, C)`` (``C`` is 3 for RGB, but any
+channel count works); every metric returns one value per image, shape ``(...)``. All functions
+are pure and can be wrapped in ``jax.jit``.
+
+SSIM settings (all metrics): 11x11 Gaussian window with sigma 1.5, k1 = 0.01, k2 = 0.03,
+max_val = 1, statistics over the 'valid' region (no padding), as ``tf.image.ssim``/dm-pix.
+"""
+
+import math
+from collections.abc import Sequence
+
+import dm_pix
+import jax
+import jax.numpy as jnp
+
+__all__ = [
+    "MS_SSIM_WEIGHTS",
+    "SSIM_FILTER_SIGMA",
+    "SSIM_FILTER_SIZE",
+    "SSIM_K1",
+    "SSIM_K2",
+    "ms_ssim",
+    "ms_ssim_num_scales",
+    "mse_to_psnr",
+    "psnr",
+    "ssim",
+]
+
+SSIM_FILTER_SIZE = 11  # Gaussian window, pixels.
+SSIM_FILTER_SIGMA = 1.5  # Gaussian window sigma, pixels.
+SSIM_K1 = 0.01  # Luminance stabiliser: c1 = (k1 * max_val)**2.
+SSIM_K2 = 0.03  # Contrast/structure stabiliser: c2 = (k2 * max_val)**2.
+SSIM_MAX_VAL = 1.0  # Dynamic range of the images.
+# Wang, Simoncelli & Bovik 2003, "Multi-scale structural similarity for image quality
+# assessment": exponents of scales 1 (full resolution) to 5.
+MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+
+
+def _as_float(x: jax.Array) -> jax.Array:
+    x = jnp.asarray(x)
+    return x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
+
+
+def _check_pair(name: str, pred: jax.Array, target: jax.Array, min_side: int = 1) -> None:
+    if pred.ndim < 3:
+        raise ValueError(f"{name}: pred: expected shape (..., H, W, C), got {pred.shape}")
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"{name}: target: expected the shape of pred {pred.shape}, got {target.shape}"
+        )
+    if min(pred.shape[-3:-1]) < min_side:
+        raise ValueError(
+            f"{name}: pred: expected H and W >= {min_side} (the SSIM window), "
+            f"got shape {pred.shape}"
+        )
+
+
+def mse_to_psnr(mse: jax.Array) -> jax.Array:
+    """PSNR in dB of a mean squared error, for images in [0, 1]: ``-10 log10(mse)``.
+
+    Args:
+      mse: any shape. 0 gives inf, NaN gives NaN.
+
+    Returns:
+      Same shape as ``mse``.
+    """
+    return -10.0 * jnp.log10(mse)
+
+
+def psnr(pred: jax.Array, target: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+    """Peak signal-to-noise ratio (dB) of each image, for images in [0, 1].
+
+    Args:
+      pred: (..., H, W, C) rendered image(s).
+      target: (..., H, W, C) ground truth, same shape.
+      mask: optional (..., H, W) or (..., H, W, 1), boolean or float weights in [0, 1]. The
+        MSE is then taken over the masked pixels only (all C channels of each):
+        ``sum(mask * (pred - target)**2) / (C * sum(mask))``. A mask without any pixel gives
+        0 / 0, i.e. a NaN PSNR (use ``jnp.nanmean`` to average such frames away).
+
+    Returns:
+      (...) PSNR per image; inf when the (masked) images are identical.
+    """
+    pred, target = _as_float(pred), _as_float(target)
+    _check_pair("psnr", pred, target)
+    sq = (pred - target) ** 2
+    if mask is None:
+        return mse_to_psnr(jnp.mean(sq, axis=(-3, -2, -1)))
+    mask = jnp.asarray(mask)
+    if mask.shape == pred.shape[:-1] + (1,):
+        mask = mask[..., 0]
+    if mask.shape != pred.shape[:-1]:
+        raise ValueError(
+            f"psnr: mask: expected shape {pred.shape[:-1]} or {pred.shape[:-1] + (1,)} "
+            f"(pred's without channels), got {mask.shape}"
+        )
+    mask = mask.astype(sq.dtype)
+    total = jnp.sum(mask[..., None] * sq, axis=(-3, -2, -1))
+    count = jnp.sum(mask, axis=(-2, -1)) * pred.shape[-1]
+    return mse_to_psnr(total / count)
+
+
+def ssim(pred: jax.Array, target: jax.Array) -> jax.Array:
+    """Mean SSIM of each image (``dm_pix.ssim``; averaged over pixels and channels).
+
+    Args:
+      pred: (..., H, W, C) with H, W >= 11, values in [0, 1].
+      target: (..., H, W, C), same shape.
+
+    Returns:
+      (...) SSIM per image; 1 for identical images.
+    """
+    pred, target = _as_float(pred), _as_float(target)
+    _check_pair("ssim", pred, target, SSIM_FILTER_SIZE)
+    lead, image = pred.shape[:-3], pred.shape[-3:]
+    value = dm_pix.ssim(
+        pred.reshape((-1, *image)),
+        target.reshape((-1, *image)),
+        max_val=SSIM_MAX_VAL,
+        filter_size=SSIM_FILTER_SIZE,
+        filter_sigma=SSIM_FILTER_SIGMA,
+        k1=SSIM_K1,
+        k2=SSIM_K2,
+    )
+    return value.reshape(lead)
+
+
+def ms_ssim_num_scales(image_shape: Sequence[int], max_scales: int = len(MS_SSIM_WEIGHTS)) -> int:
+    """Number of MS-SSIM scales ``ms_ssim`` uses for images of shape (..., H, W, C).
+
+    Scale j (0-based) has ``ceil(H / 2**j) x ceil(W / 2**j)`` pixels (odd sizes are padded
+    by one row/column before 2x2 average pooling); a scale is used when its short side still
+    holds the 11-px window. Five scales therefore need a short side >= 161 px; a 64x64 image
+    gets 3 scales (64, 32, 16 px).
+
+    Args:
+      image_shape: (..., H, W, C).
+      max_scales: at most this many scales (default 5).
+
+    Returns:
+      int in [1, max_scales].
+
+    Raises:
+      ValueError: when even the full-resolution image is smaller than the window.
+    """
+    if len(image_shape) < 3:
+        raise ValueError(f"ms_ssim: image shape: expected (..., H, W, C), got {image_shape}")
+    side = min(image_shape[-3], image_shape[-2])
+    scales = 0
+    while scales < max_scales and math.ceil(side / 2**scales) >= SSIM_FILTER_SIZE:
+        scales += 1
+    if scales == 0:
+        raise ValueError(
+            f"ms_ssim: image shape: expected H and W >= {SSIM_FILTER_SIZE} (the SSIM window), "
+            f"got {tuple(image_shape)}"
+        )
+    return scales
+
+
+def _gaussian_window() -> jax.Array:
+    """(11,) normalised 1D Gaussian, sigma 1.5 (the same taps as dm-pix)."""
+    x = jnp.arange(SSIM_FILTER_SIZE, dtype=jnp.float32) - (SSIM_FILTER_SIZE - 1) / 2
+    w = jnp.exp(-0.5 * (x / SSIM_FILTER_SIGMA) ** 2)
+    return w / jnp.sum(w)
+
+
+def _blur_valid(x: jax.Array, window: jax.Array) -> jax.Array:
+    """Separable Gaussian filter, 'valid' region. x: (N, H, W) -> (N, H - 10, W - 10)."""
+    k = window.shape[0]
+    x = x[:, None]  # (N, 1, H, W): NCHW with one feature.
+    for kernel in (window.reshape(1, 1, k, 1), window.reshape(1, 1, 1, k)):
+        x = jax.lax.conv_general_dilated(
+            x,
+            kernel.astype(x.dtype),
+            window_strides=(1, 1),
+            padding="VALID",
+            precision=jax.lax.Precision.HIGHEST,
+        )
+    return x[:, 0]
+
+
+def _ssim_terms(x: jax.Array, y: jax.Array, window: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Mean contrast-structure and mean SSIM of each image. x, y: (N, H, W) -> ((N,), (N,))."""
+    c1 = (SSIM_K1 * SSIM_MAX_VAL) ** 2
+    c2 = (SSIM_K2 * SSIM_MAX_VAL) ** 2
+    mu_x, mu_y = _blur_valid(x, window), _blur_valid(y, window)
+    var_x = _blur_valid(x * x, window) - mu_x**2
+    var_y = _blur_valid(y * y, window) - mu_y**2
+    cov = _blur_valid(x * y, window) - mu_x * mu_y
+    # Same round-off guards as dm_pix.ssim, so that one scale reproduces it exactly.
+    eps = jnp.finfo(jnp.float32).eps ** 2
+    var_x, var_y = jnp.maximum(eps, var_x), jnp.maximum(eps, var_y)
+    cov = jnp.sign(cov) * jnp.minimum(jnp.sqrt(var_x * var_y), jnp.abs(cov))
+    luminance = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1)
+    cs = (2 * cov + c2) / (var_x + var_y + c2)
+    return jnp.mean(cs, axis=(-2, -1)), jnp.mean(luminance * cs, axis=(-2, -1))
+
+
+def _downsample(x: jax.Array) -> jax.Array:
+    """2x2 average pooling; an odd H or W is first padded by repeating its last row/column
+    (tf.image.ssim_multiscale's 'SYMMETRIC' padding). x: (N, H, W) -> (N, ceil(H/2), ceil(W/2)).
+    """
+    n, h, w = x.shape
+    x = jnp.pad(x, ((0, 0), (0, h % 2), (0, w % 2)), mode="edge")
+    h, w = x.shape[1:]
+    return x.reshape(n, h // 2, 2, w // 2, 2).mean(axis=(2, 4))
+
+
+def ms_ssim(
+    pred: jax.Array, target: jax.Array, weights: Sequence[float] = MS_SSIM_WEIGHTS
+) -> jax.Array:
+    """Multi-scale SSIM of each image (Wang, Simoncelli & Bovik 2003).
+
+    For each channel, with M scales (scale 1 = full resolution, 2x2 average pooling between
+    scales, see ``ms_ssim_num_scales``)::
+
+        MS-SSIM = prod_{j < M} relu(cs_j) ** w_j  *  relu(ssim_M) ** w_M
+
+    where ``cs_j`` is the mean contrast-structure term at scale j and ``ssim_M`` the mean
+    SSIM (luminance * cs per pixel) at the coarsest scale used. Negative terms are clipped to
+    0 before the (fractional) powers, as ``tf.image.ssim_multiscale`` does. The result is
+    averaged over channels (like dm-pix/TF SSIM on colour images).
+
+    Images too small for all scales (short side < 161 px for 5 scales) use as many scales as
+    fit, with the weights of those scales renormalised to sum to 1; ``ms_ssim_num_scales``
+    gives that number (a static function of the shape). With ``weights=(1.0,)`` this is SSIM.
+
+    Args:
+      pred: (..., H, W, C) with H, W >= 11, values in [0, 1].
+      target: (..., H, W, C), same shape.
+      weights: exponents per scale, finest first (default Wang et al.'s five).
+
+    Returns:
+      (...) MS-SSIM per image; 1 for identical images.
+    """
+    pred, target = _as_float(pred), _as_float(target)
+    _check_pair("ms_ssim", pred, target, SSIM_FILTER_SIZE)
+    if not weights:
+        raise ValueError("ms_ssim: weights: expected at least one weight, got none")
+    num_scales = ms_ssim_num_scales(pred.shape, len(weights))
+    w = jnp.asarray(weights[:num_scales], dtype=pred.dtype)
+    w = w / jnp.sum(w)
+
+    lead, (h, wd, c) = pred.shape[:-3], pred.shape[-3:]
+    # (..., H, W, C) -> (N, H, W) with N = prod(lead) * C: every channel an image.
+    x = jnp.moveaxis(pred.reshape((-1, h, wd, c)), -1, 1).reshape((-1, h, wd))
+    y = jnp.moveaxis(target.reshape((-1, h, wd, c)), -1, 1).reshape((-1, h, wd))
+    window = _gaussian_window()
+
+    terms = []
+    for scale in range(num_scales):
+        cs, full = _ssim_terms(x, y, window)
+        if scale < num_scales - 1:
+            terms.append(cs)
+            x, y = _downsample(x), _downsample(y)
+        else:
+            terms.append(full)
+    values = jax.nn.relu(jnp.stack(terms, axis=-1))  # (N, M)
+    per_channel = jnp.prod(values**w, axis=-1)  # (N,)
+    return per_channel.reshape((-1, c)).mean(axis=-1).reshape(lead)
