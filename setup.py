@@ -21,6 +21,7 @@ setup(
         "scipy>=1.13,<2",
         "tensorflow-datasets>=4.9.9,<5",
         "array_record>=0.8,<0.9",
+        "importlib_resources>=6",  # tensorflow-datasets needs it for builders in packages
         "orbax-checkpoint>=0.12,<0.13",
         "dm-pix>=0.4.5,<0.5",
         "tensorboardX>=2.6,<3",

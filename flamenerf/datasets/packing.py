@@ -1,0 +1,133 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""Packs a capture's frames into a TFDS `array_record` dataset, read without TensorFlow.
+
+tensorflow-datasets is the storage layer: `pack_capture` writes each frame (image and
+FLAME-silhouette mask, at the capture's scale) as one record under the cache folder, and
+`FrameSource` reads records by frame index through `tfds.data_source` (random access, no
+TensorFlow). Images are stored as zlib-compressed uint8 tensors. Masks missing from the
+capture are rasterised once here. The pack is keyed by the capture's path, scale and the
+sizes and times of its files, so an edited capture is packed again; the capture itself is
+never written to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow_datasets as tfds
+from tqdm.auto import tqdm
+
+from flamenerf.datasets.capture import Capture
+
+PACK_VERSION = "1.0.0"
+
+
+def cache_root() -> Path:
+    """The cache folder: `$FLAMENERF_CACHE`, default `~/.cache/flamenerf`."""
+    return Path(os.environ.get("FLAMENERF_CACHE", Path.home() / ".cache" / "flamenerf"))
+
+
+def capture_key(capture: Capture) -> str:
+    """A digest of the capture's path, scale and every file's size and time."""
+    digest = hashlib.sha256(f"{capture.root.resolve()}|{capture.scale}|{PACK_VERSION}".encode())
+    for path in sorted(capture.root.rglob("*")):
+        if path.is_file():
+            stat = path.stat()
+            digest.update(
+                f"{path.relative_to(capture.root)}|{stat.st_size}|{stat.st_mtime_ns}".encode()
+            )
+    return digest.hexdigest()[:16]
+
+
+class CaptureFrames(tfds.core.GeneratorBasedBuilder):
+    """One record per frame of a capture: index, id, image (H, W, 3) and mask (H, W)."""
+
+    VERSION = tfds.core.Version(PACK_VERSION)
+
+    def __init__(self, *, capture: Capture | None = None, show_progress: bool = True, **kwargs):
+        self._capture = capture
+        self._show_progress = show_progress
+        super().__init__(**kwargs)
+
+    def _info(self) -> tfds.core.DatasetInfo:
+        return tfds.core.DatasetInfo(
+            builder=self,
+            description="Frames of a flamenerf capture at one image scale.",
+            features=tfds.features.FeaturesDict(
+                {
+                    "index": tfds.features.Scalar(dtype=np.int32),
+                    "id": tfds.features.Text(),
+                    "image": tfds.features.Tensor(
+                        shape=(None, None, 3), dtype=np.uint8, encoding="zlib"
+                    ),
+                    "mask": tfds.features.Tensor(
+                        shape=(None, None), dtype=np.bool_, encoding="zlib"
+                    ),
+                }
+            ),
+            disable_shuffling=True,
+        )
+
+    def _split_generators(self, dl_manager):
+        del dl_manager
+        return {"frames": self._generate_examples()}
+
+    def _generate_examples(self):
+        capture = self._capture
+        ids = capture.ids
+        for index, frame_id in enumerate(
+            tqdm(ids, desc="packing frames", disable=not self._show_progress)
+        ):
+            record = {
+                "index": index,
+                "id": frame_id,
+                "image": capture.image(frame_id),
+                "mask": capture.mask(frame_id),
+            }
+            yield f"{index:08d}", record
+
+
+class FrameSource:
+    """Random access to a packed capture's frames, by index into `capture.ids`."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        self._source = tfds.data_source("capture_frames", data_dir=str(data_dir), split="frames")
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        """{'image': uint8 (H, W, 3), 'mask': bool (H, W)} of frame `index`."""
+        record = self._source[int(index)]
+        if int(record["index"]) != index:
+            raise ValueError(f"{self.data_dir}: record {index} holds frame {record['index']}")
+        return {"image": record["image"], "mask": record["mask"]}
+
+
+def pack_capture(
+    capture: Capture, cache_dir: Path | None = None, show_progress: bool = True
+) -> FrameSource:
+    """Packs the capture once (cached) and opens it.
+
+    Args:
+      capture: a loaded capture.
+      cache_dir: where packs live; default `cache_root() / "packed"`.
+      show_progress: show a progress bar while packing.
+
+    Returns:
+      A FrameSource over every frame of `capture.ids`.
+    """
+    data_dir = (cache_dir or cache_root() / "packed") / capture_key(capture)
+    builder = CaptureFrames(
+        capture=capture,
+        show_progress=show_progress,
+        data_dir=str(data_dir),
+        file_format="array_record",
+    )
+    tfds.disable_progress_bar()  # TFDS's own bars; ours (tqdm) counts frames
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(verify_ssl=False))
+    return FrameSource(data_dir)
