@@ -1,0 +1,218 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""Sampling along rays, inverse-CDF resampling and volume rendering.
+
+Shapes: N rays, S samples per ray. A ray is `origin + z * direction`; with unit directions
+(as in a RayBatch) z is the distance from the origin. Sample i stands for the interval
+[z_i, z_{i+1}] (density and colour constant on it); the last sample's interval has length
+`last_delta` (1e10 by default: whatever the last sample sees fills the rest of the ray).
+"""
+
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+
+# Added to every weight before building a pdf, so that empty rays (all weights 0) sample
+# uniformly instead of dividing by zero (value of Nerfies and mip-NeRF).
+_PDF_PADDING = 1e-5
+
+
+def _per_ray(value: float | Array, num_rays: int) -> Array:
+    """A scalar or per-ray `(N,)`/`(N, 1)` bound -> `(N, 1)` float32."""
+    value = jnp.asarray(value, jnp.float32)
+    if value.ndim == 1:
+        value = value[:, None]
+    return jnp.broadcast_to(value, (num_rays, 1))
+
+
+def points_along_rays(origins: Array, directions: Array, z_vals: Array) -> Array:
+    """`origins, directions: (N, 3)`, `z_vals: (N, S)` -> points `(N, S, 3)`."""
+    return origins[:, None, :] + z_vals[..., None] * directions[:, None, :]
+
+
+def sample_along_rays(
+    key: Array,
+    origins: Array,
+    directions: Array,
+    num_samples: int,
+    near: float | Array,
+    far: float | Array,
+    randomized: bool,
+    use_linear_disparity: bool = False,
+) -> tuple[Array, Array]:
+    """Stratified samples between near and far.
+
+    Without randomisation the samples are `num_samples` evenly spaced values from near to far
+    inclusive (evenly in 1/z with `use_linear_disparity`). With it, sample i is drawn
+    uniformly between the midpoints around the i-th of those values (the first and last
+    strata end at near and far), so samples stay sorted and inside [near, far].
+
+    Args:
+      key: PRNG key (unused when not randomized).
+      origins: (N, 3) ray origins.
+      directions: (N, 3) ray directions.
+      num_samples: S.
+      near: scalar or (N,) near bound(s), > 0 with `use_linear_disparity`.
+      far: scalar or (N,) far bound(s).
+      randomized: jitter samples within their strata (training) or not (evaluation).
+      use_linear_disparity: space samples evenly in disparity rather than depth.
+
+    Returns:
+      z_vals: (N, S) sorted sample depths; points: (N, S, 3).
+    """
+    num_rays = origins.shape[0]
+    near, far = _per_ray(near, num_rays), _per_ray(far, num_rays)
+    t = jnp.linspace(0.0, 1.0, num_samples)
+    if use_linear_disparity:
+        z_vals = 1.0 / ((1.0 - t) / near + t / far)
+    else:
+        z_vals = (1.0 - t) * near + t * far  # (N, S)
+    if randomized:
+        mids = 0.5 * (z_vals[:, 1:] + z_vals[:, :-1])
+        lower = jnp.concatenate([z_vals[:, :1], mids], axis=-1)
+        upper = jnp.concatenate([mids, z_vals[:, -1:]], axis=-1)
+        z_vals = lower + (upper - lower) * jax.random.uniform(key, z_vals.shape)
+    return z_vals, points_along_rays(origins, directions, z_vals)
+
+
+def sample_pdf(
+    key: Array, bins: Array, weights: Array, num_samples: int, randomized: bool
+) -> Array:
+    """Inverse-transform sampling of a piecewise-constant pdf along each ray.
+
+    The pdf is `weights` (plus a small padding, see `_PDF_PADDING`) normalised per ray and
+    constant inside each bin (all-zero weights: equal mass per bin). Uniform variates are
+    stratified: u_k = (k + 0.5) / M without randomisation, (k + U_k) / M with it, so the
+    samples come out sorted and every bin of probability p receives about p * M of them.
+    Gradients do not flow into the samples.
+
+    Args:
+      key: PRNG key (unused when not randomized).
+      bins: (N, B + 1) sorted bin edges.
+      weights: (N, B) non-negative bin weights (need not sum to 1).
+      num_samples: M.
+      randomized: jitter the variates within their strata.
+
+    Returns:
+      (N, M) sorted samples inside [bins[:, 0], bins[:, -1]].
+    """
+    bins = jax.lax.stop_gradient(bins)
+    weights = jax.lax.stop_gradient(jnp.maximum(weights, 0.0)) + _PDF_PADDING
+    pdf = weights / jnp.sum(weights, axis=-1, keepdims=True)
+    inner_cdf = jnp.cumsum(pdf[:, :-1], axis=-1)  # (N, B - 1): cdf at the inner edges
+    cdf = jnp.concatenate(
+        [jnp.zeros_like(pdf[:, :1]), jnp.minimum(inner_cdf, 1.0), jnp.ones_like(pdf[:, :1])],
+        axis=-1,
+    )  # (N, B + 1)
+
+    num_rays = bins.shape[0]
+    strata = jnp.arange(num_samples, dtype=pdf.dtype)
+    if randomized:
+        offsets = jax.random.uniform(key, (num_rays, num_samples), dtype=pdf.dtype)
+    else:
+        offsets = jnp.full((num_rays, num_samples), 0.5, dtype=pdf.dtype)
+    u = (strata + offsets) / num_samples  # (N, M) in [0, 1)
+
+    # Bin of each variate: how many inner edges lie at or below it, in [0, B - 1].
+    index = jnp.sum(u[:, None, :] >= inner_cdf[:, :, None], axis=1)
+    cdf_lo = jnp.take_along_axis(cdf, index, axis=-1)
+    cdf_hi = jnp.take_along_axis(cdf, index + 1, axis=-1)
+    bin_lo = jnp.take_along_axis(bins, index, axis=-1)
+    bin_hi = jnp.take_along_axis(bins, index + 1, axis=-1)
+    span = cdf_hi - cdf_lo
+    frac = jnp.clip((u - cdf_lo) / jnp.where(span > 0.0, span, 1.0), 0.0, 1.0)
+    return bin_lo + frac * (bin_hi - bin_lo)
+
+
+def resample_along_rays(
+    key: Array,
+    origins: Array,
+    directions: Array,
+    z_vals: Array,
+    weights: Array,
+    num_samples: int,
+    randomized: bool,
+    include_input: bool = True,
+) -> tuple[Array, Array]:
+    """Hierarchical sampling: new samples where the coarse rendering put its weight.
+
+    Uses the renderer's convention: coarse sample i covers [z_i, z_{i+1}] with weight w_i, so
+    the bins are the coarse z_vals and the last weight (the open interval behind the last
+    sample) is left out.
+
+    Args:
+      key: PRNG key.
+      origins, directions: (N, 3).
+      z_vals: (N, S) sorted coarse sample depths, S >= 2.
+      weights: (N, S) coarse rendering weights (gradients are stopped).
+      num_samples: M new samples per ray.
+      randomized: see `sample_pdf`.
+      include_input: also return the coarse samples (merged and sorted), as NeRF's fine pass;
+        False returns only the M new ones (proposal-style fine pass).
+
+    Returns:
+      z_vals: (N, S + M) or (N, M) sorted; points: (N, S + M, 3) or (N, M, 3).
+    """
+    z_new = sample_pdf(key, z_vals, weights[:, :-1], num_samples, randomized)
+    if include_input:
+        z_new = jnp.sort(jnp.concatenate([jax.lax.stop_gradient(z_vals), z_new], axis=-1))
+    return z_new, points_along_rays(origins, directions, z_new)
+
+
+def volumetric_rendering(
+    rgb: Array,
+    sigma: Array,
+    z_vals: Array,
+    directions: Array,
+    last_delta: float = 1e10,
+    background: float | Array | None = None,
+    normalize_depth: bool = False,
+) -> dict[str, Array]:
+    """Alpha-composites samples along rays (NeRF's quadrature).
+
+    delta_i = (z_{i+1} - z_i) |d| (last: `last_delta` |d|), alpha_i = 1 - exp(-sigma_i delta_i),
+    T_i = exp(-sum_{j<i} sigma_j delta_j), w_i = T_i alpha_i. Exact for density and colour
+    constant on each [z_i, z_{i+1}].
+
+    Args:
+      rgb: (N, S, 3) colours.
+      sigma: (N, S) non-negative densities.
+      z_vals: (N, S) sorted sample depths.
+      directions: (N, 3) ray directions (their norm scales the intervals).
+      last_delta: length of the last sample's interval.
+      background: None (black, the default: real captures have their own background), or a
+        colour, (3,) or (N, 3), added with weight 1 - acc.
+      normalize_depth: False returns depth = sum_i w_i z_i (NeRF's expected depth, pulled
+        towards 0 where acc < 1); True divides it by acc (the expected depth of what was hit),
+        clipped to [z_0, z_{S-1}] (z_0 where nothing was hit).
+
+    Returns:
+      dict with rgb (N, 3), depth (N,), acc (N,) = sum_i w_i, weights (N, S).
+    """
+    if sigma.shape != z_vals.shape or rgb.shape != (*z_vals.shape, 3):
+        raise ValueError(
+            "volumetric_rendering: found rgb "
+            f"{rgb.shape}, sigma {sigma.shape}, z_vals {z_vals.shape}; expected (N, S, 3), "
+            "(N, S), (N, S)"
+        )
+    deltas = jnp.concatenate(
+        [z_vals[:, 1:] - z_vals[:, :-1], jnp.full_like(z_vals[:, :1], last_delta)], axis=-1
+    )
+    deltas = deltas * jnp.linalg.norm(directions, axis=-1, keepdims=True)
+    optical_depth = sigma * deltas
+    alpha = 1.0 - jnp.exp(-optical_depth)
+    # Exclusive cumulative sum: transmittance before each sample (1 at the first).
+    accumulated = jnp.concatenate(
+        [jnp.zeros_like(optical_depth[:, :1]), jnp.cumsum(optical_depth[:, :-1], axis=-1)],
+        axis=-1,
+    )
+    weights = alpha * jnp.exp(-accumulated)
+
+    acc = jnp.sum(weights, axis=-1)
+    out_rgb = jnp.sum(weights[..., None] * rgb, axis=-2)
+    if background is not None:
+        out_rgb = out_rgb + (1.0 - acc[:, None]) * jnp.asarray(background, out_rgb.dtype)
+    depth = jnp.sum(weights * z_vals, axis=-1)
+    if normalize_depth:
+        depth = jnp.clip(depth / jnp.maximum(acc, 1e-10), z_vals[:, 0], z_vals[:, -1])
+    return {"rgb": out_rgb, "depth": depth, "acc": acc, "weights": weights}

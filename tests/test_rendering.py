@@ -1,0 +1,215 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""Tests of ray sampling, inverse-CDF resampling and volume rendering against analytic values."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from flamenerf import rendering
+
+KEY = jax.random.PRNGKey(0)
+
+
+@pytest.fixture(scope="module")
+def render():
+    return jax.jit(
+        rendering.volumetric_rendering,
+        static_argnames=("last_delta", "normalize_depth"),
+    )
+
+
+@pytest.fixture(scope="module")
+def sample_pdf():
+    return jax.jit(rendering.sample_pdf, static_argnames=("num_samples", "randomized"))
+
+
+def _rays(n):
+    origins = jnp.zeros((n, 3))
+    directions = jnp.tile(jnp.array([[0.0, 0.0, 1.0]]), (n, 1))
+    return origins, directions
+
+
+# ---------------------------------------------------------------- sample_along_rays
+
+
+def test_deterministic_samples_are_evenly_spaced():
+    origins, directions = _rays(2)
+    origins = origins.at[1].set(jnp.array([1.0, 2.0, 3.0]))
+    z, pts = rendering.sample_along_rays(KEY, origins, directions, 5, 1.0, 3.0, False)
+    np.testing.assert_allclose(z, [[1.0, 1.5, 2.0, 2.5, 3.0]] * 2, atol=1e-6)
+    assert pts.shape == (2, 5, 3)
+    np.testing.assert_allclose(pts[1, :, 2], 3.0 + np.array([1.0, 1.5, 2.0, 2.5, 3.0]), atol=1e-6)
+
+
+def test_stratified_samples_stay_in_their_strata():
+    origins, directions = _rays(64)
+    z, _ = rendering.sample_along_rays(KEY, origins, directions, 5, 1.0, 3.0, True)
+    edges = np.array([1.0, 1.25, 1.75, 2.25, 2.75, 3.0])  # midpoints between 1, 1.5, ..., 3
+    z = np.asarray(z)
+    assert np.all(z >= edges[:-1] - 1e-6) and np.all(z <= edges[1:] + 1e-6)
+    assert np.all(np.diff(z, axis=-1) >= 0)
+    assert np.std(z[:, 2]) > 0.05  # actually random
+
+
+def test_linear_disparity_and_per_ray_bounds():
+    origins, directions = _rays(2)
+    near, far = jnp.array([1.0, 2.0]), jnp.array([4.0, 8.0])
+    z, _ = rendering.sample_along_rays(KEY, origins, directions, 4, near, far, False, True)
+    for r, (n, f) in enumerate([(1.0, 4.0), (2.0, 8.0)]):
+        np.testing.assert_allclose(1.0 / np.asarray(z[r]), np.linspace(1 / n, 1 / f, 4), atol=1e-6)
+
+
+# ---------------------------------------------------------------- volumetric_rendering
+
+
+def _slab(sigma, a, b, colour, spacing=1e-3, far=4.0):
+    """One ray through density `sigma` on [a, b] (on the sample grid), nothing elsewhere."""
+    n = round(far / spacing) + 1
+    index = np.arange(n)
+    z = index * spacing
+    inside = (index >= round(a / spacing)) & (index < round(b / spacing))
+    sig = np.where(inside, sigma, 0.0)
+    rgb = np.broadcast_to(np.asarray(colour), (n, 3))
+    return (
+        jnp.asarray(rgb[None], jnp.float32),
+        jnp.asarray(sig[None], jnp.float32),
+        jnp.asarray(z[None], jnp.float32),
+    )
+
+
+def test_constant_slab_matches_analytic(render):
+    sigma, a, b, colour = 1.3, 1.0, 2.5, np.array([0.2, 0.5, 0.9])
+    rgb, sig, z = _slab(sigma, a, b, colour)
+    out = render(rgb, sig, z, jnp.array([[0.0, 0.0, 1.0]]))
+    length = b - a
+    acc = 1.0 - math.exp(-sigma * length)
+    # E[z; hit] = int_a^b z sigma exp(-sigma (z - a)) dz.
+    depth = a * acc + 1.0 / sigma - math.exp(-sigma * length) * (length + 1.0 / sigma)
+    np.testing.assert_allclose(out["acc"], [acc], atol=1e-5)
+    np.testing.assert_allclose(out["rgb"], [acc * colour], atol=1e-5)
+    # The quadrature puts each interval's mass at its left end: error <= spacing.
+    np.testing.assert_allclose(out["depth"], [depth], atol=1e-3)
+    out_n = render(rgb, sig, z, jnp.array([[0.0, 0.0, 1.0]]), normalize_depth=True)
+    np.testing.assert_allclose(out_n["depth"], [depth / acc], atol=1e-3)
+    assert out["weights"].shape == z.shape
+
+
+def test_direction_norm_scales_optical_depth(render):
+    rgb, sig, z = _slab(0.7, 1.0, 2.0, [1.0, 1.0, 1.0], spacing=1e-2)
+    out = render(rgb, sig, z, jnp.array([[0.0, 2.0, 0.0]]))
+    np.testing.assert_allclose(out["acc"], [1.0 - math.exp(-0.7 * 2.0 * 1.0)], atol=1e-5)
+
+
+def test_single_opaque_sample(render):
+    colour = jnp.array([[[0.3, 0.6, 0.1]]])
+    out = render(colour, jnp.array([[5.0]]), jnp.array([[2.0]]), jnp.array([[1.0, 0.0, 0.0]]))
+    np.testing.assert_allclose(out["weights"], [[1.0]], atol=1e-6)
+    np.testing.assert_allclose(out["rgb"], colour[:, 0], atol=1e-6)
+    np.testing.assert_allclose(out["depth"], [2.0], atol=1e-6)
+    np.testing.assert_allclose(out["acc"], [1.0], atol=1e-6)
+
+
+def test_opaque_sample_hides_what_is_behind(render):
+    z = jnp.linspace(1.0, 2.0, 11)[None]
+    sigma = jnp.zeros((1, 11)).at[0, 4].set(1e4).at[0, 7:].set(3.0)
+    rgb = jnp.zeros((1, 11, 3)).at[0, 4].set(jnp.array([1.0, 0.0, 0.5])).at[0, 7:, 1].set(1.0)
+    out = render(rgb, sigma, z, jnp.array([[0.0, 0.0, 1.0]]))
+    np.testing.assert_allclose(out["weights"], np.eye(11)[4:5], atol=1e-6)
+    np.testing.assert_allclose(out["rgb"], [[1.0, 0.0, 0.5]], atol=1e-6)
+    np.testing.assert_allclose(out["depth"], [1.4], atol=1e-6)
+
+
+def test_background_fills_transparency(render):
+    rgb, sig, z = _slab(0.5, 1.0, 2.0, [1.0, 0.0, 0.0], spacing=1e-2)
+    out = render(rgb, sig, z, jnp.array([[0.0, 0.0, 1.0]]), background=jnp.array([0.0, 0.0, 1.0]))
+    acc = 1.0 - math.exp(-0.5)
+    np.testing.assert_allclose(out["rgb"], [[acc, 0.0, 1.0 - acc]], atol=1e-5)
+
+
+def test_empty_ray_black_and_normalised_depth_at_near(render):
+    z = jnp.linspace(1.0, 2.0, 8)[None]
+    out = render(jnp.ones((1, 8, 3)), jnp.zeros((1, 8)), z, jnp.ones((1, 3)), normalize_depth=True)
+    np.testing.assert_allclose(out["rgb"], [[0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(out["acc"], [0.0])
+    np.testing.assert_allclose(out["depth"], [1.0])
+
+
+def test_rendering_rejects_sigma_with_channel_axis():
+    with pytest.raises(ValueError, match="sigma"):
+        rendering.volumetric_rendering(
+            jnp.zeros((2, 4, 3)), jnp.zeros((2, 4, 1)), jnp.zeros((2, 4)), jnp.ones((2, 3))
+        )
+
+
+# ---------------------------------------------------------------- inverse-CDF sampling
+
+BINS = np.array([[0.0, 1.0, 3.0, 3.5, 6.0], [2.0, 2.5, 3.0, 3.5, 4.0]])
+WEIGHTS = np.array([[0.1, 0.5, 0.0, 0.4], [1.0, 0.0, 0.0, 3.0]])
+
+
+def _analytic_cdf(bins, weights, x):
+    """CDF of the piecewise-constant density with the given bin masses, at points x."""
+    masses = weights / weights.sum()
+    cdf_edges = np.concatenate([[0.0], np.cumsum(masses)])
+    return np.interp(x, bins, cdf_edges)
+
+
+@pytest.mark.parametrize("randomized", [False, True])
+def test_inverse_cdf_matches_pdf(sample_pdf, randomized):
+    m = 2000
+    samples = np.asarray(
+        sample_pdf(
+            KEY, jnp.asarray(BINS), jnp.asarray(WEIGHTS), num_samples=m, randomized=randomized
+        )
+    )
+    assert samples.shape == (2, m)
+    for r in range(2):
+        s = np.sort(samples[r])
+        # Kolmogorov-Smirnov distance between the empirical and the true CDF.
+        true = _analytic_cdf(BINS[r], WEIGHTS[r], s)
+        ecdf_hi = np.arange(1, m + 1) / m
+        ecdf_lo = np.arange(m) / m
+        ks = max(np.max(np.abs(ecdf_hi - true)), np.max(np.abs(ecdf_lo - true)))
+        assert ks < 0.02
+        assert s[0] >= BINS[r, 0] and s[-1] <= BINS[r, -1]
+        assert np.all(np.diff(samples[r]) >= 0)  # sorted as returned
+    # Zero-weight bins receive (almost) nothing: padding gives them ~1e-5 of the mass.
+    assert np.sum((samples[0] > 3.0 + 1e-4) & (samples[0] < 3.5 - 1e-4)) <= 1
+
+
+def test_inverse_cdf_of_empty_weights_puts_equal_mass_per_bin(sample_pdf):
+    bins = jnp.array([[0.0, 1.0, 2.0, 4.0]])
+    samples = sample_pdf(KEY, bins, jnp.zeros((1, 3)), num_samples=8, randomized=False)
+    assert bool(jnp.all(jnp.isfinite(samples)))
+    u = (np.arange(8) + 0.5) / 8
+    expected = np.interp(u, [0.0, 1 / 3, 2 / 3, 1.0], [0.0, 1.0, 2.0, 4.0])
+    np.testing.assert_allclose(samples[0], expected, atol=1e-5)
+
+
+def test_inverse_cdf_has_no_gradient():
+    def total(weights, bins):
+        return jnp.sum(rendering.sample_pdf(KEY, bins, weights, 16, True))
+
+    gw, gb = jax.grad(total, argnums=(0, 1))(jnp.asarray(WEIGHTS), jnp.asarray(BINS))
+    np.testing.assert_array_equal(gw, 0.0)
+    np.testing.assert_array_equal(gb, 0.0)
+
+
+@pytest.mark.parametrize("include_input", [True, False])
+def test_resample_along_rays_shapes(include_input):
+    origins, directions = _rays(3)
+    z, _ = rendering.sample_along_rays(KEY, origins, directions, 8, 1.0, 3.0, False)
+    weights = jnp.zeros((3, 8)).at[:, 3].set(1.0)
+    z_new, pts = rendering.resample_along_rays(
+        KEY, origins, directions, z, weights, 6, True, include_input
+    )
+    total = 8 + 6 if include_input else 6
+    assert z_new.shape == (3, total) and pts.shape == (3, total, 3)
+    assert bool(jnp.all(jnp.diff(z_new, axis=-1) >= 0))
+    np.testing.assert_allclose(pts[..., 2], z_new, atol=1e-6)
+    new = np.setdiff1d(np.asarray(z_new[0]), np.asarray(z[0])) if include_input else z_new[0]
+    # All the weight is on sample 3, i.e. the interval [z_3, z_4].
+    assert np.all((new >= float(z[0, 3]) - 1e-3) & (new <= float(z[0, 4]) + 1e-3))
