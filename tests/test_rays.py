@@ -116,3 +116,12 @@ def test_prefetch_yields_in_order_and_reraises():
 
     with pytest.raises(RuntimeError, match="reader failed"):
         list(rays.prefetch(broken()))
+
+
+def test_skip_resumes_the_exact_stream(capture, source):
+    sampler = rays.RaySampler(capture, source, batch_size=48, seed=5, frames_per_group=2)
+    stream = list(itertools.islice(sampler.batches(), 12))
+    resumed = list(itertools.islice(sampler.batches(skip=7), 5))
+    for a, b in zip(stream[7:], resumed, strict=True):
+        np.testing.assert_array_equal(a.origins, b.origins)
+        np.testing.assert_array_equal(a.rgb, b.rgb)

@@ -256,17 +256,29 @@ class RaySampler:
             )
 
     def __iter__(self) -> Iterator[RayBatch]:
-        """Batches forever; leftovers of a group are carried into the next group."""
+        return self.batches()
+
+    def batches(self, skip: int = 0) -> Iterator[RayBatch]:
+        """Batches forever; a group's leftovers carry into the next group.
+
+        Args:
+          skip: batches to pass over first (resuming at step `skip` continues the exact
+            stream of an uninterrupted run; skipped batches cost no ray computation).
+        """
         carry = None
         epoch = 0
+        count = 0
         while True:
             for pool in self.epoch(epoch):
                 if carry is not None:
                     pool = tuple(np.concatenate([c, p]) for c, p in zip(carry, pool, strict=True))
                 n = len(pool[0])
                 full = n - n % self.batch_size
-                for i in range(0, full, self.batch_size):
+                first = min(max(skip - count, 0), full // self.batch_size) * self.batch_size
+                count += first // self.batch_size
+                for i in range(first, full, self.batch_size):
                     f, px, rgb, inside = (a[i : i + self.batch_size] for a in pool)
+                    count += 1
                     yield pixel_rays(self.table, f, px, _to_float(rgb), inside)
                 carry = tuple(a[full:] for a in pool)
             epoch += 1

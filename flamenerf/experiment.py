@@ -1,0 +1,379 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""An experiment folder: its configuration, capture, model, checkpoints and summaries.
+
+Shared by the training, evaluation and rendering command lines. `Experiment.create` parses
+gin files and bindings (or, when none are given, the folder's saved `config.gin`), resolves
+and validates the capture, and builds the model over a device mesh. Layout (DESIGN.md 2.3):
+
+    EXP/config.gin      effective configuration, with the resolved capture and FLAME file
+    EXP/checkpoints/    Orbax CheckpointManager (atomic, keeps the last N)
+    EXP/metrics.jsonl   one JSON object per line: {"step", "wall_s", "split", ...}
+    EXP/tensorboard/    event files (tensorboardX)
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gin
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from flamenerf import configs, evaluation, training
+from flamenerf.datasets import capture as capture_lib
+from flamenerf.datasets import packing, rays
+from flamenerf.model import FlameNerf, init_params, make_model
+
+PROJECT_GIN = Path(__file__).resolve().parents[1] / "gin"
+
+
+class UserError(Exception):
+    """A problem with the user's input: printed as one message, without a traceback."""
+
+
+def add_gin_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--gin_configs",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="gin files, applied in order (default: the experiment's saved config.gin)",
+    )
+    parser.add_argument(
+        "--gin_bindings",
+        nargs="+",
+        action="extend",
+        default=[],
+        help="gin bindings applied after the files, e.g. 'TrainConfig.max_steps = 100'",
+    )
+
+
+def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("multi-host (jax.distributed.initialize)")
+    group.add_argument("--coordinator_address", default=None, help="host:port of process 0")
+    group.add_argument("--num_processes", type=int, default=None, help="number of processes")
+    group.add_argument("--process_id", type=int, default=None, help="this process's index")
+
+
+def distributed_settings(args: argparse.Namespace) -> dict[str, Any] | None:
+    if args.coordinator_address is None:
+        return None
+    if args.num_processes is None or args.process_id is None:
+        raise SystemExit("error: --coordinator_address needs --num_processes and --process_id")
+    return {
+        "coordinator_address": args.coordinator_address,
+        "num_processes": args.num_processes,
+        "process_id": args.process_id,
+    }
+
+
+class _GinSearchNoise(logging.Filter):
+    """Hides gin's "Path not found" log for search-path prefixes it tries before ours."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Path not found:")
+
+
+def parse_gin(files: list[str], bindings: list[str]) -> None:
+    """Parses gin files and bindings; errors become UserError naming the file or binding."""
+    logging.getLogger().addFilter(_GinSearchNoise())
+    gin.clear_config()
+    for folder in {PROJECT_GIN, *(Path(f).resolve().parent for f in files)}:
+        gin.add_config_file_search_path(str(folder))
+    for path in files:
+        if not Path(path).is_file():
+            raise UserError(f"{path}: gin config file not found")
+    try:
+        gin.parse_config_files_and_bindings(files, bindings, finalize_config=False)
+    except (ValueError, KeyError, SyntaxError, OSError) as error:
+        raise UserError(f"bad gin configuration: {error}") from None
+
+
+def default_capture_path() -> Path:
+    from flamenerf.datasets import synthetic
+
+    return synthetic.default_capture()
+
+
+@dataclasses.dataclass
+class Experiment:
+    """Everything a training or evaluation run needs (see the module docstring)."""
+
+    base_folder: Path
+    data_config: configs.DataConfig
+    train_config: configs.TrainConfig
+    model_config: configs.ModelConfig
+    warp_config: configs.WarpConfig
+    expression_config: configs.ExpressionConfig
+    loss_config: configs.LossConfig
+    capture: capture_lib.Capture
+    model: FlameNerf
+    mesh: jax.sharding.Mesh
+    _checkpoints: Any = None
+    _source: Any = None
+    _renderer: evaluation.Renderer | None = None
+    _started: float = dataclasses.field(default_factory=time.time)
+
+    # ----------------------------------------------------------------------- construction
+    @classmethod
+    def create(
+        cls,
+        base_folder: Path,
+        gin_configs: list[str],
+        gin_bindings: list[str],
+        data_dir: str | None = None,
+        flame_model: str | None = None,
+        distributed: dict[str, Any] | None = None,
+        write_config: bool = True,
+    ) -> Experiment:
+        """Parses the configuration, resolves the capture and builds the model.
+
+        Raises:
+          UserError: bad gin files or bindings, a broken capture, a batch that does not
+            divide over the devices.
+        """
+        if distributed:
+            jax.distributed.initialize(**distributed)
+        saved = base_folder / "config.gin"
+        if not gin_configs and saved.is_file():
+            gin_configs = [str(saved)]
+        if not gin_configs and not gin_bindings:
+            raise UserError(f"{base_folder}: no config.gin there; pass --gin_configs")
+        parse_gin(gin_configs, gin_bindings)
+        data = configs.DataConfig()
+        data = dataclasses.replace(
+            data,
+            capture=str(Path(data_dir or data.capture or default_capture_path()).resolve()),
+            flame_model=str(Path(flame_model).resolve()) if flame_model else data.flame_model,
+        )
+        try:
+            capture = capture_lib.load_capture(data.capture, data.scale, data.flame_model or None)
+        except capture_lib.CaptureError as error:
+            raise UserError("broken capture:\n  " + "\n  ".join(error.problems)) from None
+        train_config = configs.TrainConfig()
+        mesh = training.make_mesh()
+        devices = mesh.devices.size
+        if train_config.batch_size % devices:
+            raise UserError(
+                f"TrainConfig.batch_size = {train_config.batch_size} does not divide evenly over "
+                f"{devices} devices; use a multiple of {devices}"
+            )
+        expression = configs.ExpressionConfig()
+        condition_dim = capture.scene.num_expression + (3 if expression.use_jaw else 0)
+        model_config, warp_config = configs.ModelConfig(), configs.WarpConfig()
+        try:
+            model = make_model(
+                model_config,
+                warp_config,
+                expression,
+                capture.num_train,
+                condition_dim,
+                capture.scene.near,
+                capture.scene.far,
+            )
+        except ValueError as error:
+            raise UserError(str(error)) from None
+        exp = cls(
+            base_folder=base_folder,
+            data_config=data,
+            train_config=train_config,
+            model_config=model_config,
+            warp_config=warp_config,
+            expression_config=expression,
+            loss_config=configs.LossConfig(),
+            capture=capture,
+            model=model,
+            mesh=mesh,
+        )
+        if write_config and jax.process_index() == 0:
+            exp.write_config()
+        return exp
+
+    def write_config(self) -> None:
+        """Writes EXP/config.gin: every binding, with the resolved capture and FLAME file."""
+        self.base_folder.mkdir(parents=True, exist_ok=True)
+        text = gin.config_str()
+        capture = json.dumps(self.data_config.capture)
+        flame_file = json.dumps(str(self.capture.scene.flame_model))
+        resolved = (
+            f"\n# Resolved by flamenerf:\nDataConfig.capture = {capture}\n"
+            f"DataConfig.flame_model = {flame_file}\n"
+        )
+        tmp = self.base_folder / "config.gin.tmp"
+        tmp.write_text(text + resolved)
+        tmp.replace(self.base_folder / "config.gin")
+
+    # ----------------------------------------------------------------------- state
+    @property
+    def checkpoints(self):
+        if self._checkpoints is None:
+            import orbax.checkpoint as ocp
+
+            options = ocp.CheckpointManagerOptions(
+                max_to_keep=self.train_config.keep_checkpoints,
+                create=True,
+                enable_async_checkpointing=False,
+            )
+            self._checkpoints = ocp.CheckpointManager(
+                (self.base_folder / "checkpoints").resolve(), options=options
+            )
+        return self._checkpoints
+
+    def init_state(self) -> training.TrainState:
+        params = init_params(self.model, jax.random.PRNGKey(self.train_config.seed))
+        state = training.create_state(params, training.make_optimizer(self.train_config))
+        return jax.device_put(state, training.replicated(self.mesh))
+
+    def restore_or_init_state(self, step: int | None = None) -> tuple[training.TrainState, int]:
+        """The latest (or the given) checkpoint's state, else a fresh one; and its step."""
+        import orbax.checkpoint as ocp
+
+        state = self.init_state()
+        step = self.checkpoints.latest_step() if step is None else step
+        if step is None:
+            return state, 0
+        if step not in self.checkpoints.all_steps():
+            raise UserError(
+                f"{self.base_folder / 'checkpoints'}: no checkpoint at step {step} "
+                f"(have {sorted(self.checkpoints.all_steps())})"
+            )
+        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+        restored = self.checkpoints.restore(step, args=ocp.args.StandardRestore(abstract))
+        return restored, int(restored.step)
+
+    def save(self, state: training.TrainState, step: int) -> None:
+        """Saves a checkpoint atomically (every process calls this; Orbax coordinates)."""
+        import orbax.checkpoint as ocp
+
+        if step in self.checkpoints.all_steps():
+            return
+        self.checkpoints.save(step, args=ocp.args.StandardSave(state))
+        self.checkpoints.wait_until_finished()
+
+    def close(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.close()
+
+    # ----------------------------------------------------------------------- data
+    @property
+    def frame_source(self) -> rays.FrameSource:
+        if self._source is None:
+            if self.data_config.pack:
+                self._source = packing.pack_capture(
+                    self.capture, show_progress=jax.process_index() == 0
+                )
+            else:
+                self._source = rays.CaptureSource(self.capture)
+        return self._source
+
+    def ray_batches(self, start_step: int = 0) -> Iterator[rays.RayBatch]:
+        """This process's share of every training batch, prefetched in a background thread."""
+        processes = jax.process_count()
+        sampler = rays.RaySampler(
+            self.capture,
+            self.frame_source,
+            batch_size=self.train_config.batch_size // processes,
+            seed=self.train_config.seed * 1000 + jax.process_index(),
+            jaw=self.expression_config.use_jaw,
+            frames_per_group=self.data_config.frames_per_group,
+            num_shards=jax.local_device_count(),
+        )
+        pixels = sum(
+            int(np.prod(self.capture.cameras[i].image_shape)) for i in self.capture.train_ids
+        )
+        start_epoch = start_step * sampler.batch_size // max(pixels, 1)
+        return rays.prefetch(sampler.batches(start_epoch), self.data_config.prefetch)
+
+    def shard(self, batch: rays.RayBatch) -> dict[str, jax.Array]:
+        return training.shard_batch(batch, self.mesh)
+
+    def flame_vertices_for_loss(self) -> jax.Array | None:
+        """(F, V, 3) normalised FLAME vertices of every frame, when the warp penalty is on."""
+        weight = self.loss_config.flame_warp_weight
+        if self.warp_config.warp_type == "none" or weight == 0:
+            return None
+        table = np.stack([self.capture.vertices(i) for i in self.capture.ids])
+        return jax.device_put(jnp.asarray(table), training.replicated(self.mesh))
+
+    def train_step(self):
+        return training.make_train_step(
+            self.mesh,
+            self.model,
+            training.make_optimizer(self.train_config),
+            self.loss_config,
+            self.train_config,
+        )
+
+    # ----------------------------------------------------------------------- summaries
+    @property
+    def metrics_path(self) -> Path:
+        return self.base_folder / "metrics.jsonl"
+
+    def summary_writer(self):
+        from tensorboardX import SummaryWriter
+
+        return SummaryWriter(str(self.base_folder / "tensorboard"))
+
+    def log(self, step: int, split: str, stats: dict[str, float], writer: Any = None) -> None:
+        """Appends a metrics.jsonl record and the same scalars to TensorBoard."""
+        record = {"step": step, "wall_s": round(time.time() - self._started, 3), "split": split}
+        record.update({k: float(v) for k, v in stats.items()})
+        with open(self.metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        if writer is not None:
+            for name, value in stats.items():
+                writer.add_scalar(f"{split}/{name}", float(value), step)
+
+    @property
+    def renderer(self) -> evaluation.Renderer:
+        if self._renderer is None:
+            self._renderer = evaluation.Renderer(
+                self.model, self.mesh, self.train_config.render_chunk
+            )
+        return self._renderer
+
+    def warp_alpha(self, step: int) -> float:
+        from flamenerf import schedules
+
+        return float(schedules.as_schedule(self.train_config.warp_alpha_schedule)(step))
+
+    def validation_ids(self) -> list[str]:
+        """`TrainConfig.val_frames` validation frames, evenly spread over `val_ids`."""
+        ids = self.capture.val_ids
+        count = min(self.train_config.val_frames, len(ids))
+        if count == 0:
+            return []
+        return [ids[i] for i in np.linspace(0, len(ids) - 1, count).round().astype(int)]
+
+    def validate(self, state: training.TrainState, step: int, writer: Any = None) -> dict:
+        """Renders validation frames; logs mean PSNR (whole, face, outside) and an image."""
+        ids = self.validation_ids()
+        if not ids:
+            return {}
+        per_frame, first = [], None
+        for frame_id in ids:
+            batch = rays.frame_rays(
+                self.capture, frame_id, self.expression_config.use_jaw, self.frame_source
+            )
+            shape = self.capture.cameras[frame_id].image_shape
+            out = self.renderer.render_image(state.params, batch, self.warp_alpha(step), shape)
+            target = batch.rgb.reshape(shape + (3,))
+            mask = batch.inside.reshape(shape) > 0.5
+            per_frame.append(evaluation.image_metrics(out["rgb"], target, mask))
+            first = first if first is not None else np.concatenate([out["rgb"], target], axis=1)
+        means = {k: float(np.nanmean([m[k] for m in per_frame])) for k in per_frame[0]}
+        if jax.process_index() == 0:
+            self.log(step, "val", means, writer)
+            if writer is not None:
+                writer.add_image(
+                    "val/prediction_target", np.clip(first, 0, 1), step, dataformats="HWC"
+                )
+        return means

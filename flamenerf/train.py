@@ -1,0 +1,189 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""`python -m flamenerf.train --gin_configs gin/demo.gin --base_folder EXP [...]`.
+
+Trains FLAME-in-NeRF data-parallel over every device (and every host, with
+`--coordinator_address`). Without `--data_dir` (or `DataConfig.capture`) it trains on the
+default synthetic capture, generated once into the cache folder. Running the same command
+again resumes from the latest checkpoint. The experiment folder holds `config.gin`,
+`checkpoints/` (Orbax), `metrics.jsonl` and `tensorboard/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from flamenerf import experiment
+
+# Summaries are only written by process 0; the others run the same loop silently.
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m flamenerf.train",
+        description="Train a FLAME-in-NeRF model on a capture (default: the synthetic demo).",
+    )
+    experiment.add_gin_flags(parser)
+    parser.add_argument("--base_folder", required=True, help="experiment folder (created)")
+    parser.add_argument(
+        "--data_dir",
+        default=None,
+        help="capture folder (default: DataConfig.capture, else the "
+        "synthetic demo capture, generated once into $FLAMENERF_CACHE)",
+    )
+    parser.add_argument(
+        "--flame_model",
+        default=None,
+        help="FLAME model file (.pkl/.npz) overriding the capture's scene.json flame.model",
+    )
+    experiment.add_distributed_flags(parser)
+    return parser.parse_args(argv)
+
+
+class _Stop:
+    """Turns SIGTERM into a flag checked between steps (Ctrl-C raises KeyboardInterrupt)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        del signum, frame
+        self.requested = True
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drops records past `step` (written after the checkpoint we resume from)."""
+    if not path.exists():
+        return
+    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+    kept = [ln for ln in lines if json.loads(ln).get("step", 0) <= step]
+    if len(kept) != len(lines):
+        path.write_text("".join(ln + "\n" for ln in kept))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        exp = experiment.Experiment.create(
+            base_folder=Path(args.base_folder),
+            gin_configs=args.gin_configs,
+            gin_bindings=args.gin_bindings,
+            data_dir=args.data_dir,
+            flame_model=args.flame_model,
+            distributed=experiment.distributed_settings(args),
+        )
+    except experiment.UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return train(exp)
+
+
+def train(exp: experiment.Experiment) -> int:
+    """The training loop; returns the process exit code."""
+    import jax
+    from tqdm.auto import tqdm
+
+    train_config = exp.train_config
+    state, start_step = exp.restore_or_init_state()
+    chief = jax.process_index() == 0
+    if chief:
+        _truncate_metrics(exp.metrics_path, start_step)
+    if start_step >= train_config.max_steps:
+        if chief:
+            print(f"{exp.base_folder}: already trained to step {start_step}; nothing to do")
+        return 0
+
+    batches = exp.ray_batches(start_step)
+    train_step = exp.train_step()
+    key = jax.random.PRNGKey(train_config.seed)
+    vertices = exp.flame_vertices_for_loss()
+    writer = exp.summary_writer() if chief else None
+    stop = _Stop()
+    bar = tqdm(
+        total=train_config.max_steps,
+        initial=start_step,
+        disable=not chief,
+        desc="training",
+        dynamic_ncols=True,
+    )
+    started = time.time()
+    wall_budget = train_config.max_minutes * 60 if train_config.max_minutes > 0 else math.inf
+    step = start_step
+    window_start, window_steps = time.time(), 0
+    last_stats: dict[str, float] = {}
+    code = 0
+    try:
+        while step < train_config.max_steps:
+            batch = next(batches)
+            state, stats = train_step(state, exp.shard(batch), key, vertices)
+            step += 1
+            window_steps += 1
+            bar.update(1)
+            log_now = step % train_config.log_every == 0 or step == train_config.max_steps
+            out_of_time = time.time() - started > wall_budget
+            if log_now or out_of_time or stop.requested:
+                stats = {k: float(v) for k, v in jax.device_get(stats).items()}
+                if not all(math.isfinite(v) for v in stats.values()):
+                    bad = {k: v for k, v in stats.items() if not math.isfinite(v)}
+                    print(
+                        f"\nerror: non-finite training values at step {step}: {bad}; "
+                        f"stopping, the last good checkpoint is kept in "
+                        f"{exp.base_folder / 'checkpoints'}",
+                        file=sys.stderr,
+                    )
+                    code = 3
+                    break
+                elapsed = time.time() - window_start
+                stats["rays_per_s"] = window_steps * train_config.batch_size / max(elapsed, 1e-9)
+                window_start, window_steps = time.time(), 0
+                last_stats = stats
+                if chief:
+                    exp.log(step, "train", stats, writer)
+                    bar.set_postfix(
+                        loss=f"{stats['loss']:.4f}",
+                        psnr=f"{stats['psnr']:.2f}",
+                        rays_s=f"{stats['rays_per_s']:.0f}",
+                    )
+            if train_config.val_every and step % train_config.val_every == 0:
+                exp.validate(state, step, writer)
+            if step % train_config.checkpoint_every == 0 or out_of_time or stop.requested:
+                exp.save(state, step)
+            if out_of_time or stop.requested:
+                reason = "time budget reached" if out_of_time else "stopped by SIGTERM"
+                if chief:
+                    print(f"\n{reason} at step {step}; checkpoint saved")
+                break
+    except KeyboardInterrupt:
+        if code == 0:
+            exp.save(state, step)
+            if chief:
+                print(f"\ninterrupted at step {step}; checkpoint saved")
+        code = 130
+    finally:
+        bar.close()
+    if code == 0:
+        if step == train_config.max_steps:
+            exp.save(state, step)
+        val = exp.validate(state, step, writer) if train_config.val_frames else {}
+        if chief:
+            minutes = (time.time() - started) / 60
+            parts = [f"step {step}", f"{minutes:.1f} min"]
+            if last_stats:
+                parts.append(f"train psnr {last_stats['psnr']:.2f}")
+            parts += [f"val {k} {v:.2f}" for k, v in val.items()]
+            print(f"{exp.base_folder}: " + ", ".join(parts))
+    exp.close()
+    if writer is not None:
+        writer.close()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

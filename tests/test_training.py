@@ -1,0 +1,169 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""Training: the loss falls, 4 devices equal 1, bad configurations fail clearly."""
+
+import itertools
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from capture_util import write_capture
+
+from flamenerf import experiment, train, training
+from flamenerf.datasets import rays
+
+TINY = str(Path(__file__).parent / "gin" / "tiny.gin")
+
+
+@pytest.fixture(scope="module")
+def capture_dir(tmp_path_factory):
+    return write_capture(
+        tmp_path_factory.mktemp("train") / "cap",
+        num_train=6,
+        num_val=2,
+        width=16,
+        height=12,
+        masks=True,
+    )
+
+
+def make_experiment(tmp_path, capture_dir, bindings=()):
+    return experiment.Experiment.create(
+        tmp_path / "exp", [TINY], list(bindings), data_dir=str(capture_dir)
+    )
+
+
+def test_loss_falls(tmp_path, capture_dir):
+    exp = make_experiment(tmp_path, capture_dir)
+    state, _ = exp.restore_or_init_state()
+    step = exp.train_step()
+    batches = exp.ray_batches()
+    key = jax.random.PRNGKey(0)
+    losses = []
+    for _ in range(40):
+        state, stats = step(state, exp.shard(next(batches)), key, exp.flame_vertices_for_loss())
+        losses.append(float(stats["loss"]))
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
+    assert int(state.step) == 40
+
+
+def test_four_devices_equal_one(tmp_path, capture_dir):
+    assert len(jax.devices()) == 4
+    exp = make_experiment(tmp_path, capture_dir)
+    batches = list(itertools.islice(exp.ray_batches(), 3))
+    vertices = exp.flame_vertices_for_loss()
+    results = []
+    for devices in (jax.devices()[:1], jax.devices()):
+        mesh = training.make_mesh(devices)
+        state = jax.device_put(exp.init_state(), training.replicated(mesh))
+        step = training.make_train_step(
+            mesh,
+            exp.model,
+            training.make_optimizer(exp.train_config),
+            exp.loss_config,
+            exp.train_config,
+        )
+        for batch in batches:
+            state, stats = step(
+                state,
+                training.shard_batch(batch, mesh),
+                jax.random.PRNGKey(1),
+                jax.device_put(vertices, training.replicated(mesh)),
+            )
+        results.append((jax.device_get(state.params), float(stats["loss"])))
+    (p1, l1), (p4, l4) = results
+    assert l1 == pytest.approx(l4, rel=1e-5)
+    # Adam's first updates are about lr * sign(g): a near-zero gradient summed in another
+    # order across devices can move a parameter by a fraction of lr (1e-2 here). Bound every
+    # difference by 2% of one step, and nearly all by float noise.
+    diffs = np.concatenate(
+        [
+            np.abs(a - b).ravel()
+            for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p4), strict=True)
+        ]
+    )
+    assert diffs.max() < 2e-4
+    assert np.mean(diffs < 1e-5) > 0.99
+
+
+def test_schedules_reach_the_step(tmp_path, capture_dir):
+    exp = make_experiment(tmp_path, capture_dir)
+    state, _ = exp.restore_or_init_state()
+    step = exp.train_step()
+    batch = exp.shard(next(iter(exp.ray_batches())))
+    _, stats = step(state, batch, jax.random.PRNGKey(0), exp.flame_vertices_for_loss())
+    # tiny.gin: lr 1e-2 -> 1e-3 exponential, alpha 0 -> 2 linear; both at step 0.
+    assert float(stats["lr"]) == pytest.approx(1e-2)
+    assert float(stats["warp_alpha"]) == 0.0
+
+
+@pytest.mark.parametrize(
+    "bindings, message",
+    [
+        (["TrainConfig.no_such_field = 3"], "bad gin configuration"),
+        (["NoSuchConfig.x = 3"], "bad gin configuration"),
+        (["TrainConfig.batch_size = 30"], "batch_size = 30 does not divide evenly over 4 dev"),
+        (["ExpressionConfig.where = 'skip'"], "needs FieldConfig.skips"),
+    ],
+)
+def test_bad_configs_error_clearly(tmp_path, capture_dir, bindings, message):
+    with pytest.raises(experiment.UserError, match=message):
+        make_experiment(tmp_path, capture_dir, bindings)
+
+
+def test_cli_reports_bad_binding_without_traceback(tmp_path, capture_dir, capsys):
+    code = train.main(
+        [
+            "--gin_configs",
+            TINY,
+            "--gin_bindings",
+            "TrainConfig.nope = 1",
+            "--base_folder",
+            str(tmp_path / "exp"),
+            "--data_dir",
+            str(capture_dir),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: bad gin configuration")
+    assert "Traceback" not in err
+
+
+def test_broken_capture_reported_by_cli(tmp_path, capsys):
+    code = train.main(
+        [
+            "--gin_configs",
+            TINY,
+            "--base_folder",
+            str(tmp_path / "exp"),
+            "--data_dir",
+            str(tmp_path / "missing"),
+        ]
+    )
+    assert code == 2
+    assert "capture folder not found" in capsys.readouterr().err
+
+
+def test_nan_stops_training_and_keeps_last_checkpoint(tmp_path, capture_dir, monkeypatch, capsys):
+    exp = make_experiment(tmp_path, capture_dir, ["TrainConfig.max_steps = 30"])
+    real_step = exp.train_step()
+
+    def poisoned():
+        def step(state, batch, key, vertices):
+            state, stats = real_step(state, batch, key, vertices)
+            if int(state.step) > 20:
+                stats = dict(stats, loss=stats["loss"] * np.nan)
+            return state, stats
+
+        return step
+
+    monkeypatch.setattr(exp, "train_step", poisoned)
+    assert train.train(exp) == 3
+    assert "non-finite training values at step 30" in capsys.readouterr().err
+    assert exp.checkpoints.latest_step() == 20
+
+
+def test_validation_rays_cover_the_frame(tmp_path, capture_dir):
+    exp = make_experiment(tmp_path, capture_dir)
+    batch = rays.frame_rays(exp.capture, exp.capture.val_ids[0], True)
+    assert len(batch) == 16 * 12
