@@ -141,6 +141,9 @@ class Experiment:
             divide over the devices.
         """
         if distributed:
+            if jax.config.jax_platforms in (None, "", "cpu"):
+                # CPU processes need a collectives backend for cross-process all-reduce.
+                jax.config.update("jax_cpu_collectives_implementation", "gloo")
             jax.distributed.initialize(**distributed)
         saved = base_folder / "config.gin"
         if not gin_configs and saved.is_file():
@@ -286,11 +289,8 @@ class Experiment:
             frames_per_group=self.data_config.frames_per_group,
             num_shards=jax.local_device_count(),
         )
-        pixels = sum(
-            int(np.prod(self.capture.cameras[i].image_shape)) for i in self.capture.train_ids
-        )
-        start_epoch = start_step * sampler.batch_size // max(pixels, 1)
-        return rays.prefetch(sampler.batches(start_epoch), self.data_config.prefetch)
+        # Replaying the stream up to `start_step` makes a resumed run continue exactly.
+        return rays.prefetch(sampler.batches(skip=start_step), self.data_config.prefetch)
 
     def shard(self, batch: rays.RayBatch) -> dict[str, jax.Array]:
         return training.shard_batch(batch, self.mesh)

@@ -95,6 +95,8 @@ def train(exp: experiment.Experiment) -> int:
     chief = jax.process_index() == 0
     if chief:
         _truncate_metrics(exp.metrics_path, start_step)
+    if chief and start_step:
+        print(f"{exp.base_folder}: resuming from step {start_step}")
     if start_step >= train_config.max_steps:
         if chief:
             print(f"{exp.base_folder}: already trained to step {start_step}; nothing to do")

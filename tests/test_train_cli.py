@@ -1,0 +1,157 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""The training command as a user runs it: SIGKILL and resume, and two processes together."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from capture_util import write_capture
+
+TINY = str(Path(__file__).parent / "gin" / "tiny.gin")
+STEPS = 80
+
+
+@pytest.fixture(scope="module")
+def capture_dir(tmp_path_factory):
+    return write_capture(
+        tmp_path_factory.mktemp("cli") / "cap",
+        num_train=6,
+        num_val=2,
+        width=16,
+        height=12,
+        masks=True,
+    )
+
+
+def command(base_folder, capture_dir, *extra):
+    return [
+        sys.executable,
+        "-m",
+        "flamenerf.train",
+        "--gin_configs",
+        TINY,
+        "--gin_bindings",
+        f"TrainConfig.max_steps = {STEPS}",
+        "TrainConfig.checkpoint_every = 10",
+        "TrainConfig.keep_checkpoints = 50",
+        "--base_folder",
+        str(base_folder),
+        "--data_dir",
+        str(capture_dir),
+        *extra,
+    ]
+
+
+def environment(devices=1):
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    return env
+
+
+def final_params(base_folder):
+    from flamenerf import experiment
+
+    exp = experiment.Experiment.create(Path(base_folder), [], [], write_config=False)
+    state, step = exp.restore_or_init_state()
+    exp.close()
+    import jax
+
+    return step, [np.asarray(x) for x in jax.tree.leaves(jax.device_get(state))]
+
+
+def checkpoint_steps(base_folder):
+    folder = Path(base_folder) / "checkpoints"
+    return (
+        sorted(int(p.name) for p in folder.glob("*") if p.name.isdigit()) if folder.is_dir() else []
+    )
+
+
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path, capture_dir):
+    reference = tmp_path / "reference"
+    subprocess.run(
+        command(reference, capture_dir),
+        env=environment(),
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        command(killed, capture_dir),
+        env=environment(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 240
+    while not checkpoint_steps(killed) and time.time() < deadline and process.poll() is None:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = checkpoint_steps(killed)
+    assert saved and saved[-1] < STEPS, f"the run was not killed mid-way: {saved}"
+
+    resumed = subprocess.run(
+        command(killed, capture_dir),
+        env=environment(),
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert f"resuming from step {saved[-1]}" in resumed.stdout
+    step_a, params_a = final_params(reference)
+    step_b, params_b = final_params(killed)
+    assert step_a == step_b == STEPS
+    for a, b in zip(params_a, params_b, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    records = [json.loads(line) for line in (killed / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in records if r["split"] == "train"]
+    assert steps == sorted(set(steps))  # no duplicated steps after the restart
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_train_together(tmp_path, capture_dir):
+    port = free_port()
+    base = tmp_path / "multi"
+    processes = [
+        subprocess.Popen(
+            command(
+                base,
+                capture_dir,
+                "--gin_bindings",
+                "TrainConfig.max_steps = 20",
+                "--coordinator_address",
+                f"127.0.0.1:{port}",
+                "--num_processes",
+                "2",
+                "--process_id",
+                str(i),
+            ),
+            env=environment(devices=2),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    for p, (_, err) in zip(processes, outputs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+    assert checkpoint_steps(base)[-1] == 20
+    # Only process 0 prints the summary and writes metrics.
+    assert "multi: step 20" in outputs[0][0] and "multi: step 20" not in outputs[1][0]
+    records = [json.loads(line) for line in (base / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["split"] == "train"] == [10, 20]
