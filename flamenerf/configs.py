@@ -21,7 +21,7 @@ from flamenerf import schedules
 FieldType = Literal["mlp", "triplane"]
 WarpType = Literal["none", "translation", "se3"]
 ConditionWhere = Literal["none", "trunk", "skip", "color"]
-SpatialPrior = Literal["silhouette", "none"]
+SpatialPrior = Literal["silhouette", "mesh", "none"]
 
 
 @gin.configurable
@@ -81,9 +81,23 @@ class ExpressionConfig:
     where: ConditionWhere = "trunk"  # "none" = Nerfies; else where the vector enters the field
     use_jaw: bool = True  # append the jaw pose (3) to the expression coefficients
     spatial_prior: SpatialPrior = "silhouette"  # zero the vector for rays outside the silhouette
+    # ("mesh": for points farther than mesh_radius_m from the FLAME mesh; needs GuideConfig)
+    mesh_radius_m: float = 0.02  # ("mesh") distance from the FLAME mesh, metres
     projection_dim: int = 0  # >0: learned linear projection to this size before the field
     noise_std: float = 0.0  # Gaussian noise on the vector during training (generalisation)
     dropout: float = 0.0  # probability of zeroing a ray's whole vector during training
+
+
+@gin.configurable
+@dataclasses.dataclass(frozen=True)
+class GuideConfig:
+    """The FLAME-guided deformation prior (beyond the paper; RigNeRF's idea). All ours."""
+
+    enabled: bool = False  # move samples by the nearest FLAME vertex's way back to neutral
+    sigma_m: float = 0.004  # fade length of that displacement, metres (FLAME units)
+    resolution: int = 64  # grid points per side of each frame's displacement grid
+    move_threshold_m: float = 0.002  # vertices moving less than this do not widen the grid box
+    undo_rigid: bool = True  # canonical = neutral face at rest (undo global/neck pose, translation)
 
 
 @gin.configurable

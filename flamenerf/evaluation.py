@@ -37,14 +37,15 @@ class Renderer:
         devices = mesh.devices.size
         self.chunk = -(-chunk // devices) * devices
 
-        def render(params: Any, rays: dict[str, jax.Array], alpha: jax.Array) -> dict:
-            out = model.apply({"params": params}, rays, alpha, False)["fine"]
+        def render(params: Any, rays: dict[str, jax.Array], alpha: jax.Array, grids: Any) -> dict:
+            out = model.apply({"params": params}, rays, alpha, False, grids)["fine"]
             return {k: out[k] for k in RENDER_KEYS}
 
+        rep = replicated(mesh)
         self._render = jax.jit(
             render,
-            in_shardings=(replicated(mesh), batch_sharding(mesh), replicated(mesh)),
-            out_shardings=replicated(mesh),
+            in_shardings=(rep, batch_sharding(mesh), rep, rep),
+            out_shardings=rep,
         )
 
     def _place(self, rays: RayBatch) -> dict[str, jax.Array]:
@@ -54,20 +55,25 @@ class Renderer:
             for name, value in rays._asdict().items()
         }
 
-    def render(self, params: Any, rays: RayBatch, alpha: float) -> dict[str, np.ndarray]:
-        """Renders any number of rays: {"rgb": (N, 3), "depth": (N,), "acc": (N,)}."""
+    def render(
+        self, params: Any, rays: RayBatch, alpha: float, grids: Any = None
+    ) -> dict[str, np.ndarray]:
+        """Renders any number of rays: {"rgb": (N, 3), "depth": (N,), "acc": (N,)}.
+
+        `grids` are the FLAME-guide grids indexed by `rays.frame` (when the model uses them).
+        """
         padded, n = pad_to_multiple(rays, self.chunk)
         parts = [
-            jax.device_get(self._render(params, self._place(chunk), np.float32(alpha)))
+            jax.device_get(self._render(params, self._place(chunk), np.float32(alpha), grids))
             for chunk in split_chunks(padded, self.chunk)
         ]
         return {k: np.concatenate([p[k] for p in parts])[:n] for k in RENDER_KEYS}
 
     def render_image(
-        self, params: Any, rays: RayBatch, alpha: float, shape: tuple[int, int]
+        self, params: Any, rays: RayBatch, alpha: float, shape: tuple[int, int], grids: Any = None
     ) -> dict[str, np.ndarray]:
         """Renders H*W row-major rays into images: rgb (H, W, 3), depth and acc (H, W)."""
-        out = self.render(params, rays, alpha)
+        out = self.render(params, rays, alpha, grids)
         return {k: v.reshape(shape + v.shape[1:]) for k, v in out.items()}
 
 
@@ -82,3 +88,88 @@ def image_metrics(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> dic
         "psnr_face": float(metrics.psnr(pred, target, mask)),
         "psnr_outside": float(metrics.psnr(pred, target, ~mask)),
     }
+
+
+# ------------------------------------------------------------------------------------------
+# Visualisations and the expression-disentanglement figures (used by eval.py and render.py).
+
+ERROR_VMAX = 0.25  # mean absolute colour error mapped to the top of the error colormap
+
+
+def colormap(values: np.ndarray, name: str = "inferno") -> np.ndarray:
+    """(H, W) values in [0, 1] (clipped; NaN -> 0) -> (H, W, 3) float RGB of a matplotlib map."""
+    import matplotlib
+
+    values = np.nan_to_num(np.clip(np.asarray(values, np.float64), 0.0, 1.0))
+    return matplotlib.colormaps[name](values)[..., :3].astype(np.float32)
+
+
+def error_map(pred: np.ndarray, target: np.ndarray, vmax: float = ERROR_VMAX) -> np.ndarray:
+    """Heat-map of the per-pixel mean absolute error: pred, target (H, W, 3) -> (H, W, 3).
+
+    The scale is fixed (0 -> black, `vmax` and above -> white-yellow), so maps of different
+    frames and experiments compare directly.
+    """
+    error = np.abs(np.asarray(pred, np.float32) - np.asarray(target, np.float32)).mean(axis=-1)
+    return colormap(error / vmax, "inferno")
+
+
+def depth_map(depth: np.ndarray, acc: np.ndarray | None = None) -> np.ndarray:
+    """Colormapped (turbo) depth (H, W) -> (H, W, 3), normalised per image.
+
+    The depth range is the 1st to 99th percentile over pixels with acc > 0.5 (all pixels when
+    there are none or `acc` is None); near is blue, far is red.
+    """
+    depth = np.asarray(depth, np.float64)
+    pixels = depth if acc is None or not np.any(acc > 0.5) else depth[np.asarray(acc) > 0.5]
+    low, high = np.percentile(pixels, [1, 99])
+    return colormap((depth - low) / max(high - low, 1e-9), "turbo")
+
+
+def dilate(mask: np.ndarray, pixels: int = 1) -> np.ndarray:
+    """Binary dilation of an (H, W) bool mask by `pixels` with a 3x3 square (8-neighbours)."""
+    import scipy.ndimage
+
+    mask = np.asarray(mask, bool)
+    if pixels <= 0:
+        return mask
+    return scipy.ndimage.binary_dilation(mask, np.ones((3, 3), bool), iterations=pixels)
+
+
+def disentanglement(
+    rgb_a: np.ndarray, rgb_b: np.ndarray, mask_a: np.ndarray, mask_b: np.ndarray
+) -> dict[str, float]:
+    """How much a change of expression changes a render, outside and inside the face.
+
+    Two renders of one camera with two expressions (DESIGN.md 2.6): the region is the union
+    of the two FLAME silhouettes dilated by 1 px. With the silhouette spatial prior the
+    change outside should be ~0.
+
+    Args:
+      rgb_a, rgb_b: (H, W, 3) renders; mask_a, mask_b: bool (H, W) their silhouettes.
+
+    Returns:
+      {"disent_outside": mean |rgb_a - rgb_b| over pixels (and channels) outside the region,
+       "disent_inside": the same inside it}; NaN for an empty region.
+    """
+    region = dilate(np.logical_or(mask_a, mask_b), 1)
+    change = np.abs(np.asarray(rgb_a, np.float64) - np.asarray(rgb_b, np.float64)).mean(-1)
+    mean = lambda where: float(change[where].mean()) if np.any(where) else float("nan")
+    return {"disent_outside": mean(~region), "disent_inside": mean(region)}
+
+
+def disentanglement_figure(
+    rgb_a: np.ndarray, rgb_b: np.ndarray, mask_a: np.ndarray, mask_b: np.ndarray
+) -> np.ndarray:
+    """(H, 3W, 3) image: render A | render B | their change (error_map) with the region's edge.
+
+    The edge of the dilated silhouette union (the boundary of the "inside" region of
+    `disentanglement`) is drawn in cyan on the change map.
+    """
+    import scipy.ndimage
+
+    region = dilate(np.logical_or(mask_a, mask_b), 1)
+    change = error_map(rgb_a, rgb_b)
+    edge = region & ~scipy.ndimage.binary_erosion(region, np.ones((3, 3), bool))
+    change[edge] = (0.0, 1.0, 1.0)
+    return np.concatenate([np.clip(rgb_a, 0, 1), np.clip(rgb_b, 0, 1), change], axis=1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import logging
 import time
@@ -27,12 +28,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flamenerf import configs, evaluation, training
+from flamenerf import configs, evaluation, guide, training
 from flamenerf.datasets import capture as capture_lib
 from flamenerf.datasets import packing, rays
 from flamenerf.model import FlameNerf, init_params, make_model
 
 PROJECT_GIN = Path(__file__).resolve().parents[1] / "gin"
+GUIDE_VERSION = "1"  # bump when the guide grids' construction changes (invalidates caches)
+
+
+def units_per_metre(capture: capture_lib.Capture) -> float:
+    """Normalised scene units per metre of FLAME space."""
+    return capture.scene.scale * capture.scene.to_world.scale
 
 
 class UserError(Exception):
@@ -113,6 +120,7 @@ class Experiment:
     model_config: configs.ModelConfig
     warp_config: configs.WarpConfig
     expression_config: configs.ExpressionConfig
+    guide_config: configs.GuideConfig
     loss_config: configs.LossConfig
     capture: capture_lib.Capture
     model: FlameNerf
@@ -120,6 +128,7 @@ class Experiment:
     _checkpoints: Any = None
     _source: Any = None
     _renderer: evaluation.Renderer | None = None
+    _extras: dict[str, Any] | None = None
     _started: float = dataclasses.field(default_factory=time.time)
 
     # ----------------------------------------------------------------------- construction
@@ -172,6 +181,7 @@ class Experiment:
         expression = configs.ExpressionConfig()
         condition_dim = capture.scene.num_expression + (3 if expression.use_jaw else 0)
         model_config, warp_config = configs.ModelConfig(), configs.WarpConfig()
+        guide_config = configs.GuideConfig()
         try:
             model = make_model(
                 model_config,
@@ -181,6 +191,8 @@ class Experiment:
                 condition_dim,
                 capture.scene.near,
                 capture.scene.far,
+                use_guide=guide_config.enabled,
+                mesh_radius=expression.mesh_radius_m * units_per_metre(capture),
             )
         except ValueError as error:
             raise UserError(str(error)) from None
@@ -191,6 +203,7 @@ class Experiment:
             model_config=model_config,
             warp_config=warp_config,
             expression_config=expression,
+            guide_config=guide_config,
             loss_config=configs.LossConfig(),
             capture=capture,
             model=model,
@@ -295,13 +308,63 @@ class Experiment:
     def shard(self, batch: rays.RayBatch) -> dict[str, jax.Array]:
         return training.shard_batch(batch, self.mesh)
 
-    def flame_vertices_for_loss(self) -> jax.Array | None:
-        """(F, V, 3) normalised FLAME vertices of every frame, when the warp penalty is on."""
-        weight = self.loss_config.flame_warp_weight
-        if self.warp_config.warp_type == "none" or weight == 0:
-            return None
-        table = np.stack([self.capture.vertices(i) for i in self.capture.ids])
-        return jax.device_put(jnp.asarray(table), training.replicated(self.mesh))
+    @property
+    def needs_grids(self) -> bool:
+        return self.guide_config.enabled or self.expression_config.spatial_prior == "mesh"
+
+    def guide_settings(self) -> guide.GuideSettings:
+        units = units_per_metre(self.capture)
+        cfg = self.guide_config
+        return guide.GuideSettings(
+            sigma=cfg.sigma_m * units,
+            resolution=cfg.resolution,
+            move_threshold=cfg.move_threshold_m * units,
+            undo_rigid=cfg.undo_rigid,
+        )
+
+    def guide_grids(self, show_progress: bool = True) -> guide.GuideGrids:
+        """The FLAME-guide grids of every frame of `capture.ids`, built once and cached."""
+        settings = self.guide_settings()
+        key = hashlib.sha256(
+            f"{packing.capture_key(self.capture)}|{settings}|{GUIDE_VERSION}".encode()
+        ).hexdigest()[:16]
+        path = packing.cache_root() / "guides" / f"{key}.npz"
+        if path.is_file():
+            with np.load(path) as data:
+                return guide.GuideGrids(data["values"], data["lower"], data["upper"])
+        posed, neutral = self.posed_and_neutral(settings.undo_rigid)
+        grids = guide.build_grids(posed, neutral, settings, show_progress)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{jax.process_index()}.tmp.npz")
+        np.savez(tmp, values=grids.values, lower=grids.lower, upper=grids.upper)
+        tmp.replace(path)
+        return grids
+
+    def posed_and_neutral(self, undo_rigid: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised (F, V, 3) FLAME vertices of every frame and of its neutral."""
+        params = [self.capture.flame_params[i] for i in self.capture.ids]
+        posed, neutral = guide.posed_and_neutral(self.capture.flame_model, params, undo_rigid)
+        to_scene = self.capture.scene.flame_to_scene
+        return to_scene(posed), to_scene(neutral)
+
+    def extras(self) -> dict[str, Any]:
+        """Per-capture arrays the train step reads, replicated over the mesh.
+
+        "vertices": (F, V, 3) FLAME vertices where the learned warp sees them (the neutral
+        ones when the FLAME guide moves samples there first), for the FLAME warp penalty;
+        "guide": the frames' guide grids.
+        """
+        if self._extras is None:
+            extras: dict[str, Any] = {"vertices": None, "guide": None}
+            weight = self.loss_config.flame_warp_weight
+            if self.warp_config.warp_type != "none" and weight != 0:
+                posed, neutral = self.posed_and_neutral(self.guide_config.undo_rigid)
+                table = neutral if self.guide_config.enabled else posed
+                extras["vertices"] = jnp.asarray(table, jnp.float32)
+            if self.needs_grids:
+                extras["guide"] = self.guide_grids(show_progress=jax.process_index() == 0)
+            self._extras = jax.device_put(extras, training.replicated(self.mesh))
+        return self._extras
 
     def train_step(self):
         return training.make_train_step(
@@ -364,7 +427,9 @@ class Experiment:
                 self.capture, frame_id, self.expression_config.use_jaw, self.frame_source
             )
             shape = self.capture.cameras[frame_id].image_shape
-            out = self.renderer.render_image(state.params, batch, self.warp_alpha(step), shape)
+            out = self.renderer.render_image(
+                state.params, batch, self.warp_alpha(step), shape, self.extras()["guide"]
+            )
             target = batch.rgb.reshape(shape + (3,))
             mask = batch.inside.reshape(shape) > 0.5
             per_frame.append(evaluation.image_metrics(out["rgb"], target, mask))

@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from flamenerf import grid, modules, rendering, warping
+from flamenerf import grid, guide, modules, rendering, warping
 from flamenerf.configs import ExpressionConfig, FieldConfig, ModelConfig, WarpConfig
 
 Array = jax.Array
@@ -118,6 +118,8 @@ class FlameNerf(nn.Module):
       num_codes: number of per-frame latent codes (training frames).
       condition_dim: size of the conditioning vector in the rays.
       near, far: ray bounds in normalised units.
+      use_guide: move samples with the FLAME-guided prior (`guide.GuideGrids` input).
+      mesh_radius: ("mesh" spatial prior) radius around the FLAME mesh, normalised units.
     """
 
     model: ModelConfig
@@ -127,6 +129,8 @@ class FlameNerf(nn.Module):
     condition_dim: int
     near: float
     far: float
+    use_guide: bool = False
+    mesh_radius: float = 0.0
 
     def setup(self):
         if self.warp.warp_type != "none":
@@ -200,7 +204,11 @@ class FlameNerf(nn.Module):
         return cond
 
     def __call__(
-        self, rays: dict[str, Array], warp_alpha: Array, randomized: bool
+        self,
+        rays: dict[str, Array],
+        warp_alpha: Array,
+        randomized: bool,
+        guide_grids: guide.GuideGrids | None = None,
     ) -> dict[str, dict[str, Array]]:
         """Renders rays coarse then fine.
 
@@ -209,11 +217,16 @@ class FlameNerf(nn.Module):
             appearance_id (N,), condition (N, C), inside (N,).
           warp_alpha: scalar annealing parameter of the warp encoding.
           randomized: stratified jitter, density noise and conditioning noise (training).
+          guide_grids: the frames' FLAME-guide grids (indexed by rays["frame"]); needed when
+            `use_guide` or the "mesh" spatial prior is on.
 
         Returns:
           {"coarse": ..., "fine": ...}, each with rgb (N, 3), depth (N,), acc (N,),
           weights (N, S), z_vals (N, S) and the observation-space points (N, S, 3).
         """
+        needs_grids = self.use_guide or self.expression.spatial_prior == "mesh"
+        if needs_grids and guide_grids is None:
+            raise ValueError("FlameNerf: this configuration needs guide_grids")
         origins, directions = rays["origins"], rays["directions"]
         viewdirs = directions / jnp.linalg.norm(directions, axis=-1, keepdims=True)
         appearance = (
@@ -245,8 +258,16 @@ class FlameNerf(nn.Module):
                     randomized,
                     include_input=self.model.fine_includes_coarse,
                 )
-            canonical = self.warp_points(points, rays["warp_id"], warp_alpha)
-            rgb, sigma = self.fields[level](canonical, viewdirs, appearance, condition)
+            canonical, level_condition = points, condition
+            if needs_grids:
+                displacement, distance = guide.lookup(guide_grids, rays["frame"], points)
+                if self.use_guide:
+                    canonical = points + displacement
+                if level_condition is not None and self.expression.spatial_prior == "mesh":
+                    near_mesh = (distance < self.mesh_radius).astype(points.dtype)
+                    level_condition = condition[:, None, :] * near_mesh[..., None]
+            canonical = self.warp_points(canonical, rays["warp_id"], warp_alpha)
+            rgb, sigma = self.fields[level](canonical, viewdirs, appearance, level_condition)
             if randomized and self.model.noise_std > 0:
                 noise = jax.random.normal(self.make_rng("sampling"), sigma.shape)
                 sigma = jax.nn.relu(sigma + self.model.noise_std * noise)
@@ -263,19 +284,31 @@ def make_model(
     condition_dim: int,
     near: float,
     far: float,
+    use_guide: bool = False,
+    mesh_radius: float = 0.0,
 ) -> FlameNerf:
     """Builds the model, checking the configuration's consistency."""
     if expression.where == "skip" and not (model.coarse.skips and model.fine.skips):
         raise ValueError("ExpressionConfig.where = 'skip' needs FieldConfig.skips in both fields")
     if model.num_fine_samples <= 0 or model.num_coarse_samples < 2:
         raise ValueError("ModelConfig: need num_coarse_samples >= 2 and num_fine_samples >= 1")
-    return FlameNerf(model, warp, expression, num_codes, condition_dim, near, far)
+    return FlameNerf(
+        model, warp, expression, num_codes, condition_dim, near, far, use_guide, mesh_radius
+    )
+
+
+def dummy_grids() -> guide.GuideGrids:
+    """One empty frame of guide grids (for initialisation: shapes only)."""
+    return guide.GuideGrids(
+        values=jnp.zeros((1, 2, 2, 2, 4), jnp.float16), lower=-jnp.ones(3), upper=jnp.ones(3)
+    )
 
 
 def init_params(model: FlameNerf, key: Array) -> Any:
     """Initialises parameters with a two-ray dummy batch (shapes only matter)."""
     n = 2
     rays = {
+        "frame": jnp.zeros((n,), jnp.int32),
         "origins": jnp.zeros((n, 3)),
         "directions": jnp.ones((n, 3)) / jnp.sqrt(3.0),
         "warp_id": jnp.zeros((n,), jnp.int32),
@@ -284,4 +317,5 @@ def init_params(model: FlameNerf, key: Array) -> Any:
         "inside": jnp.ones((n,)),
     }
     keys = dict(zip(("params", "sampling", "condition"), jax.random.split(key, 3), strict=True))
-    return model.init(keys, rays, jnp.zeros(()), randomized=False)["params"]
+    grids = dummy_grids() if model.use_guide or model.expression.spatial_prior == "mesh" else None
+    return model.init(keys, rays, jnp.zeros(()), randomized=False, guide_grids=grids)["params"]

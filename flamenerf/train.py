@@ -105,7 +105,7 @@ def train(exp: experiment.Experiment) -> int:
     batches = exp.ray_batches(start_step)
     train_step = exp.train_step()
     key = jax.random.PRNGKey(train_config.seed)
-    vertices = exp.flame_vertices_for_loss()
+    extras = exp.extras()
     writer = exp.summary_writer() if chief else None
     stop = _Stop()
     bar = tqdm(
@@ -124,7 +124,7 @@ def train(exp: experiment.Experiment) -> int:
     try:
         while step < train_config.max_steps:
             batch = next(batches)
-            state, stats = train_step(state, exp.shard(batch), key, vertices)
+            state, stats = train_step(state, exp.shard(batch), key, extras)
             step += 1
             window_steps += 1
             bar.update(1)

@@ -126,7 +126,7 @@ def compute_loss(
     model: FlameNerf,
     loss_config: LossConfig,
     warp_alpha: Callable[[Array], Array],
-    flame_vertices: Array | None,
+    extras: dict[str, Any],
 ) -> tuple[Array, dict[str, Array]]:
     """The training loss of one batch and its components.
 
@@ -138,9 +138,11 @@ def compute_loss(
       model: the model.
       loss_config: weights.
       warp_alpha: schedule of the warp annealing parameter.
-      flame_vertices: (F, V, 3) FLAME vertices of every frame (normalised), for the FLAME
-        warp penalty; None when that weight is zero.
+      extras: per-capture arrays, replicated: "vertices" (F, V, 3) FLAME vertices of every
+        frame where the learned warp sees them (normalised), for the FLAME warp penalty, or
+        None; "guide" the frames' `guide.GuideGrids`, or None.
     """
+    flame_vertices, grids = extras.get("vertices"), extras.get("guide")
     k_sampling, k_condition, k_vertices = jax.random.split(key, 3)
     alpha = warp_alpha(step)
     outputs = model.apply(
@@ -148,6 +150,7 @@ def compute_loss(
         rays,
         alpha,
         True,
+        grids,
         rngs={"sampling": k_sampling, "condition": k_condition},
     )
     stats = {}
@@ -200,7 +203,7 @@ def train_step(
     state: TrainState,
     rays: dict[str, Array],
     key: Array,
-    flame_vertices: Array | None,
+    extras: dict[str, Any],
     *,
     model: FlameNerf,
     optimizer: optax.GradientTransformation,
@@ -219,7 +222,7 @@ def train_step(
         model=model,
         loss_config=loss_config,
         warp_alpha=warp_alpha,
-        flame_vertices=flame_vertices,
+        extras=extras,
     )
     updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -237,7 +240,7 @@ def make_train_step(
 ) -> Callable[..., tuple[TrainState, dict[str, Array]]]:
     """`train_step` compiled over `mesh`: batch sharded on "data", everything else replicated.
 
-    The returned function takes (state, rays, key, flame_vertices) and donates the state.
+    The returned function takes (state, rays, key, extras) and donates the state.
     """
     step = functools.partial(
         train_step,

@@ -23,3 +23,11 @@ def _private_cache(tmp_path_factory):
         os.environ.pop("FLAMENERF_CACHE", None)
     else:
         os.environ["FLAMENERF_CACHE"] = previous
+
+
+@pytest.fixture(scope="session")
+def head_model(_private_cache):
+    """The procedural head as a FlameModel (built once per session, in the private cache)."""
+    from flamenerf import flame, head
+
+    return flame.load_model(head.default_head_path())

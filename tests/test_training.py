@@ -41,17 +41,22 @@ def test_loss_falls(tmp_path, capture_dir):
     key = jax.random.PRNGKey(0)
     losses = []
     for _ in range(40):
-        state, stats = step(state, exp.shard(next(batches)), key, exp.flame_vertices_for_loss())
+        state, stats = step(state, exp.shard(next(batches)), key, exp.extras())
         losses.append(float(stats["loss"]))
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
     assert int(state.step) == 40
 
 
-def test_four_devices_equal_one(tmp_path, capture_dir):
+@pytest.mark.parametrize(
+    "bindings",
+    [[], ["GuideConfig.enabled = True", "ExpressionConfig.spatial_prior = 'mesh'"]],
+    ids=["paper", "flame_guided"],
+)
+def test_four_devices_equal_one(tmp_path, capture_dir, bindings):
     assert len(jax.devices()) == 4
-    exp = make_experiment(tmp_path, capture_dir)
+    exp = make_experiment(tmp_path, capture_dir, bindings)
     batches = list(itertools.islice(exp.ray_batches(), 3))
-    vertices = exp.flame_vertices_for_loss()
+    extras = exp.extras()
     results = []
     for devices in (jax.devices()[:1], jax.devices()):
         mesh = training.make_mesh(devices)
@@ -68,7 +73,7 @@ def test_four_devices_equal_one(tmp_path, capture_dir):
                 state,
                 training.shard_batch(batch, mesh),
                 jax.random.PRNGKey(1),
-                jax.device_put(vertices, training.replicated(mesh)),
+                jax.device_put(extras, training.replicated(mesh)),
             )
         results.append((jax.device_get(state.params), float(stats["loss"])))
     (p1, l1), (p4, l4) = results
@@ -91,7 +96,7 @@ def test_schedules_reach_the_step(tmp_path, capture_dir):
     state, _ = exp.restore_or_init_state()
     step = exp.train_step()
     batch = exp.shard(next(iter(exp.ray_batches())))
-    _, stats = step(state, batch, jax.random.PRNGKey(0), exp.flame_vertices_for_loss())
+    _, stats = step(state, batch, jax.random.PRNGKey(0), exp.extras())
     # tiny.gin: lr 1e-2 -> 1e-3 exponential, alpha 0 -> 2 linear; both at step 0.
     assert float(stats["lr"]) == pytest.approx(1e-2)
     assert float(stats["warp_alpha"]) == 0.0
@@ -149,8 +154,8 @@ def test_nan_stops_training_and_keeps_last_checkpoint(tmp_path, capture_dir, mon
     real_step = exp.train_step()
 
     def poisoned():
-        def step(state, batch, key, vertices):
-            state, stats = real_step(state, batch, key, vertices)
+        def step(state, batch, key, extras):
+            state, stats = real_step(state, batch, key, extras)
             if int(state.step) > 20:
                 stats = dict(stats, loss=stats["loss"] * np.nan)
             return state, stats
