@@ -244,24 +244,32 @@ class Experiment:
         return self._checkpoints
 
     def init_state(self) -> training.TrainState:
-        params = init_params(self.model, jax.random.PRNGKey(self.train_config.seed))
-        state = training.create_state(params, training.make_optimizer(self.train_config))
-        return jax.device_put(state, training.replicated(self.mesh))
+        """A fresh state (compiled once: eager initialisation of the fields is slow)."""
+        optimizer = training.make_optimizer(self.train_config)
+        create = jax.jit(
+            lambda key: training.create_state(init_params(self.model, key), optimizer),
+            out_shardings=training.replicated(self.mesh),
+        )
+        return create(jax.random.PRNGKey(self.train_config.seed))
 
     def restore_or_init_state(self, step: int | None = None) -> tuple[training.TrainState, int]:
         """The latest (or the given) checkpoint's state, else a fresh one; and its step."""
         import orbax.checkpoint as ocp
 
-        state = self.init_state()
         step = self.checkpoints.latest_step() if step is None else step
         if step is None:
-            return state, 0
+            return self.init_state(), 0
         if step not in self.checkpoints.all_steps():
             raise UserError(
                 f"{self.base_folder / 'checkpoints'}: no checkpoint at step {step} "
                 f"(have {sorted(self.checkpoints.all_steps())})"
             )
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, state)
+        # The state's structure without computing it (initialisation is slow eagerly).
+        sharding = training.replicated(self.mesh)
+        abstract = jax.tree.map(
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+            jax.eval_shape(self.init_state),
+        )
         restored = self.checkpoints.restore(step, args=ocp.args.StandardRestore(abstract))
         return restored, int(restored.step)
 
@@ -346,6 +354,20 @@ class Experiment:
         posed, neutral = guide.posed_and_neutral(self.capture.flame_model, params, undo_rigid)
         to_scene = self.capture.scene.flame_to_scene
         return to_scene(posed), to_scene(neutral)
+
+    def grids_for(self, flame_params: list[Any]) -> guide.GuideGrids | None:
+        """Guide grids of meshes posed with other parameters (grid i for `flame_params[i]`,
+        so rays rendered with it carry frame = i), replicated; None when the model reads no
+        grids. Used to render novel expressions and reanimations (DESIGN.md 2.6)."""
+        if not self.needs_grids:
+            return None
+        settings = self.guide_settings()
+        posed, neutral = guide.posed_and_neutral(
+            self.capture.flame_model, list(flame_params), settings.undo_rigid
+        )
+        to_scene = self.capture.scene.flame_to_scene
+        grids = guide.build_grids(to_scene(posed), to_scene(neutral), settings)
+        return jax.device_put(grids, training.replicated(self.mesh))
 
     def extras(self) -> dict[str, Any]:
         """Per-capture arrays the train step reads, replicated over the mesh.

@@ -1,0 +1,133 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""Which expression mechanism generalises to unseen expressions? (issue 9)
+
+    python benchmarks/expression_generalisation.py [--steps 1500] [--out bench_out]
+        [--variants no_expression paper_conditioning flame_guided both]
+        [--captures 0:static 1:motion]
+
+For each synthetic capture (seed, static head or head motion) it trains every variant on top
+of gin/demo.gin with the same step budget, then reports on the validation frames (novel
+cameras and novel expressions): PSNR of the whole image, inside the FLAME silhouette (face)
+and outside, the expression disentanglement figure (DESIGN 2.6: mean absolute change outside
+/ inside the union of the two silhouettes when the expression is swapped), and the baselines
+of DESIGN 2.7 on the same frames: the mean colour of the training images and the nearest
+training frame by camera. Nothing else should run on the machine meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from flamenerf import eval as evaluate
+from flamenerf import evaluation, experiment, train
+from flamenerf.datasets import synthetic
+
+VARIANTS = ("no_expression", "paper_conditioning", "flame_guided", "both")
+
+
+def nearest_training_frame(capture, frame_id: str) -> str:
+    """The training frame whose camera is closest (position, then viewing direction)."""
+    target = capture.cameras[frame_id]
+
+    def distance(i: str) -> float:
+        cam = capture.cameras[i]
+        return float(
+            np.linalg.norm(cam.position - target.position)
+            + 0.1 * np.linalg.norm(cam.optical_axis - target.optical_axis)
+        )
+
+    return min(capture.train_ids, key=distance)
+
+
+def baselines(capture) -> dict[str, dict[str, float]]:
+    """Mean training colour and nearest training frame, scored like the models."""
+    mean_colour = np.mean(
+        [capture.image(i).reshape(-1, 3).mean(0) / 255.0 for i in capture.train_ids], axis=0
+    )
+    scores: dict[str, list[dict[str, float]]] = {"mean colour": [], "nearest frame": []}
+    for frame_id in capture.val_ids:
+        target = capture.image(frame_id) / 255.0
+        mask = capture.mask(frame_id)
+        flat = np.broadcast_to(mean_colour, target.shape)
+        scores["mean colour"].append(evaluation.image_metrics(flat, target, mask))
+        near = capture.image(nearest_training_frame(capture, frame_id)) / 255.0
+        scores["nearest frame"].append(evaluation.image_metrics(near, target, mask))
+    return {name: _mean(rows) for name, rows in scores.items()}
+
+
+def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
+
+
+def run_variant(capture_dir: Path, variant: str, steps: int, out: Path) -> dict[str, float]:
+    folder = out / capture_dir.name / variant
+    exp = experiment.Experiment.create(
+        folder,
+        ["gin/demo.gin", f"gin/ablations/{variant}.gin"],
+        [
+            f"TrainConfig.max_steps = {steps}",
+            "TrainConfig.max_minutes = 0",
+            "TrainConfig.val_every = 0",
+            "TrainConfig.val_frames = 0",
+            f"lr/ExponentialSchedule.num_steps = {steps}",
+        ],
+        data_dir=str(capture_dir),
+    )
+    start = time.time()
+    train.train(exp)
+    minutes = (time.time() - start) / 60
+    state, step = exp.restore_or_init_state()
+    result = evaluate.evaluate(exp, state, step, show_progress=False)["mean"]
+    result["minutes"] = minutes
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=1500, help="training steps per variant")
+    parser.add_argument("--out", default="bench_out/expression", help="experiment folders")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    parser.add_argument(
+        "--captures",
+        nargs="+",
+        default=["0:static", "1:motion"],
+        help="SEED:static|motion synthetic captures",
+    )
+    args = parser.parse_args()
+    out = Path(args.out)
+    for spec in args.captures:
+        seed, kind = spec.split(":")
+        capture_dir = synthetic.default_capture(seed=int(seed), head_motion=kind == "motion")
+        exp = experiment.Experiment.create(
+            out / "baselines", ["gin/demo.gin"], [], data_dir=str(capture_dir), write_config=False
+        )
+        table = {f"baseline: {k}": v for k, v in baselines(exp.capture).items()}
+        for variant in args.variants:
+            table[variant] = run_variant(capture_dir, variant, args.steps, out)
+        print(
+            f"\n## capture seed {seed}, {kind} head, {args.steps} steps each, "
+            f"{len(exp.capture.val_ids)} validation frames (devices: {jax.device_count()})"
+        )
+        keys = [
+            "psnr",
+            "psnr_face",
+            "psnr_outside",
+            "ssim",
+            "disent_outside",
+            "disent_inside",
+            "minutes",
+        ]
+        print("| variant | " + " | ".join(keys) + " |")
+        print("| --- " * (len(keys) + 1) + "|")
+        for name, row in table.items():
+            cells = [f"{row[k]:.3f}" if k in row else "" for k in keys]
+            print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

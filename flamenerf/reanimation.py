@@ -1,0 +1,220 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""Rendering a subject with other FLAME parameters: the pure parts (DESIGN.md 2.6).
+
+A render with other parameters needs two things from them:
+  * the conditioning vector the model sees (as `Capture.condition`: the expression padded or
+    truncated to scene.json's `flame.num_expression`, then the jaw pose when
+    `ExpressionConfig.use_jaw`);
+  * the FLAME silhouette, from the mesh posed with the subject's identity (the chosen frame's
+    `shape`), the driving expression and jaw, and the chosen frame's head pose (global and
+    neck pose, eyes and translation).
+
+Relative transfer (`relative_transfer`) moves a driving sequence onto the subject as offsets:
+
+    expression = subject_neutral.expression + (driving.expression - driving_neutral.expression)
+    jaw_pose   = subject_neutral.jaw_pose   + (driving.jaw_pose   - driving_neutral.jaw_pose)
+
+The jaw offset is taken on the axis-angle vectors (exact for rotations about one axis, as jaw
+opening nearly is). By default the subject's neutral is FLAME's neutral face (zero expression
+and jaw, `neutral_of`); a frame of the capture in which the subject looks neutral can be used
+instead. Everything here works on host NumPy arrays except `posed_vertices` (one jitted FLAME
+forward pass over the batch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from flamenerf import flame, rasterize
+from flamenerf.camera import Camera
+from flamenerf.datasets import capture as capture_lib
+
+JAW_SIZE = 3
+
+
+def expression_and_jaw(
+    params: flame.FlameParams, num_expression: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The expression zero-padded/truncated to (num_expression,) and the jaw pose (3,)."""
+    expression = np.zeros(num_expression, np.float32)
+    if params.expression is not None:
+        values = np.asarray(params.expression, np.float32)[:num_expression]
+        expression[: len(values)] = values
+    jaw = (
+        np.zeros(JAW_SIZE, np.float32)
+        if params.jaw_pose is None
+        else np.asarray(params.jaw_pose, np.float32).reshape(JAW_SIZE)
+    )
+    return expression, jaw
+
+
+def check_expression_size(params: flame.FlameParams, num_expression: int, source: str) -> None:
+    """ValueError naming `source` when params have more than `num_expression` coefficients."""
+    if params.expression is not None and len(params.expression) > num_expression:
+        raise ValueError(
+            f"{source}: field 'expression' has {len(params.expression)} coefficients; "
+            f"expected at most {num_expression} (scene.json's flame.num_expression)"
+        )
+
+
+def read_params(path: str | Path, num_expression: int) -> flame.FlameParams:
+    """Reads a `flame/ID.json`-style file, validated, with at most `num_expression` coefficients.
+
+    Raises:
+      FileNotFoundError, ValueError: naming the file and the field.
+    """
+    path = Path(path)
+    raw = capture_lib.read_json(path)
+    params = flame.FlameParams.from_dict(raw, source=str(path))
+    check_expression_size(params, num_expression, str(path))
+    return params
+
+
+def read_sequence(folder: str | Path, num_expression: int) -> list[tuple[str, flame.FlameParams]]:
+    """Every `folder/*.json` (sorted by file name) as (file stem, FlameParams).
+
+    Raises:
+      FileNotFoundError: no such folder, or no *.json in it.
+      ValueError: a file that is not valid FLAME parameters, or has too many expression
+        coefficients (the message names the file and the field).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: folder of FLAME parameter files not found")
+    files = sorted(folder.glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no *.json FLAME parameter files in it")
+    return [(f.stem, read_params(f, num_expression)) for f in files]
+
+
+def with_expression(
+    subject: flame.FlameParams, expression: np.ndarray, jaw_pose: np.ndarray
+) -> flame.FlameParams:
+    """The subject's parameters (identity and head pose) with another expression and jaw.
+
+    Args:
+      subject: the frame whose shape, global/neck/eye pose and translation are kept.
+      expression: (E,) expression coefficients; jaw_pose: (3,) axis-angle.
+    """
+    return subject._replace(
+        expression=np.asarray(expression, np.float32),
+        jaw_pose=np.asarray(jaw_pose, np.float32).reshape(JAW_SIZE),
+    )
+
+
+def neutral_of(params: flame.FlameParams) -> flame.FlameParams:
+    """The same parameters with zero expression and jaw pose: FLAME's neutral face."""
+    return params._replace(expression=None, jaw_pose=None)
+
+
+def relative_transfer(
+    driving: flame.FlameParams,
+    driving_neutral: flame.FlameParams,
+    subject_neutral: flame.FlameParams,
+    num_expression: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expression and jaw of `driving` transferred as offsets from its neutral onto the subject's.
+
+    Returns:
+      expression (num_expression,) = subject_neutral + (driving - driving_neutral), and
+      jaw_pose (3,) the same on the axis-angle vectors (see the module docstring).
+    """
+    d_expr, d_jaw = expression_and_jaw(driving, num_expression)
+    n_expr, n_jaw = expression_and_jaw(driving_neutral, num_expression)
+    s_expr, s_jaw = expression_and_jaw(subject_neutral, num_expression)
+    return s_expr + (d_expr - n_expr), s_jaw + (d_jaw - n_jaw)
+
+
+def interpolate(
+    a: flame.FlameParams, b: flame.FlameParams, weights: Sequence[float], num_expression: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Expression and jaw linearly interpolated from `a` (weight 0) to `b` (weight 1).
+
+    Returns:
+      One (expression (num_expression,), jaw (3,)) pair per weight.
+    """
+    a_expr, a_jaw = expression_and_jaw(a, num_expression)
+    b_expr, b_jaw = expression_and_jaw(b, num_expression)
+    return [
+        ((1 - t) * a_expr + t * b_expr, (1 - t) * a_jaw + t * b_jaw)
+        for t in np.asarray(weights, np.float32)
+    ]
+
+
+def sweep(
+    params: flame.FlameParams, coefficient: int, values: Sequence[float], num_expression: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`params`' expression with coefficient `coefficient` set to each of `values` (jaw kept).
+
+    Raises:
+      ValueError: `coefficient` outside 0..num_expression - 1.
+    """
+    if not 0 <= coefficient < num_expression:
+        raise ValueError(
+            f"--coefficient {coefficient}: expected 0..{num_expression - 1} "
+            f"(scene.json's flame.num_expression = {num_expression})"
+        )
+    expression, jaw = expression_and_jaw(params, num_expression)
+    out = []
+    for value in values:
+        e = expression.copy()
+        e[coefficient] = value
+        out.append((e, jaw.copy()))
+    return out
+
+
+def condition(
+    expression: np.ndarray, jaw_pose: np.ndarray, num_expression: int, use_jaw: bool
+) -> np.ndarray:
+    """The model's conditioning vector (as `Capture.condition`): float32 (num_expression [+ 3],)."""
+    params = flame.FlameParams(expression=expression, jaw_pose=jaw_pose)
+    return capture_lib.condition_vector(params, num_expression, use_jaw)
+
+
+_forward = jax.jit(flame.forward)
+
+
+def posed_vertices(
+    model: flame.FlameModel, scene: capture_lib.Scene, params: Sequence[flame.FlameParams]
+) -> np.ndarray:
+    """FLAME meshes posed with each parameter set, in the normalised scene frame.
+
+    Args:
+      model: the capture's FLAME model; scene: its scene.json (FLAME -> world -> normalised).
+      params: N parameter sets.
+
+    Returns:
+      float32 (N, V, 3) vertices.
+    """
+    batched = flame.stack_params(list(params), model)
+    vertices = np.asarray(_forward(model, batched).vertices, np.float64)
+    return scene.flame_to_scene(vertices).astype(np.float32)
+
+
+def silhouette(model: flame.FlameModel, vertices: np.ndarray, camera: Camera) -> np.ndarray:
+    """bool (H, W): pixel centres of `camera` covered by the mesh `vertices` (V, 3)."""
+    return rasterize.silhouette(vertices, np.asarray(model.faces), camera)
+
+
+def normalize_camera(camera: Camera, scene: capture_lib.Scene, image_scale: int) -> Camera:
+    """A camera in capture world coordinates (at 1x) -> the capture's normalised frame and scale.
+
+    The same as the capture's own cameras get: intrinsics divided by `image_scale` and the
+    position mapped by `(X - center) * scale` (the orientation is unchanged).
+    """
+    if image_scale != 1:
+        camera = camera.scale(image_scale)
+    return dataclasses.replace(camera, position=scene.normalize(camera.position))
+
+
+def read_camera(path: str | Path, scene: capture_lib.Scene, image_scale: int) -> Camera:
+    """Reads a `camera/ID.json`-style file (world coordinates, 1x) and normalises it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: camera file not found")
+    return normalize_camera(Camera.from_json(path), scene, image_scale)

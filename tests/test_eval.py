@@ -1,0 +1,226 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""Evaluation: metrics against hand-computed values, the files and table of the eval CLI.
+
+`tiny_experiment` trains one tiny experiment (20 steps, warp off) once per session; the
+render tests share it.
+"""
+
+import contextlib
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from capture_util import write_capture
+from PIL import Image
+
+from flamenerf import eval as eval_lib
+from flamenerf import evaluation
+
+TINY = str(Path(__file__).parent / "gin" / "tiny.gin")
+STEPS = 20
+FOCAL = 30.0  # the octahedron head then covers about half of the 16x12 frames
+
+
+_TRAINED: dict[int, Path] = {}
+
+
+def tiny_experiment(tmp_path_factory) -> Path:
+    """A 20-step experiment on a hand-written capture (16x12, no masks: rasterised ones).
+
+    Trained once per session (cached on the session's tmp_path_factory).
+    """
+    if id(tmp_path_factory) not in _TRAINED:
+        _TRAINED[id(tmp_path_factory)] = _train(tmp_path_factory)
+    return _TRAINED[id(tmp_path_factory)]
+
+
+def _train(tmp_path_factory) -> Path:
+    from flamenerf import experiment, train
+
+    root = tmp_path_factory.mktemp("tiny_experiment")
+    capture = write_capture(root / "cap", num_train=6, num_val=2, width=16, height=12)
+    for path in (capture / "camera").glob("*.json"):
+        camera = json.loads(path.read_text())
+        camera["focal_length"] = FOCAL
+        path.write_text(json.dumps(camera))
+    exp = experiment.Experiment.create(
+        root / "exp",
+        [TINY],
+        [
+            f"TrainConfig.max_steps = {STEPS}",
+            "TrainConfig.val_frames = 0",
+            "WarpConfig.warp_type = 'none'",
+            "LossConfig.flame_warp_weight = 0.0",
+        ],
+        data_dir=str(capture),
+    )
+    assert train.train(exp) == 0
+    return root / "exp"
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    return tiny_experiment(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def evaluated(trained, tmp_path_factory):
+    """Runs the CLI over the experiment and a copy of it: (folders, table CSV, code, stdout)."""
+    copy = tmp_path_factory.mktemp("copy") / "exp_copy"
+    shutil.copytree(trained, copy)
+    table = tmp_path_factory.mktemp("table") / "table.csv"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        code = eval_lib.main(
+            ["--base_folder", str(trained), str(copy), "--table_csv", str(table), "--frames", "2"]
+        )
+    return [trained, copy], table, code, stdout.getvalue()
+
+
+# ------------------------------------------------------------------------------------------
+# Pure metrics.
+
+
+def test_frame_metrics_match_hand_computed_values():
+    rng = np.random.default_rng(0)
+    target = rng.uniform(0.3, 0.7, (12, 16, 3)).astype(np.float32)
+    mask = np.zeros((12, 16), bool)
+    mask[2:8, 4:12] = True  # 48 face pixels, 144 outside
+    pred = target + np.where(mask[..., None], 0.1, 0.2).astype(np.float32)
+    values = eval_lib.frame_metrics(pred, target, mask)
+    assert values["psnr_face"] == pytest.approx(20.0, abs=1e-3)
+    assert values["psnr_outside"] == pytest.approx(-10 * np.log10(0.04), abs=1e-3)
+    whole = (48 * 0.01 + 144 * 0.04) / 192
+    assert values["psnr"] == pytest.approx(-10 * np.log10(whole), abs=1e-3)
+    assert values["ms_ssim_scales"] == 1  # a 12-px side holds one 11-px window
+    same = eval_lib.frame_metrics(target, target, mask)
+    assert same["ssim"] == pytest.approx(1.0, abs=1e-5)
+    assert same["ms_ssim"] == pytest.approx(1.0, abs=1e-5)
+    big = np.zeros((64, 64, 3))
+    assert eval_lib.frame_metrics(big, big, np.ones((64, 64), bool))["ms_ssim_scales"] == 3
+
+
+def test_small_images_have_no_ssim():
+    values = eval_lib.frame_metrics(np.zeros((8, 8, 3)), np.ones((8, 8, 3)), np.ones((8, 8), bool))
+    assert np.isnan(values["ssim"]) and values["ms_ssim_scales"] == 0
+    assert values["psnr"] == pytest.approx(0.0)
+
+
+def test_mean_is_the_mean_of_frames_without_nans():
+    frames = {
+        "a": {"psnr": 10.0, "psnr_face": float("nan"), "ms_ssim_scales": 1, "disent_driver": "b"},
+        "b": {"psnr": 20.0, "psnr_face": 30.0, "ms_ssim_scales": 1, "disent_driver": "a"},
+    }
+    mean = eval_lib.mean_metrics(frames)
+    assert mean == {"psnr": 15.0, "psnr_face": 30.0, "ms_ssim_scales": 1}
+
+
+def test_disentanglement_regions_by_hand():
+    a = np.zeros((8, 8, 3))
+    mask_a = np.zeros((8, 8), bool)
+    mask_a[3:5, 3:5] = True
+    mask_b = np.zeros((8, 8), bool)
+    mask_b[3:5, 5] = True
+    b = a.copy()
+    b[4, 6] = 0.6  # next to the union: inside the 1-px dilation
+    b[2, 2] = 0.3  # diagonal neighbour of the union: inside too (3x3 dilation)
+    b[0, 0] = 0.9  # two pixels away: outside
+    values = evaluation.disentanglement(a, b, mask_a, mask_b)
+    region = np.zeros((8, 8), bool)
+    region[2:6, 2:7] = True  # union (rows 3-4, cols 3-5) dilated by one pixel
+    assert values["disent_inside"] == pytest.approx((0.6 + 0.3) / region.sum())
+    assert values["disent_outside"] == pytest.approx(0.9 / (~region).sum())
+    figure = evaluation.disentanglement_figure(a, b, mask_a, mask_b)
+    assert figure.shape == (8, 24, 3)
+
+
+# ------------------------------------------------------------------------------------------
+# The command line on a trained experiment.
+
+
+def read_png(path):
+    return np.asarray(Image.open(path).convert("RGB"), np.float64) / 255.0
+
+
+def test_eval_two_experiments_one_table(evaluated):
+    folders, table, code, out = evaluated
+    assert code == 0
+    lines = [ln for ln in out.splitlines() if ln.startswith("|")]
+    assert len(lines) == 4  # header, separator, two experiments
+    assert lines[0].split("|")[1].strip() == "experiment" and "psnr_face" in lines[0]
+    assert str(folders[0]) in lines[2] and str(folders[1]) in lines[3]
+    with open(table) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["experiment"] for r in rows] == [str(f) for f in folders]
+    report = json.loads((folders[0] / "eval" / f"step_{STEPS}" / "metrics.json").read_text())
+    assert float(rows[0]["psnr"]) == pytest.approx(report["mean"]["psnr"])
+    assert (folders[0] / "tensorboard").is_dir()
+
+
+def test_metrics_json_matches_the_written_pngs(evaluated):
+    from flamenerf.datasets.capture import load_capture
+
+    folder = evaluated[0][0]
+    out = folder / "eval" / f"step_{STEPS}"
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["step"] == STEPS and report["checkpoint"].endswith(f"checkpoints/{STEPS}")
+    assert set(report["frames"]) == {"v00", "v01"}
+    capture = load_capture(folder.parent / "cap")
+    psnrs = []
+    for frame_id, values in report["frames"].items():
+        pred = read_png(out / f"{frame_id}_prediction.png")
+        target = read_png(out / f"{frame_id}_target.png")
+        original = np.asarray(Image.open(folder.parent / "cap" / "rgb" / "1x" / f"{frame_id}.png"))
+        np.testing.assert_array_equal(np.round(target * 255), original)
+        mask = capture.mask(frame_id)
+        assert 0 < mask.sum() < mask.size
+        sq = (pred - target) ** 2
+        # The PNG is the float render rounded to 8 bits: equal to well within 0.05 dB.
+        assert values["psnr"] == pytest.approx(-10 * np.log10(sq.mean()), abs=0.05)
+        assert values["psnr_face"] == pytest.approx(-10 * np.log10(sq[mask].mean()), abs=0.05)
+        assert values["psnr_outside"] == pytest.approx(-10 * np.log10(sq[~mask].mean()), abs=0.05)
+        psnrs.append(values["psnr"])
+        for kind in ("error", "depth", "acc", "disent"):
+            assert (out / f"{frame_id}_{kind}.png").stat().st_size > 0
+    assert report["mean"]["psnr"] == pytest.approx(np.mean(psnrs))
+
+
+def test_disentanglement_is_zero_outside_with_the_spatial_prior(evaluated):
+    report = json.loads((evaluated[0][0] / "eval" / f"step_{STEPS}" / "metrics.json").read_text())
+    for values in report["frames"].values():
+        assert values["disent_driver"] in {"v00", "v01"}
+        assert values["disent_outside"] < 1e-6
+        assert values["disent_inside"] > 1e-5  # another expression changes the face
+
+
+def test_another_scale_goes_to_its_own_folder(evaluated):
+    folder = evaluated[0][1]  # the copy
+    own = folder / "eval" / f"step_{STEPS}" / "metrics.json"
+    before = own.read_text()
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert eval_lib.main(["--base_folder", str(folder), "--scale", "2", "--frames", "1"]) == 0
+    report = json.loads((own.parent / "scale_2" / "metrics.json").read_text())
+    assert report["scale"] == 2 and list(report["frames"]) == ["v00"]
+    assert report["frames"]["v00"]["ms_ssim_scales"] == 0  # 8x6: too small for SSIM
+    assert report["frames"]["v00"]["ssim"] is None  # NaN is written as null
+    assert Image.open(own.parent / "scale_2" / "v00_prediction.png").size == (8, 6)
+    assert own.read_text() == before
+
+
+def test_bad_checkpoint_step_errors_clearly(trained, capsys):
+    code = eval_lib.main(["--base_folder", str(trained), "--checkpoint", "7"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert str(trained / "checkpoints") in err and "step 7" in err and f"[{STEPS}]" in err
+
+
+def test_not_an_experiment_errors_clearly(tmp_path, capsys):
+    assert eval_lib.main(["--base_folder", str(tmp_path)]) == 2
+    assert (
+        capsys.readouterr().err == f"error: {tmp_path}: not an experiment folder (no config.gin)\n"
+    )
