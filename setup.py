@@ -33,6 +33,6 @@ setup(
         "tqdm>=4.66",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.6", "nbmake>=1.5", "ipykernel>=6"],
+        "test": ["pytest>=8", "ruff>=0.6", "nbmake>=1.5", "nbformat>=5", "ipykernel>=6"],
     },
 )

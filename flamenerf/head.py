@@ -52,7 +52,9 @@ import os
 import pathlib
 import sys
 import tempfile
+import zipfile
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from scipy.optimize import nnls
@@ -1407,6 +1409,16 @@ def build_head() -> dict[str, np.ndarray]:
     }
 
 
+def write_npz(file: Any, arrays: dict[str, np.ndarray]) -> None:
+    """`np.savez`, but byte-deterministic (fixed timestamps in the zip, no pickles)."""
+    with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED) as archive:
+        for key, value in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            with archive.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(value), allow_pickle=False)
+
+
 def write_head(path: str | os.PathLike[str]) -> pathlib.Path:
     """Builds the head and writes it to `path` as an `.npz` (no pickles), atomically.
 
@@ -1417,7 +1429,7 @@ def write_head(path: str | os.PathLike[str]) -> pathlib.Path:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            write_npz(f, arrays)
         os.chmod(tmp, 0o644)  # mkstemp makes the file private; a cache is shared
         os.replace(tmp, path)
     except BaseException:
