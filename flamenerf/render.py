@@ -48,6 +48,7 @@ from flamenerf.datasets import rays
 from flamenerf.video import VideoResult, write_png, write_video
 
 DEFAULT_ORBIT_FRAMES = 48
+DEFAULT_ORBIT_DEGREES = 60.0  # arc of generated orbits (the capture covers about +-20 degrees)
 DEFAULT_EXPRESSION_FRAMES = 30
 
 
@@ -109,7 +110,7 @@ def _one_camera_views(
 
 
 def orbit_cameras(
-    camera: Camera, center: np.ndarray, frames: int, degrees: float = 360.0
+    camera: Camera, center: np.ndarray, frames: int, degrees: float = DEFAULT_ORBIT_DEGREES
 ) -> list[Camera]:
     """`frames` cameras orbiting `center` about the camera's up axis (`camera.orbit_path`).
 
@@ -130,7 +131,7 @@ def path_views(
     expression_frame: str | None = None,
     path: str | None = None,
     orbit: int | None = None,
-    orbit_degrees: float = 360.0,
+    orbit_degrees: float = DEFAULT_ORBIT_DEGREES,
     code_frame: str | None = None,
 ) -> tuple[list[View], str]:
     """Novel views: the capture's camera path `path`, or an orbit of `orbit` cameras.
@@ -432,9 +433,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     path.add_argument(
         "--orbit_degrees",
         type=float,
-        default=360.0,
+        default=DEFAULT_ORBIT_DEGREES,
         metavar="DEG",
-        help="orbit angle; below 360 an arc centred on the code frame's camera (default 360)",
+        help="orbit angle; below 360 an arc centred on the code frame's camera (default "
+        f"{DEFAULT_ORBIT_DEGREES:g}: a phone capture sees the head from the front only)",
     )
     path.add_argument(
         "--expression_frame",
