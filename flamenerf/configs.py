@@ -111,7 +111,8 @@ class LossConfig:
     flame_warp_vertices: int = 256  # FLAME vertices drawn per step for that penalty
     elastic_weight: schedules.Schedule | float = 0.0  # Nerfies elastic regulariser (off)
     elastic_scale: float = 0.03  # Geman-McClure scale of the elastic loss
-    background_weight: float = 0.0  # displacement of samples on rays outside the silhouette
+    background_weight: float = 0.0  # L1 warp displacement of samples on rays outside the
+    # silhouette (a static-point regulariser: background and torso should not deform; off)
     triplane_tv_weight: float = 0.0  # total variation of the tri-planes
 
 

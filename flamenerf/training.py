@@ -103,6 +103,20 @@ def elastic_loss(jacobians: Array, scale: float) -> Array:
     return geman_mcclure(jnp.sum(log_sv**2, axis=-1), scale)
 
 
+def background_loss(warped: Array, points: Array, inside: Array) -> Array:
+    """Mean L1 displacement of points on rays outside the FLAME silhouette.
+
+    Args:
+      warped, points: (N, 3) warped and original sample points; inside: (N,) silhouette bits.
+
+    Returns:
+      Scalar; 0 when every ray is inside.
+    """
+    outside = 1.0 - inside
+    moved = jnp.sum(jnp.abs(warped - points), axis=-1)
+    return jnp.sum(outside * moved) / jnp.maximum(jnp.sum(outside), 1.0)
+
+
 def triplane_tv(params: Any) -> Array:
     """Mean squared difference of neighbouring texels over every tri-plane parameter."""
     from flamenerf import grid
@@ -176,16 +190,27 @@ def compute_loss(
         stats["flame_warp"] = jnp.mean(jnp.sum(jnp.abs(warped - points), axis=-1))
         loss = loss + flame_weight * stats["flame_warp"]
 
+    # One random coarse sample per ray, for the warp regularisers.
+    points = outputs["coarse"]["points"]
+    pick = jax.random.randint(k_vertices, (points.shape[0],), 0, points.shape[1])
+    sample = points[jnp.arange(points.shape[0]), pick]
     elastic_weight = schedules.as_schedule(loss_config.elastic_weight)(step)
     if warps and _nonzero(loss_config.elastic_weight):
-        points = outputs["coarse"]["points"]
-        pick = jax.random.randint(k_vertices, (points.shape[0],), 0, points.shape[1])
-        sample = points[jnp.arange(points.shape[0]), pick]
         jac = model.apply(
             {"params": params}, sample, rays["warp_id"], alpha, method=FlameNerf.warp_jacobian
         )
         stats["elastic"] = jnp.mean(elastic_loss(jac, loss_config.elastic_scale))
         loss = loss + elastic_weight * stats["elastic"]
+
+    if warps and loss_config.background_weight > 0:
+        stats["background"] = background_loss(
+            model.apply(
+                {"params": params}, sample, rays["warp_id"], alpha, method=FlameNerf.warp_points
+            ),
+            sample,
+            rays["inside"],
+        )
+        loss = loss + loss_config.background_weight * stats["background"]
 
     if loss_config.triplane_tv_weight > 0:
         stats["triplane_tv"] = triplane_tv(params)
