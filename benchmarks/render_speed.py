@@ -21,12 +21,13 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from common import compiled_flops, matmul_peak_gflops
 
 from flamenerf import camera as camera_lib
 from flamenerf import configs, evaluation, experiment, training
 from flamenerf import eval as eval_lib
 from flamenerf.datasets import rays
-from flamenerf.model import init_params, make_model
+from flamenerf.model import dummy_grids, init_params, make_model
 
 
 def fresh_model(gin_configs: list[str], gin_bindings: list[str], condition_dim: int):
@@ -68,33 +69,15 @@ def frame_rays(size: int, condition_dim: int) -> rays.RayBatch:
     )
 
 
-def chunk_flops(model, params, chunk: int, condition_dim: int) -> float | None:
+def chunk_flops(model, params, chunk: int, condition_dim: int, grids) -> float | None:
     """XLA's FLOP count of rendering one chunk of rays (None when unavailable)."""
     batch = frame_rays(int(np.ceil(np.sqrt(chunk))), condition_dim)
     batch = rays.RayBatch(*[f[:chunk] for f in batch])
-    fn = jax.jit(lambda p, r: model.apply({"params": p}, r, jnp.float32(0.0), False)["fine"]["rgb"])
-    try:
-        cost = fn.lower(params, batch._asdict()).compile().cost_analysis()
-    except Exception:  # cost analysis is best effort on every backend
-        return None
-    cost = cost[0] if isinstance(cost, list | tuple) else cost
-    flops = (cost or {}).get("flops")
-    return float(flops) if flops and flops > 0 else None
-
-
-def matmul_peak(n: int, repeats: int) -> float:
-    """Measured fp32 FLOP/s of an n x n matmul on the first device (best of `repeats`)."""
-    key_a, key_b = jax.random.split(jax.random.PRNGKey(0))
-    a = jax.random.normal(key_a, (n, n), jnp.float32)
-    b = jax.random.normal(key_b, (n, n), jnp.float32)
-    matmul = jax.jit(lambda x, y: jnp.dot(x, y, precision=jax.lax.Precision.HIGHEST))
-    matmul(a, b).block_until_ready()
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        matmul(a, b).block_until_ready()
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * n**3 / best
+    fn = jax.jit(
+        lambda p, r, g: model.apply({"params": p}, r, jnp.float32(0.0), False, g)["fine"]["rgb"]
+    )
+    flops = compiled_flops(fn, params, batch._asdict(), grids)
+    return flops if flops > 0 else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.base_folder:
             exp, state, step, _ = eval_lib.load(Path(args.base_folder), chunk=args.chunk)
             model, params, chunk = exp.model, state.params, exp.renderer.chunk
+            grids = exp.extras()["guide"]
             alpha, condition_dim, mesh = exp.warp_alpha(step), exp.model.condition_dim, exp.mesh
         else:
             model, params, chunk, alpha = fresh_model(
@@ -123,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             chunk = args.chunk or chunk
             condition_dim, mesh = args.condition_dim, training.make_mesh()
+            needs = model.use_guide or model.expression.spatial_prior == "mesh"
+            grids = dummy_grids() if needs else None
     except (experiment.UserError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -130,17 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     params = jax.device_put(params, training.replicated(mesh))
     print(f"devices: {mesh.devices.size} x {jax.devices()[0].platform}, chunk {renderer.chunk}")
 
-    peak = matmul_peak(args.matmul, max(args.repeats, 1))
-    flops = chunk_flops(model, params, renderer.chunk, condition_dim)
+    peak = matmul_peak_gflops(args.matmul, max(args.repeats, 1)) * 1e9
+    flops = chunk_flops(model, params, renderer.chunk, condition_dim, grids)
     peak_all = peak * mesh.devices.size
     print(f"fp32 matmul peak ({args.matmul}^2): {peak / 1e9:.1f} GFLOP/s per device")
     for size in args.sizes:
         batch = frame_rays(size, condition_dim)
-        renderer.render(params, batch, alpha)  # compile
+        renderer.render(params, batch, alpha, grids)  # compile
         times = []
         for _ in range(max(args.repeats, 1)):
             start = time.perf_counter()
-            renderer.render(params, batch, alpha)
+            renderer.render(params, batch, alpha, grids)
             times.append(time.perf_counter() - start)
         seconds = float(np.median(times))
         line = f"{size}x{size}: {1000 * seconds:.1f} ms/frame ({size * size / seconds:.0f} rays/s)"
