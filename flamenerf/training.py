@@ -21,7 +21,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from flamenerf import metrics, schedules
+from flamenerf import grid, metrics, schedules
 from flamenerf.configs import LossConfig, TrainConfig
 from flamenerf.datasets.rays import RayBatch
 from flamenerf.model import FlameNerf
@@ -119,8 +119,6 @@ def background_loss(warped: Array, points: Array, inside: Array) -> Array:
 
 def triplane_tv(params: Any) -> Array:
     """Mean squared difference of neighbouring texels over every tri-plane parameter."""
-    from flamenerf import grid
-
     leaves = [
         leaf
         for path, leaf in jax.tree_util.tree_leaves_with_path(params)

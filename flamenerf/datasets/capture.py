@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -393,10 +393,6 @@ class Capture:
         camera = camera.scale(self.scale) if self.scale != 1 else camera
         position = self.scene.normalize(camera.position)
         return dataclasses.replace(camera, position=position)
-
-    def iter_frames(self, ids: list[str]) -> Iterator[tuple[str, np.ndarray]]:
-        for frame_id in ids:
-            yield frame_id, self.image(frame_id)
 
 
 def condition_vector(params: flame.FlameParams, num_expression: int, jaw: bool) -> np.ndarray:
