@@ -29,13 +29,13 @@ def measure(config: str, steps: int, data_dir: str | None, batch_size: int | Non
         )
         state, _ = exp.restore_or_init_state()
         step = exp.train_step()
-        batches = exp.ray_batches()
         key, extras = jax.random.PRNGKey(0), exp.extras()
-        batch = exp.shard(next(batches))
+        with exp.ray_batches() as batches:
+            batch = exp.shard(next(batches))
+            sharded = [exp.shard(next(batches)) for _ in range(steps)]
         flops = compiled_flops(step, state, batch, key, extras)
         state, stats = step(state, batch, key, extras)  # compile and warm up
         jax.block_until_ready(stats)
-        sharded = [exp.shard(next(batches)) for _ in range(steps)]
         start = time.perf_counter()
         for batch in sharded:
             state, stats = step(state, batch, key, extras)

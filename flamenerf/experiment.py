@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -298,8 +297,11 @@ class Experiment:
                 self._source = rays.CaptureSource(self.capture)
         return self._source
 
-    def ray_batches(self, start_step: int = 0) -> Iterator[rays.RayBatch]:
-        """This process's share of every training batch, prefetched in a background thread."""
+    def ray_batches(self, start_step: int = 0) -> rays.Prefetcher:
+        """This process's share of every training batch, prefetched in a background thread.
+
+        Close the result (or use it in a `with` block) to stop the thread.
+        """
         processes = jax.process_count()
         sampler = rays.RaySampler(
             self.capture,
@@ -311,7 +313,7 @@ class Experiment:
             num_shards=jax.local_device_count(),
         )
         # Replaying the stream up to `start_step` makes a resumed run continue exactly.
-        return rays.prefetch(sampler.batches(skip=start_step), self.data_config.prefetch)
+        return rays.Prefetcher(sampler.batches(skip=start_step), self.data_config.prefetch)
 
     def shard(self, batch: rays.RayBatch) -> dict[str, jax.Array]:
         return training.shard_batch(batch, self.mesh)

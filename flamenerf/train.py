@@ -170,6 +170,7 @@ def train(exp: experiment.Experiment) -> int:
         code = 130
     finally:
         bar.close()
+        batches.close()  # join the prefetch thread before validation and exit
     if code == 0:
         if step == train_config.max_steps:
             exp.save(state, step)

@@ -108,14 +108,31 @@ def test_frame_rays_and_chunks(capture, source):
 
 
 def test_prefetch_yields_in_order_and_reraises():
-    assert list(rays.prefetch(iter(range(10)), size=2)) == list(range(10))
+    assert list(rays.Prefetcher(iter(range(10)), size=2)) == list(range(10))
 
     def broken():
         yield 1
         raise RuntimeError("reader failed")
 
     with pytest.raises(RuntimeError, match="reader failed"):
-        list(rays.prefetch(broken()))
+        list(rays.Prefetcher(broken()))
+
+
+def test_prefetch_close_stops_the_thread_mid_stream():
+    produced = []
+
+    def endless():
+        for i in itertools.count():
+            produced.append(i)
+            yield i
+
+    with rays.Prefetcher(endless(), size=2) as items:
+        assert [next(items) for _ in range(3)] == [0, 1, 2]
+    assert not items._thread.is_alive()
+    count = len(produced)
+    assert count <= 3 + 2 + 1  # consumed + queue + the one waiting to be put
+    assert list(items) == []  # a closed prefetcher is exhausted
+    assert len(produced) == count
 
 
 def test_skip_resumes_the_exact_stream(capture, source):

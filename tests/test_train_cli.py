@@ -55,6 +55,13 @@ def environment(devices=1):
     return env
 
 
+def run(args):
+    """Runs a command to completion; a failure shows the end of its stderr."""
+    done = subprocess.run(args, env=environment(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"exit {done.returncode}:\n{done.stderr[-3000:]}"
+    return done
+
+
 def final_params(base_folder):
     from flamenerf import experiment
 
@@ -75,13 +82,7 @@ def checkpoint_steps(base_folder):
 
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, capture_dir):
     reference = tmp_path / "reference"
-    subprocess.run(
-        command(reference, capture_dir),
-        env=environment(),
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    run(command(reference, capture_dir))
 
     killed = tmp_path / "killed"
     process = subprocess.Popen(
@@ -98,14 +99,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, capture_dir):
     saved = checkpoint_steps(killed)
     assert saved and saved[-1] < STEPS, f"the run was not killed mid-way: {saved}"
 
-    resumed = subprocess.run(
-        command(killed, capture_dir),
-        env=environment(),
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    resumed = run(command(killed, capture_dir))
     assert f"resuming from step {saved[-1]}" in resumed.stdout
     step_a, params_a = final_params(reference)
     step_b, params_b = final_params(killed)

@@ -28,6 +28,12 @@ def capture_dir(tmp_path_factory):
     )
 
 
+def take(exp, count):
+    """The first `count` training batches, with the prefetch thread stopped afterwards."""
+    with exp.ray_batches() as batches:
+        return list(itertools.islice(batches, count))
+
+
 def make_experiment(tmp_path, capture_dir, bindings=()):
     return experiment.Experiment.create(
         tmp_path / "exp", [TINY], list(bindings), data_dir=str(capture_dir)
@@ -38,11 +44,10 @@ def test_loss_falls(tmp_path, capture_dir):
     exp = make_experiment(tmp_path, capture_dir)
     state, _ = exp.restore_or_init_state()
     step = exp.train_step()
-    batches = exp.ray_batches()
     key = jax.random.PRNGKey(0)
     losses = []
-    for _ in range(40):
-        state, stats = step(state, exp.shard(next(batches)), key, exp.extras())
+    for batch in take(exp, 40):
+        state, stats = step(state, exp.shard(batch), key, exp.extras())
         losses.append(float(stats["loss"]))
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
     assert int(state.step) == 40
@@ -56,7 +61,7 @@ def test_loss_falls(tmp_path, capture_dir):
 def test_four_devices_equal_one(tmp_path, capture_dir, bindings):
     assert len(jax.devices()) == 4
     exp = make_experiment(tmp_path, capture_dir, bindings)
-    batches = list(itertools.islice(exp.ray_batches(), 3))
+    batches = take(exp, 3)
     extras = exp.extras()
     results = []
     for devices in (jax.devices()[:1], jax.devices()):
@@ -96,7 +101,7 @@ def test_schedules_reach_the_step(tmp_path, capture_dir):
     exp = make_experiment(tmp_path, capture_dir)
     state, _ = exp.restore_or_init_state()
     step = exp.train_step()
-    batch = exp.shard(next(iter(exp.ray_batches())))
+    batch = exp.shard(take(exp, 1)[0])
     _, stats = step(state, batch, jax.random.PRNGKey(0), exp.extras())
     # tiny.gin: lr 1e-2 -> 1e-3 exponential, alpha 0 -> 2 linear; both at step 0.
     assert float(stats["lr"]) == pytest.approx(1e-2)
@@ -198,7 +203,7 @@ def test_regularisers_enter_the_loss(tmp_path, capture_dir):
     )
     state, _ = exp.restore_or_init_state()
     _, stats = exp.train_step()(
-        state, exp.shard(next(iter(exp.ray_batches()))), jax.random.PRNGKey(0), exp.extras()
+        state, exp.shard(take(exp, 1)[0]), jax.random.PRNGKey(0), exp.extras()
     )
     assert np.isfinite(float(stats["elastic"])) and np.isfinite(float(stats["background"]))
     expected = (

@@ -6,7 +6,7 @@ reshuffled each epoch (the order depends only on the seed and the epoch number).
 read lazily from a `FrameSource` (the packed capture): an epoch visits the training frames in
 a random order, `frames_per_group` at a time, and shuffles the pixels of each group, so only a
 group's images are in memory at once. Rays are computed from the cameras on the fly. A
-background thread keeps a few batches ready (`prefetch`).
+background thread keeps a few batches ready (`Prefetcher`).
 """
 
 from __future__ import annotations
@@ -284,39 +284,68 @@ class RaySampler:
             epoch += 1
 
 
-def prefetch(iterator: Iterator, size: int = 4) -> Iterator:
-    """Runs `iterator` in a background thread, keeping up to `size` items ready."""
-    items: queue.Queue = queue.Queue(maxsize=size)
-    sentinel = object()
-    stop = threading.Event()
+class Prefetcher:
+    """Runs `iterator` in a background thread, keeping up to `size` items ready.
 
-    def produce() -> None:
+    Iterate over it like the wrapped iterator; errors raised by the producer re-raise in the
+    consumer. `close()` (or leaving a `with` block) stops the thread and waits for it, so that
+    no half-finished batch is still computing in C++ code when the interpreter exits.
+    """
+
+    _END = object()
+
+    def __init__(self, iterator: Iterator, size: int = 4) -> None:
+        self._items: queue.Queue = queue.Queue(maxsize=size)
+        self._stop = threading.Event()
+        self._iterator = iterator
+        self._thread = threading.Thread(target=self._produce, daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        """Puts `item` unless asked to stop first; returns whether it was put."""
+        while not self._stop.is_set():
+            try:
+                self._items.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
         try:
-            for item in iterator:
-                while not stop.is_set():
-                    try:
-                        items.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+            for item in self._iterator:
+                if not self._put(item):
                     return
         except BaseException as error:  # the consumer re-raises it
-            items.put(error)
-        items.put(sentinel)
+            self._put(error)
+            return
+        self._put(self._END)
 
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = items.get()
-            if item is sentinel:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
+    def __iter__(self) -> Prefetcher:
+        return self
+
+    def __next__(self):
+        if self._stop.is_set():
+            raise StopIteration
+        item = self._items.get()
+        if item is self._END:
+            self._stop.set()
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self._stop.set()
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Stops the producer and waits until its thread has finished."""
+        self._stop.set()
+        self._thread.join()
+
+    def __enter__(self) -> Prefetcher:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def stack_batches(batches: Sequence[RayBatch]) -> RayBatch:
