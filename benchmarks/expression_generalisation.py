@@ -3,7 +3,7 @@
 
     python benchmarks/expression_generalisation.py [--steps 1500] [--out bench_out]
         [--variants no_expression paper_conditioning flame_guided both]
-        [--captures 0:static 1:motion]
+        [--captures 0:static 1:motion] [--train_seed 0]
 
 For each synthetic capture (seed, static head or head motion) it trains every variant on top
 of gin/demo.gin with the same step budget, then reports on the validation frames (novel
@@ -64,8 +64,10 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
 
 
-def run_variant(capture_dir: Path, variant: str, steps: int, out: Path) -> dict[str, float]:
-    folder = out / capture_dir.name / variant
+def run_variant(
+    capture_dir: Path, variant: str, steps: int, out: Path, train_seed: int
+) -> dict[str, float]:
+    folder = out / capture_dir.name / f"{variant}-seed{train_seed}"
     exp = experiment.Experiment.create(
         folder,
         ["gin/demo.gin", f"gin/ablations/{variant}.gin"],
@@ -75,6 +77,7 @@ def run_variant(capture_dir: Path, variant: str, steps: int, out: Path) -> dict[
             "TrainConfig.val_every = 0",
             "TrainConfig.val_frames = 0",
             f"lr/ExponentialSchedule.num_steps = {steps}",
+            f"TrainConfig.seed = {train_seed}",
         ],
         data_dir=str(capture_dir),
     )
@@ -98,6 +101,12 @@ def main() -> None:
         default=["0:static", "1:motion"],
         help="SEED:static|motion synthetic captures",
     )
+    parser.add_argument(
+        "--train_seed",
+        type=int,
+        default=0,
+        help="initialisation and ray-shuffling seed (run two to measure run-to-run noise)",
+    )
     args = parser.parse_args()
     out = Path(args.out)
     for spec in args.captures:
@@ -108,9 +117,10 @@ def main() -> None:
         )
         table = {f"baseline: {k}": v for k, v in baselines(exp.capture).items()}
         for variant in args.variants:
-            table[variant] = run_variant(capture_dir, variant, args.steps, out)
+            table[variant] = run_variant(capture_dir, variant, args.steps, out, args.train_seed)
         print(
             f"\n## capture seed {seed}, {kind} head, {args.steps} steps each, "
+            f"training seed {args.train_seed}, "
             f"{len(exp.capture.val_ids)} validation frames (devices: {jax.device_count()})"
         )
         keys = [
