@@ -4,7 +4,7 @@
 FLAME (Li et al. 2017) is a linear-blend-skinned head mesh with identity ("shape") and
 expression blendshapes, pose correctives and five joints: root, neck, jaw, left eye, right eye
 (parents -1, 0, 1, 1, 1). This module loads a model file (the official `generic_model.pkl`,
-or an `.npz` with the same keys, see `spec/capture-format.md`) and evaluates it:
+or an `.npz` with the same keys, see `docs/capture-format.md`) and evaluates it:
 
     model = load_model("generic_model.pkl")
     out = forward(model, FlameParams(expression=expr, jaw_pose=[0.2, 0, 0]))

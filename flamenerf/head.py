@@ -2,7 +2,7 @@
 """The procedural FLAME-format head: the embedded default model (no licence needed).
 
 The real FLAME model cannot be redistributed, so flamenerf builds, deterministically and
-without randomness, a head in the FLAME file layout (`spec/capture-format.md`, "FLAME model
+without randomness, a head in the FLAME file layout (`docs/capture-format.md`, "FLAME model
 file") that `flamenerf.flame.load_model` reads like the official one:
 
     path = default_head_path()       # $FLAMENERF_CACHE/head/procedural_head_v1.npz, built once

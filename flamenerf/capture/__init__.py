@@ -11,6 +11,6 @@ writing only into the capture folder it is given:
     fit           FLAME fitting to detected 2D landmarks, given the cameras -> flame/
     check         the capture validator plus pictures of the fit
 
-The on-disk layout is `spec/capture-format.md` (`flamenerf.datasets.capture` reads it);
+The on-disk layout is `docs/capture-format.md` (`flamenerf.datasets.capture` reads it);
 `flamenerf.capture.io` writes it.
 """

@@ -1,5 +1,5 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""Reads and validates a capture folder (`spec/capture-format.md`).
+"""Reads and validates a capture folder (`docs/capture-format.md`).
 
 `load_capture(path, scale)` checks the whole capture before anything trains: JSON files,
 ids across lists, cameras, FLAME parameters, image and mask sizes and bit depths. Every

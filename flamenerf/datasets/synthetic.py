@@ -8,7 +8,7 @@
     default_capture(**kwargs) -> $FLAMENERF_CACHE/captures/<key>  (generated once)
 
 The defaults are the pinned demo capture (DESIGN.md 2.7): 64x64 at 1x, 120 training and 16
-validation frames, seed 0, static head. The output follows `spec/capture-format.md` and is
+validation frames, seed 0, static head. The output follows `docs/capture-format.md` and is
 self-contained (the procedural head is written into it as `flame_model.npz`); the same
 arguments give byte-identical files.
 
@@ -871,7 +871,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(
         prog="python -m flamenerf.datasets.synthetic",
         description=(
-            "Write a synthetic capture (spec/capture-format.md): the procedural FLAME head with "
+            "Write a synthetic capture (docs/capture-format.md): the procedural FLAME head with "
             "a smooth random expression sequence, a static torso and a textured wall, seen by "
             "a handheld-phone camera. The defaults are the pinned demo capture."
         ),
