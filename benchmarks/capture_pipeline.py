@@ -37,6 +37,7 @@ from flamenerf.camera import Camera
 from flamenerf.capture import io, trackers
 from flamenerf.capture.__main__ import main as capture_main
 from flamenerf.datasets import synthetic
+from flamenerf.video import ffmpeg_path
 
 
 def true_landmarks(truth: Path, frame_id: str, model: flame.FlameModel) -> np.ndarray:
@@ -65,6 +66,8 @@ def make_inputs(out: Path, size: int, frames: int, noise_px: float) -> tuple[Pat
     )
     truth_ids = sorted(p.stem for p in (truth / "camera").glob("*.json"))
     video = out / "phone.mp4"
+    if ffmpeg_path() is None:  # also points mediapy at imageio-ffmpeg's binary
+        raise SystemExit("no ffmpeg binary: install Debian's ffmpeg or imageio-ffmpeg<0.8")
     images = [mediapy.read_image(truth / "rgb" / "1x" / f"{i}.png")[..., :3] for i in truth_ids]
     mediapy.write_video(video, np.stack(images), fps=24)
 

@@ -1,6 +1,7 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
 """`python -m flamenerf.capture`: every step is listed, and bad input exits 2 with a message."""
 
+import json
 import subprocess
 import sys
 
@@ -34,3 +35,25 @@ def test_a_capture_without_cameras_is_refused_by_fit(tmp_path):
     (tmp_path / "cap").mkdir()
     done = run("fit", str(tmp_path / "cap"))
     assert done.returncode == 2 and "error: " in done.stderr and "cap" in done.stderr
+
+
+def test_fit_refuses_a_scene_without_the_normalisation(tmp_path):
+    from capture_util import write_capture
+
+    cap = write_capture(tmp_path / "cap", num_train=3, num_val=0, width=8, height=6)
+    scene = json.loads((cap / "scene.json").read_text())
+    del scene["near"]
+    (cap / "scene.json").write_text(json.dumps(scene))
+    done = run("fit", str(cap))
+    assert done.returncode == 2
+    assert "scene.json: missing field(s) ['near'] (run the `cameras` step first)" in done.stderr
+
+
+def test_cameras_names_an_unreadable_frame(tmp_path):
+    from capture_util import write_capture
+
+    cap = write_capture(tmp_path / "cap", num_train=3, num_val=0, width=8, height=6)
+    broken = sorted((cap / "rgb" / "1x").glob("*.png"))[0]
+    broken.write_bytes(b"not a png")
+    done = run("cameras", str(cap))
+    assert done.returncode == 2 and f"{broken}: cannot read the image" in done.stderr

@@ -82,3 +82,24 @@ def test_outputs_stay_inside_the_capture(tmp_path):
     io.check_output_inside(tmp_path, tmp_path / "rgb" / "1x" / "a.png")
     with pytest.raises(io.StepError, match="outside the capture folder"):
         io.check_output_inside(tmp_path / "cap", tmp_path / "elsewhere.json")
+
+
+def test_read_split_checks_ids_like_the_loader(tmp_path):
+    with pytest.raises(io.StepError, match="dataset.json: file not found"):
+        io.read_split(tmp_path)
+    (tmp_path / "dataset.json").write_text(
+        json.dumps(
+            {"count": 1, "num_exemplars": 1, "ids": ["../x"], "train_ids": ["../x"], "val_ids": []}
+        )
+    )
+    with pytest.raises(io.StepError, match="id containing '/'"):
+        io.read_split(tmp_path)
+    (tmp_path / "dataset.json").write_text(json.dumps({"train_ids": "ab", "val_ids": []}))
+    with pytest.raises(io.StepError, match="dataset.json"):
+        io.read_split(tmp_path)
+
+
+def test_update_scene_refuses_a_scene_that_is_not_an_object(tmp_path):
+    (tmp_path / "scene.json").write_text("[]")
+    with pytest.raises(io.StepError, match="scene.json: expected a JSON object, found list"):
+        io.update_scene(tmp_path, scale=1.0)

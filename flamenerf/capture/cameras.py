@@ -368,8 +368,11 @@ def image_size(path: Path) -> tuple[int, int]:
     """(width, height) of an image file (header only); StepError naming a missing file."""
     if not path.is_file():
         raise StepError(f"{path}: frame image not found")
-    with Image.open(path) as image:
-        return image.size
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except OSError as error:
+        raise StepError(f"{path}: cannot read the image ({error})") from None
 
 
 def read_frames(capture: Path) -> tuple[list[str], list[str]]:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import hashlib
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,6 +62,7 @@ RIGID_FRACTION = 0.25  # share of the steps fitting only the rigid parameters
 CHUNK = 50  # optimisation steps per progress-bar update
 MIN_RAY_SPREAD = 1e-3  # mean sin^2 of the rays' angle to their mean needed to triangulate
 MAX_SHAPE, MAX_EXPRESSION = 100, 50  # default coefficient counts (at most the model's)
+DIGESTS = "images.sha256.json"  # in landmarks/: {id: sha256 of the image detected on}
 # The fit's graphs are small and run for well under a second: compile them quickly.
 COMPILER_OPTIONS = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive_passes": True}
 
@@ -484,20 +486,35 @@ def detect_landmarks(
     """Runs the detector on rgb/1x/ID.png of every frame without CAPTURE/landmarks/ID.json."""
     from tqdm.auto import tqdm
 
-    todo = [i for i in ids if not (capture / "landmarks" / f"{i}.json").is_file()]
+    digests_path = capture / "landmarks" / DIGESTS
+    digests = io.read_json(digests_path) if digests_path.is_file() else {}
+    todo = []
+    for frame_id in ids:
+        path = capture / "rgb" / "1x" / f"{frame_id}.png"
+        if not path.is_file():
+            raise StepError(f"{path}: image not found")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        cached = (capture / "landmarks" / f"{frame_id}.json").is_file()
+        # Detected earlier from another image (the frames step was rerun): detect again.
+        if not cached or digests.get(frame_id, digest) != digest:
+            todo.append((frame_id, path, digest))
     if not todo:
         return
     with landmarks.FaceDetector(detector_model) as detector:
-        for frame_id in tqdm(todo, desc="landmarks", unit="frame", disable=not progress):
-            path = capture / "rgb" / "1x" / f"{frame_id}.png"
-            if not path.is_file():
-                raise StepError(f"{path}: image not found")
-            with Image.open(path) as image:
-                pixels = np.asarray(image.convert("RGB"))
+        for frame_id, path, digest in tqdm(
+            todo, desc="landmarks", unit="frame", disable=not progress
+        ):
+            try:
+                with Image.open(path) as image:
+                    pixels = np.asarray(image.convert("RGB"))
+            except OSError as error:
+                raise StepError(f"{path}: cannot read the image ({error})") from None
             points = detector.detect(pixels)
             size = (pixels.shape[1], pixels.shape[0])
             detection = landmarks.Detection("mediapipe478", size, points, landmarks.DETECTOR_SOURCE)
             io.write_json(capture / "landmarks" / f"{frame_id}.json", detection.to_dict())
+            digests[frame_id] = digest
+            io.write_json(digests_path, digests)
 
 
 def read_landmarks(
@@ -631,6 +648,17 @@ def _count(requested: int | None, available: int, cap: int, flag: str) -> int:
     return requested
 
 
+def check_scene(capture: Path) -> None:
+    """Refuses a scene.json without the normalisation that `cameras` writes."""
+    path = capture / "scene.json"
+    scene = io.read_json(path)
+    if not isinstance(scene, dict):
+        raise StepError(f"{path}: expected a JSON object")
+    missing = [k for k in ("center", "scale", "near", "far") if k not in scene]
+    if missing:
+        raise StepError(f"{path}: missing field(s) {missing} (run the `cameras` step first)")
+
+
 def run(args: argparse.Namespace) -> int:
     capture = Path(args.capture)
     if not capture.is_dir():
@@ -639,6 +667,7 @@ def run(args: argparse.Namespace) -> int:
         raise StepError(f"--steps {args.steps}: expected a positive number of steps")
     ids = frame_ids(capture)
     cameras = read_cameras(capture, ids)
+    check_scene(capture)
     entry, path = model_entry(capture, args.flame_model)
     full_model, layout = landmarks.load_model(path, args.landmark_embedding)
     num_shape = _count(args.num_shape, full_model.num_shape, MAX_SHAPE, "--num_shape")

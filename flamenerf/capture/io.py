@@ -99,14 +99,15 @@ def write_split(capture: Path, train_ids: Sequence[str], val_ids: Sequence[str])
 
 
 def read_split(capture: Path) -> tuple[list[str], list[str]]:
-    """(train_ids, val_ids) of dataset.json."""
-    raw = read_json(capture / "dataset.json")
+    """(train_ids, val_ids) of dataset.json, checked as the capture loader checks them."""
+    from flamenerf.datasets.capture import read_dataset
+
+    if not (capture / "dataset.json").is_file():
+        raise StepError(f"{capture / 'dataset.json'}: file not found (run `frames` first)")
     try:
-        return [str(i) for i in raw["train_ids"]], [str(i) for i in raw["val_ids"]]
-    except (KeyError, TypeError):
-        raise StepError(
-            f"{capture / 'dataset.json'}: expected lists 'train_ids' and 'val_ids'"
-        ) from None
+        return read_dataset(capture)
+    except (ValueError, FileNotFoundError) as error:
+        raise StepError(str(error)) from None
 
 
 def update_scene(capture: Path, **fields: Any) -> dict[str, Any]:
@@ -116,6 +117,8 @@ def update_scene(capture: Path, **fields: Any) -> dict[str, Any]:
     """
     path = capture / "scene.json"
     scene = read_json(path) if path.exists() else {}
+    if not isinstance(scene, dict):
+        raise StepError(f"{path}: expected a JSON object, found {type(scene).__name__}")
     for key, value in fields.items():
         if key == "flame" and isinstance(scene.get("flame"), dict):
             scene["flame"] = {**scene["flame"], **_plain(value)}

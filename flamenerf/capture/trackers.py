@@ -1285,6 +1285,13 @@ def run(args: argparse.Namespace) -> int:
         shape = _vector(_read_npy(identity), identity, "identity")
         params = [p._replace(shape=shape) for p in params]
     elif args.tracker == "deca":
+        lengths = {i: len(p.shape) for i, p in zip(ids, params, strict=True)}
+        if len(set(lengths.values())) != 1:
+            odd = min(lengths, key=lambda i: list(lengths.values()).count(lengths[i]))
+            raise StepError(
+                f"{args.path}: DECA codes of frame {odd}: 'shape' has {lengths[odd]} values, "
+                f"other frames {max(lengths.values(), key=list(lengths.values()).count)}"
+            )
         shapes = np.stack([p.shape for p in params])
         print(
             f"DECA: shape averaged over {len(shapes)} frames (std {shapes.std(axis=0).max():.3g})"
