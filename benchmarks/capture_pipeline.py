@@ -59,6 +59,13 @@ def posed_vertices(capture: Path, frame_id: str, model: flame.FlameModel) -> np.
     return to_world["scale"] * vertices @ rotation.T + np.asarray(to_world["translation"])
 
 
+def rigid_error(points: np.ndarray, target: np.ndarray) -> float:
+    """Mean distance between (V, 3) `points` and `target` after the best rotation+translation."""
+    a, b = points - points.mean(axis=0), target - target.mean(axis=0)
+    rotation, _ = Rotation.align_vectors(b, a)
+    return float(np.linalg.norm(rotation.apply(a) - b, axis=-1).mean())
+
+
 def make_inputs(out: Path, size: int, frames: int, noise_px: float) -> tuple[Path, Path, dict]:
     """Renders the truth, writes the video and runs the capture steps; returns the figures."""
     truth = synthetic.generate(
