@@ -283,3 +283,10 @@ def downsample(image: np.ndarray, k: int) -> np.ndarray:
         )
     blocks = image.reshape(height // k, k, width // k, k, *image.shape[2:])
     return blocks.mean(axis=(1, 3), dtype=np.float64)
+
+
+def outline(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool boundary of a bool mask: inside pixels with an outside 4-neighbour."""
+    padded = np.pad(mask, 1, mode="edge")
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return mask & ~interior

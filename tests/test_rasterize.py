@@ -253,3 +253,22 @@ def test_supersampled_coverage_matches_scaled_camera():
     coverage = rasterize_lib.downsample(fine, 2)
     np.testing.assert_array_equal(coverage[:, :8], 0.0)
     np.testing.assert_array_equal(coverage[:, 8:], 1.0)
+
+
+def test_outline_matches_a_brute_force_neighbour_check():
+    rng = np.random.default_rng(3)
+    mask = rng.random((9, 11)) > 0.4
+    found = rasterize_lib.outline(mask)
+    expected = np.zeros_like(mask)
+    for y in range(mask.shape[0]):
+        for x in range(mask.shape[1]):
+            if mask[y, x]:
+                neighbours = [
+                    mask[
+                        min(max(y + dy, 0), mask.shape[0] - 1),
+                        min(max(x + dx, 0), mask.shape[1] - 1),
+                    ]
+                    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1))
+                ]
+                expected[y, x] = not all(neighbours)
+    np.testing.assert_array_equal(found, expected)

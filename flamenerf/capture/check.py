@@ -129,13 +129,6 @@ def frame_checks(
 # The contact sheet.
 
 
-def outline(mask: np.ndarray) -> np.ndarray:
-    """(H, W) bool boundary of a bool mask: inside pixels with an outside 4-neighbour."""
-    padded = np.pad(mask, 1, mode="edge")
-    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-    return mask & ~interior
-
-
 def tile_image(
     image: np.ndarray,
     camera: Camera,
@@ -156,7 +149,7 @@ def tile_image(
     view = camera.scale(1.0 / zoom)
     resample = Image.Resampling.BOX if zoom < 1 else Image.Resampling.NEAREST
     tile = np.asarray(Image.fromarray(image).resize(view.image_size, resample)).copy()
-    tile[outline(rasterize.silhouette(vertices, faces, view))] = OUTLINE
+    tile[rasterize.outline(rasterize.silhouette(vertices, faces, view))] = OUTLINE
     picture = Image.fromarray(tile)
     draw = ImageDraw.Draw(picture)
     for u, v in [] if model_px is None else model_px * zoom:

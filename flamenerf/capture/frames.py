@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
+from flamenerf import rasterize
 from flamenerf.capture import io
 from flamenerf.capture.io import StepError
 from flamenerf.video import ffmpeg_path
@@ -91,11 +92,9 @@ def split_ids(ids: Sequence[str], val_every: int) -> tuple[list[str], list[str]]
     return train, val
 
 
-def box_downsample(image: np.ndarray, s: int) -> np.ndarray:
-    """(H, W, C) uint8 -> (H / s, W / s, C) uint8 averaging s x s blocks (H, W divisible by s)."""
-    h, w, c = image.shape
-    blocks = image.reshape(h // s, s, w // s, s, c).astype(np.float64)
-    return np.round(blocks.mean(axis=(1, 3))).astype(np.uint8)
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float pixel values in [0, 255] -> rounded uint8."""
+    return np.round(image).astype(np.uint8)
 
 
 def scales_for(size: tuple[int, int]) -> list[int]:
@@ -138,7 +137,7 @@ def write_frame(capture: Path, frame_id: str, image: np.ndarray) -> None:
     """Writes rgb/{s}x/ID.png, atomically, for every scale in `scales_for` the image's size."""
     height, width = image.shape[:2]
     for s in scales_for((width, height)):
-        scaled = image if s == 1 else box_downsample(image, s)
+        scaled = image if s == 1 else to_uint8(rasterize.downsample(image, s))
         io.write_bytes_atomic(capture / "rgb" / f"{s}x" / f"{frame_id}.png", png_bytes(scaled))
 
 

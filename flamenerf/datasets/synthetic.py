@@ -792,13 +792,6 @@ def default_capture(**kwargs: Any) -> Path:
 # Contact sheet.
 
 
-def _outline(mask: np.ndarray) -> np.ndarray:
-    """Boundary pixels of a bool mask (inside pixels with an outside 4-neighbour)."""
-    padded = np.pad(mask, 1, mode="edge")
-    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:] & mask
-    return mask & ~interior
-
-
 def contact_sheet(
     capture: str | os.PathLike[str],
     path: str | os.PathLike[str],
@@ -843,7 +836,7 @@ def contact_sheet(
         mask = np.asarray(Image.open(capture / "mask" / "1x" / f"{frame_id}.png")) > 127
         big = np.repeat(np.repeat(image, factor, axis=0), factor, axis=1).copy()
         big_mask = np.repeat(np.repeat(mask, factor, axis=0), factor, axis=1)
-        big[_outline(big_mask)] = (255, 230, 0)
+        big[rasterize.outline(big_mask)] = (255, 230, 0)
         x = pad + (n % columns) * (tw + pad)
         y = title_h + (n // columns) * (th + label_h + pad)
         sheet.paste(Image.fromarray(big), (x, y))
