@@ -4,6 +4,7 @@
     python benchmarks/expression_generalisation.py [--steps 1500] [--out bench_out]
         [--variants no_expression paper_conditioning flame_guided both]
         [--captures 0:static 1:motion] [--train_seed 0]
+        [--bindings 'GuideConfig.sigma_m = 0.008' ...] [--tag _sigma8]
 
 For each synthetic capture (seed, static head or head motion) it trains every variant on top
 of gin/demo.gin with the same step budget, then reports on the validation frames (novel
@@ -65,9 +66,15 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 def run_variant(
-    capture_dir: Path, variant: str, steps: int, out: Path, train_seed: int
+    capture_dir: Path,
+    variant: str,
+    steps: int,
+    out: Path,
+    train_seed: int,
+    bindings: list[str],
+    tag: str,
 ) -> dict[str, float]:
-    folder = out / capture_dir.name / f"{variant}-seed{train_seed}"
+    folder = out / capture_dir.name / f"{variant}-seed{train_seed}{tag}"
     exp = experiment.Experiment.create(
         folder,
         ["gin/demo.gin", f"gin/ablations/{variant}.gin"],
@@ -78,6 +85,7 @@ def run_variant(
             "TrainConfig.val_frames = 0",
             f"lr/ExponentialSchedule.num_steps = {steps}",
             f"TrainConfig.seed = {train_seed}",
+            *bindings,
         ],
         data_dir=str(capture_dir),
     )
@@ -107,6 +115,13 @@ def main() -> None:
         default=0,
         help="initialisation and ray-shuffling seed (run two to measure run-to-run noise)",
     )
+    parser.add_argument(
+        "--bindings",
+        nargs="*",
+        default=[],
+        help="extra gin bindings for every variant, e.g. 'GuideConfig.sigma_m = 0.008'",
+    )
+    parser.add_argument("--tag", default="", help="suffix of the experiment folders")
     args = parser.parse_args()
     out = Path(args.out)
     for spec in args.captures:
@@ -117,10 +132,12 @@ def main() -> None:
         )
         table = {f"baseline: {k}": v for k, v in baselines(exp.capture).items()}
         for variant in args.variants:
-            table[variant] = run_variant(capture_dir, variant, args.steps, out, args.train_seed)
+            table[variant] = run_variant(
+                capture_dir, variant, args.steps, out, args.train_seed, args.bindings, args.tag
+            )
         print(
             f"\n## capture seed {seed}, {kind} head, {args.steps} steps each, "
-            f"training seed {args.train_seed}, "
+            f"training seed {args.train_seed}, bindings {args.bindings}, "
             f"{len(exp.capture.val_ids)} validation frames (devices: {jax.device_count()})"
         )
         keys = [
