@@ -1,6 +1,7 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
 """Writes tiny captures by hand, straight from the spec (no flamenerf code involved)."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -127,3 +128,13 @@ def write_capture(
             {"shape": [0.5], "expression": [0.1 * k, -0.2], "jaw_pose": [0.05 * k, 0.0, 0.0]},
         )
     return root
+
+
+def tree_digest(root):
+    """sha256 over every path and file under `root` (to check a folder was not written)."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        digest.update(str(path.relative_to(root)).encode())
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()

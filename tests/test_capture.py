@@ -1,14 +1,13 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
 """Capture reading and validation on captures written by hand from the spec."""
 
-import hashlib
 import json
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from capture_util import tiny_flame_arrays, write_capture, write_json
+from capture_util import tiny_flame_arrays, tree_digest, write_capture, write_json
 from PIL import Image
 
 from flamenerf.datasets import capture as capture_lib
@@ -18,15 +17,6 @@ from flamenerf.datasets import validate
 @pytest.fixture
 def capture_dir(tmp_path):
     return write_capture(tmp_path / "cap", masks=True)
-
-
-def tree_digest(root):
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        digest.update(str(path.relative_to(root)).encode())
-        if path.is_file():
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def test_hand_written_capture_loads(capture_dir):

@@ -2,13 +2,13 @@
 """`python -m flamenerf.capture frames`: sharpest frame per window, split, downsamples, errors."""
 
 import argparse
-import hashlib
 import json
 import re
 
 import mediapy
 import numpy as np
 import pytest
+from capture_util import tree_digest
 from PIL import Image
 
 from flamenerf.capture import frames
@@ -50,15 +50,6 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     frames.add_arguments(parser)
     return parser.parse_args(argv)
-
-
-def tree_digest(root):
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        digest.update(str(path.relative_to(root)).encode())
-        if path.is_file():
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 """`import-flame`: tracker outputs written from synthetic truth, imported into tiny captures."""
 
 import argparse
-import hashlib
 import io
 import json
 import os
@@ -12,7 +11,7 @@ import zipfile
 import jax
 import numpy as np
 import pytest
-from capture_util import write_capture
+from capture_util import tree_digest, write_capture
 from scipy.optimize import least_squares
 from scipy.spatial.transform import Rotation
 
@@ -29,15 +28,6 @@ F = np.diag([1.0, -1.0, -1.0])  # OpenGL <-> OpenCV camera axes
 
 
 # ------------------------------------------------------------------------------- helpers
-
-
-def tree_digest(root):
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        digest.update(str(path.relative_to(root)).encode())
-        if path.is_file():
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def import_flame(capture, tracker, path, *extra):
