@@ -16,14 +16,13 @@ non-root joints; joints are regressed from the vertices after the shape and expr
 the global rotation pivots about the root joint; translation is added last.
 
 Official pickles wrap arrays in chumpy objects and `J_regressor` in a scipy sparse matrix. They
-are read by a restricted unpickler that allows only the numpy, scipy.sparse and chumpy names
-such a file needs (chumpy itself is not needed); anything else is refused before it runs.
+are read by `flamenerf.safe_pickle`, whose FLAME allow-list holds only the numpy, scipy.sparse,
+chumpy and set names such a file needs (chumpy itself is not needed); anything else is refused
+before it runs, and so are pickle bombs.
 """
 
 from __future__ import annotations
 
-import io
-import pickle
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,6 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.sparse
 from flax import struct
+
+from flamenerf import safe_pickle
 
 NUM_JOINTS = 5
 JOINT_NAMES = ("root", "neck", "jaw", "left_eye", "right_eye")
@@ -123,46 +124,75 @@ class FlameParams(NamedTuple):
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any], source: str = "FLAME parameters") -> FlameParams:
-        """Reads the spec's `flame/ID.json` dictionary, checking every field.
+        """Reads the spec's `flame/ID.json` dictionary, checking every field strictly.
 
         Args:
           values: mapping with optional keys `shape`, `expression`, `global_pose`,
-            `neck_pose`, `jaw_pose`, `eye_pose`, `translation` (lists of finite numbers).
+            `neck_pose`, `jaw_pose`, `eye_pose`, `translation`: flat lists (or 1-D numeric
+            arrays) of finite numbers. A missing key means zeros.
           source: the file name used in error messages.
 
         Raises:
-          ValueError: naming `source` and the field, for an unknown key, a non-numeric or
-            non-finite value, or a pose vector of the wrong length.
+          ValueError: naming `source` and the field, for an unknown key, a value that is not
+            a flat list of numbers (strings, bools and null are refused, never converted), a
+            number outside float32's finite range, or a pose vector of the wrong length.
         """
+
+        def found(value: Any) -> str:
+            if value is None:
+                return "null"
+            if isinstance(value, (bool, np.bool_)):
+                return f"{str(bool(value)).lower()} (a bool)"
+            if isinstance(value, str):
+                text = repr(value)
+                return f"the string {text if len(text) <= 40 else text[:37] + '...'}"
+            kind = {dict: "an object ", list: "a list ", tuple: "a list "}.get(type(value), "")
+            text = repr(value)
+            return kind + (text if len(text) <= 60 else text[:57] + "...")
+
         if not isinstance(values, Mapping):
-            raise ValueError(f"{source}: expected a JSON object, found {type(values).__name__}")
-        unknown = sorted(set(values) - set(cls._fields))
+            raise ValueError(
+                f"{source}: found {found(values)}, expected a JSON object of FLAME parameters"
+            )
+        unknown = sorted(str(key) for key in values if key not in cls._fields)
         if unknown:
             raise ValueError(
                 f"{source}: unknown field(s) {unknown}; expected some of {list(cls._fields)}"
             )
+        limit = float(np.finfo(np.float32).max)
         fields = {}
         for name in cls._fields:
-            if name not in values or values[name] is None:
+            if name not in values:
                 continue
-            try:
-                array = np.asarray(values[name], dtype=np.float32)
-            except (TypeError, ValueError):
+            value = values[name]
+            size = f"{POSE_SIZES[name]} " if name in POSE_SIZES else ""
+            if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iuf":
+                items = value.tolist()
+            elif isinstance(value, (list, tuple)):
+                items = list(value)
+            else:
                 raise ValueError(
-                    f"{source}: field '{name}' must be a list of numbers, found {values[name]!r}"
-                ) from None
-            if array.ndim != 1:
-                raise ValueError(
-                    f"{source}: field '{name}' must be a flat list, found shape {array.shape}"
+                    f"{source}: field '{name}': found {found(value)}, expected a list of "
+                    f"{size}numbers (leave the field out for zeros)"
                 )
-            if name in POSE_SIZES and array.shape[0] != POSE_SIZES[name]:
+            for index, item in enumerate(items):
+                number = isinstance(item, (int, float, np.integer, np.floating))
+                if isinstance(item, (bool, np.bool_)) or not number:
+                    raise ValueError(
+                        f"{source}: field '{name}' item {index}: found {found(item)}, "
+                        "expected a number"
+                    )
+                if not abs(item) <= limit:  # NaN, infinities, beyond float32
+                    raise ValueError(
+                        f"{source}: field '{name}' has non-finite values (item {index}: "
+                        f"{item!r}); expected finite numbers (|x| <= 3.4e38, float32)"
+                    )
+            if name in POSE_SIZES and len(items) != POSE_SIZES[name]:
                 raise ValueError(
-                    f"{source}: field '{name}' has {array.shape[0]} numbers; "
+                    f"{source}: field '{name}' has {len(items)} numbers; "
                     f"expected {POSE_SIZES[name]}"
                 )
-            if not np.all(np.isfinite(array)):
-                raise ValueError(f"{source}: field '{name}' has non-finite values")
-            fields[name] = array
+            fields[name] = np.asarray(items, dtype=np.float32).reshape(-1)
         return cls(**fields)
 
     def to_dict(self) -> dict[str, list[float]]:
@@ -344,145 +374,91 @@ def barycentric_points(
 # Loading.
 
 
-class _ChumpyArray:
-    """Stand-in for `chumpy.ch.Ch`: keeps the pickled state, whose `x` holds the array."""
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-    def to_numpy(self, where: str) -> np.ndarray:
-        state = self.state
-        if isinstance(state, dict) and "x" in state:
-            return np.asarray(state["x"])
-        raise ValueError(f"{where}: a chumpy object without its array ('x' in its state)")
-
-
-class _SparseMatrix:
-    """Stand-in for a pickled scipy sparse matrix (legacy `scipy.sparse.csc.csc_matrix`)."""
-
-    fmt = "csc"
-
-    def __setstate__(self, state: Any) -> None:
-        self.state = state
-
-    def to_numpy(self, where: str) -> np.ndarray:
-        state = self.state
-        try:
-            shape = tuple(int(n) for n in state["_shape"])
-            args = (
-                np.asarray(state["data"]),
-                np.asarray(state["indices"]),
-                np.asarray(state["indptr"]),
-            )
-            build = scipy.sparse.csc_matrix if self.fmt == "csc" else scipy.sparse.csr_matrix
-            return np.asarray(build(args, shape=shape).toarray())
-        except (KeyError, TypeError, ValueError) as error:
-            raise ValueError(f"{where}: malformed sparse matrix state ({error})") from None
-
-
-class _SparseMatrixCsr(_SparseMatrix):
-    fmt = "csr"
-
-
-def _numpy_reconstruct() -> Any:
-    return np.ndarray.__reduce__(np.zeros(0))[0]  # numpy's private `_reconstruct`
-
-
-def _numpy_scalar() -> Any:
-    return np.float64(0).__reduce__()[0]  # numpy's private `scalar`
-
-
-def _allowed_globals() -> dict[tuple[str, str], Any]:
-    """Every global a FLAME pickle may name, mapped to what it becomes here."""
-    allowed: dict[tuple[str, str], Any] = {}
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(module, "_reconstruct")] = _numpy_reconstruct()
-        allowed[(module, "scalar")] = _numpy_scalar()
-    for module in ("numpy", "numpy.core.numeric", "numpy._core.numeric"):
-        allowed[(module, "ndarray")] = np.ndarray
-        allowed[(module, "dtype")] = np.dtype
-    for module in ("chumpy.ch", "chumpy"):
-        allowed[(module, "Ch")] = _ChumpyArray
-    for module in ("scipy.sparse.csc", "scipy.sparse._csc", "scipy.sparse"):
-        allowed[(module, "csc_matrix")] = _SparseMatrix
-    for module in ("scipy.sparse.csr", "scipy.sparse._csr", "scipy.sparse"):
-        allowed[(module, "csr_matrix")] = _SparseMatrixCsr
-    # Protocol 0/1 pickles of new-style objects (Python 2 names and their Python 3 ones).
-    import copyreg
-
-    for module in ("copy_reg", "copyreg"):
-        allowed[(module, "_reconstructor")] = copyreg._reconstructor
-    for module in ("__builtin__", "builtins"):
-        allowed[(module, "object")] = object
-    # Python 3 pickles of protocol < 3 store bytes as `_codecs.encode(text, "latin1")`.
-    import codecs
-
-    allowed[("_codecs", "encode")] = codecs.encode
-    return allowed
-
-
-class _RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only the globals a FLAME file needs."""
-
-    def __init__(self, file: io.BufferedIOBase, source: str):
-        super().__init__(file, encoding="latin1")
-        self._source = source
-        self._allowed = _allowed_globals()
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return self._allowed[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(
-                f"{self._source}: refused to load '{module}.{name}': a FLAME file needs only "
-                "numpy arrays, scipy sparse matrices and chumpy arrays"
-            ) from None
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise pickle.UnpicklingError(f"{self._source}: persistent ids are not allowed")
-
-
-def _to_numpy(value: Any, where: str) -> Any:
-    if isinstance(value, (_ChumpyArray, _SparseMatrix)):
-        return value.to_numpy(where)
-    return value
+# Keys of a FLAME pickle (and of a landmark embedding) that the loader reads: their values
+# must be arrays. Other keys (`J`, `bs_style`, `bs_type`, ...) are ignored.
+_MODEL_KEYS = frozenset(
+    {
+        "v_template",
+        "shapedirs",
+        "posedirs",
+        "J_regressor",
+        "kintree_table",
+        "weights",
+        "f",
+        "num_shape",
+        "num_expression",
+        "lmk_faces_idx",
+        "lmk_bary_coords",
+        "lmk_face_idx",
+        "lmk_b_coords",
+    }
+)
+_ARRAY_LIKE = (np.ndarray, np.generic, int, float, bool, str, bytes, type(None))
 
 
 def load_pickle(path: str | Path) -> dict[str, Any]:
     """Loads a FLAME-style pickle (Python 2 or 3) safely into numpy arrays.
 
-    Only numpy arrays, scipy sparse matrices and chumpy arrays are allowed; anything else
-    the pickle names is refused before it runs.
+    The file is read by `flamenerf.safe_pickle` with its FLAME allow-list: numpy arrays and
+    scalars of plain dtypes, chumpy arrays (`chumpy.ch.Ch`, whose state holds the array `x`
+    beside a set, a dict, None and bools), scipy sparse matrices and sets of plain values.
+    Anything else the pickle names is refused before it runs, and pickle bombs (huge declared
+    lengths, memo indices, nesting or opcode counts) before anything is allocated. Chumpy and
+    sparse values become numpy arrays. The model keys (`v_template`, ..., `lmk_b_coords`) must
+    hold arrays or numbers, never Python lists or dicts (a few shared lists can stand for 2**40
+    elements); other keys keep only numbers and strings and drop containers unread.
 
     Raises:
-      ValueError: the file is not a pickled dict or names a forbidden global.
+      ValueError: naming the file: not a pickled dict, a forbidden global or call, a pickle
+        bomb, a malformed chumpy or sparse value, or a container under a model key.
     """
     path = Path(path)
-    with open(path, "rb") as f:
-        data = f.read()
-    if zipfile.is_zipfile(io.BytesIO(data)):
+    if zipfile.is_zipfile(path):
         raise ValueError(f"{path}: a zip archive (torch.save?), not a FLAME pickle")
-    try:
-        content = _RestrictedUnpickler(io.BytesIO(data), str(path)).load()
-    except pickle.UnpicklingError as error:
-        raise ValueError(str(error)) from None
-    except Exception as error:
-        raise ValueError(
-            f"{path}: not a readable pickle ({type(error).__name__}: {error})"
-        ) from None
-    if not isinstance(content, dict):
+    content = safe_pickle.load_file(path, safe_pickle.FLAME_MODEL)  # PickleRefused: ValueError
+    if type(content) is not dict:
         raise ValueError(f"{path}: expected a pickled dict, found {type(content).__name__}")
-    return {str(k): _to_numpy(v, f"{path}: key '{k}'") for k, v in content.items()}
+    arrays: dict[str, Any] = {}
+    for key, value in content.items():  # keys are plain values (str, bytes, numbers, None)
+        name = key if isinstance(key, str) else repr(key)
+        where = f"{path}: key '{name[:80]}'"
+        if isinstance(value, safe_pickle.StandIn):
+            value = value.to_numpy(where)
+        if isinstance(value, _ARRAY_LIKE):
+            arrays[name] = value
+        elif name in _MODEL_KEYS:
+            raise ValueError(
+                f"{where} holds a Python {type(value).__name__}; expected a numpy array "
+                "(or a chumpy array or scipy sparse matrix)"
+            )
+    return arrays
+
+
+def _npz_error(path: Path, error: Exception) -> ValueError:
+    if isinstance(error, ValueError) and "allow_pickle" in str(error):
+        return ValueError(f"{path}: cannot read without pickles ({error})")
+    return ValueError(f"{path}: not a readable .npz file ({type(error).__name__}: {error})")
 
 
 def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    """All arrays of an .npz file, never unpickling; any reading failure is a ValueError (a
+    corrupted zip can raise EOFError, RuntimeError, NotImplementedError, zlib.error, ...)."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic.startswith(b"\x93NUMPY"):
+        raise ValueError(f"{path}: a single .npy array, not an .npz archive of named arrays")
+    if not magic.startswith(b"PK\x03\x04"):
+        found = "an empty file" if not magic else f"it starts with {magic!r}"
+        raise ValueError(f"{path}: not a readable .npz file ({found}; expected a zip archive)")
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        npz = np.load(path, allow_pickle=False)
+    except Exception as error:
+        raise _npz_error(path, error) from None
+    try:
+        with npz:
             return {k: npz[k] for k in npz.files}
-    except ValueError as error:
-        raise ValueError(f"{path}: cannot read without pickles ({error})") from None
-    except (OSError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{path}: not a readable .npz file ({error})") from None
+    except Exception as error:
+        raise _npz_error(path, error) from None
 
 
 def _array(raw: Mapping[str, Any], key: str, source: Path, ndim: int) -> np.ndarray:
@@ -510,16 +486,28 @@ def _expect_shape(array: np.ndarray, expected: tuple[int, ...], key: str, source
         raise ValueError(f"{source}: key '{key}' has shape {array.shape}; expected {expected}")
 
 
+_SPLIT_KEYS = ("num_shape", "num_expression")
+
+
+def _count(raw: Mapping[str, Any], key: str, source: Path) -> int:
+    """A scalar integer key (num_shape or num_expression) of a model file."""
+    if key not in raw:
+        raise ValueError(
+            f"{source}: key '{key}' is missing (num_shape and num_expression go together)"
+        )
+    value = np.asarray(raw[key])
+    if value.shape != () or value.dtype.kind not in "iu":
+        raise ValueError(
+            f"{source}: key '{key}' must be a scalar integer, found {value.dtype} of shape "
+            f"{value.shape}"
+        )
+    return int(value)
+
+
 def _split(raw: Mapping[str, Any], columns: int, source: Path) -> tuple[int, int]:
     """Identity/expression split of `shapedirs` columns."""
     if "num_shape" in raw or "num_expression" in raw:
-        try:
-            num_shape = int(np.asarray(raw["num_shape"]))
-            num_expression = int(np.asarray(raw["num_expression"]))
-        except KeyError as error:
-            raise ValueError(
-                f"{source}: key {error} is missing (num_shape and num_expression go together)"
-            ) from None
+        num_shape, num_expression = (_count(raw, key, source) for key in _SPLIT_KEYS)
         if num_shape < 0 or num_expression < 0 or num_shape + num_expression != columns:
             raise ValueError(
                 f"{source}: num_shape ({num_shape}) + num_expression ({num_expression}) must "

@@ -225,11 +225,22 @@ def test_landmarks_are_barycentric_points(raw):
 
 
 class FakeCh:
-    """Pickles like chumpy.ch.Ch: state dict with the array under 'x'."""
+    """Pickles like chumpy.ch.Ch: its whole __dict__ except `_parents` and `_cache`, i.e. the
+    array `x` beside `_dirty_vars` (a set, so the pickle names `__builtin__.set`), `_itr`
+    (None), `_depends_on_deps` (a dict), `_make_dense` and `_make_sparse` (bools)."""
 
     def __init__(self, x):
         self.x = x
-        self.extra = "chumpy internals"
+        self._dirty_vars = {"x"}
+        self._itr = None
+        self._depends_on_deps = {}
+        self._make_dense = False
+        self._make_sparse = False
+        self._parents = {}
+        self._cache = {}
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k not in ("_parents", "_cache")}
 
 
 class FakeCsc:
@@ -242,22 +253,30 @@ class FakeCsc:
 
 
 class Py2Pickler(pickle._Pickler):
-    """Writes bytes as Python 2 `str` (BINSTRING), as the official Python 2 pickle does."""
+    """Writes bytes and ASCII text as Python 2 `str` (SHORT_BINSTRING/BINSTRING), as the
+    official Python 2 pickle does for array data, dict keys and names."""
 
-    def save_bytes(self, obj):
-        size = len(obj)
-        if size < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([size]) + obj)
+    def save_bytes(self, obj, data=None):
+        data = obj if data is None else data
+        if len(data) < 256:
+            self.write(pickle.SHORT_BINSTRING + bytes([len(data)]) + data)
         else:
-            self.write(pickle.BINSTRING + struct.pack("<i", size) + obj)
+            self.write(pickle.BINSTRING + struct.pack("<i", len(data)) + data)
         self.memoize(obj)
+
+    def save_str(self, obj):
+        if obj.isascii():
+            self.save_bytes(obj, obj.encode("ascii"))
+        else:
+            pickle._Pickler.save_str(self, obj)
 
     dispatch = dict(pickle._Pickler.dispatch)
     dispatch[bytes] = save_bytes
+    dispatch[str] = save_str
 
 
-def official_pickle_bytes(raw):
-    """A Python-2-style protocol-2 pickle naming the official file's globals."""
+def official_content(raw):
+    """The official file's dict: chumpy arrays, a legacy csc J_regressor, extra keys."""
     content = {}
     for key, value in raw.items():
         if key in ("v_template", "shapedirs", "posedirs", "weights"):
@@ -266,17 +285,32 @@ def official_pickle_bytes(raw):
             content[key] = FakeCsc(value)
         else:
             content[key] = value
-    content["bs_style"] = "lbs"
-    content["J"] = FakeCh(raw["J_regressor"] @ raw["v_template"])
+    if "v_template" in raw and "J_regressor" in raw:
+        content["bs_style"] = "lbs"
+        content["bs_type"] = "lrotmin"
+        content["J"] = FakeCh(raw["J_regressor"] @ raw["v_template"])
+    return content
+
+
+def official_pickle_bytes(raw, content=None, protocol=2, py2=True):
+    """A Python-2-style (latin1) protocol-2 pickle naming the official file's globals:
+    `chumpy.ch.Ch` with its full state, `__builtin__.set`, legacy `scipy.sparse.csc.csc_matrix`,
+    `numpy.core.multiarray._reconstruct`, array data as BINSTRING (never `_codecs.encode`).
+
+    `content` replaces `official_content(raw)`; `py2=False` writes as Python 3 does (protocol
+    0, 1 or 2: `copy_reg._reconstructor` below protocol 2, bytes through `_codecs.encode`).
+    """
     buffer = io.BytesIO()
-    Py2Pickler(buffer, protocol=2).dump(content)
+    pickler = Py2Pickler if py2 else pickle._Pickler
+    pickler(buffer, protocol=protocol).dump(official_content(raw) if content is None else content)
     data = buffer.getvalue()
-    assert b"_codecs" not in data
     module = FakeCh.__module__.encode()
     data = data.replace(module + b"\nFakeCh\n", b"chumpy.ch\nCh\n")
     data = data.replace(module + b"\nFakeCsc\n", b"scipy.sparse.csc\ncsc_matrix\n")
     data = data.replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
-    assert b"chumpy.ch\nCh\n" in data and b"scipy.sparse.csc\ncsc_matrix" in data
+    if content is None:
+        assert b"c__builtin__\nset\n" in data and (b"_codecs" not in data or not py2)
+        assert b"chumpy.ch\nCh\n" in data and b"scipy.sparse.csc\ncsc_matrix" in data
     return data
 
 
@@ -342,6 +376,21 @@ def test_hostile_pickles_are_refused_without_running(tmp_path, payload):
     ):
         flame.load_model(path)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("value", [[[0.0, 0.0, 0.0]] * 40, {"x": np.zeros((40, 3))}])
+def test_pickled_containers_under_model_keys_are_refused(tmp_path, raw, value):
+    path = tmp_path / "generic_model.pkl"
+    path.write_bytes(pickle.dumps(dict(raw, v_template=value), protocol=2))
+    with pytest.raises(
+        ValueError,
+        match=r"generic_model.pkl: key 'v_template' holds a Python (list|dict); expected a numpy",
+    ):
+        flame.load_model(path)
+    # Ignored keys may hold anything plain; their containers are dropped unread.
+    path.write_bytes(pickle.dumps(dict(raw, notes=[value], bs_style="lbs"), protocol=2))
+    assert flame.load_pickle(path).keys() == set(raw) | {"bs_style"}
+    assert flame.load_model(path).num_vertices == 40
 
 
 @pytest.mark.parametrize("protocol", [2, 5])
@@ -419,3 +468,33 @@ def test_params_from_dict_validates():
         flame.FlameParams.from_dict({"expression": [float("nan")]})
     with pytest.raises(ValueError, match=r"unknown field\(s\) \['expr'\]"):
         flame.FlameParams.from_dict({"expr": [1.0]})
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"expression": [0.1, "0.25"]}, "field 'expression' item 1: found the string '0.25'"),
+        ({"expression": [True, 0.0]}, r"field 'expression' item 0: found true \(a bool\)"),
+        ({"jaw_pose": [0.1, None, 0.0]}, "field 'jaw_pose' item 1: found null"),
+        ({"shape": [[0.1, 0.2]]}, r"field 'shape' item 0: found a list \[0.1, 0.2\]"),
+        ({"jaw_pose": None}, "field 'jaw_pose': found null, expected a list of 3 numbers"),
+        ({"expression": "0.1 0.2"}, "field 'expression': found the string '0.1 0.2'"),
+        ({"expression": 0.5}, "field 'expression': found 0.5, expected a list of numbers"),
+        ({"expression": {"0": 0.1}}, "field 'expression': found an object"),
+        ({"translation": [0.0, 1e39, 0.0]}, "field 'translation' has non-finite values"),
+        ({"shape": [10**400]}, "field 'shape' has non-finite values"),
+        ([0.1], "found a list"),
+    ],
+)
+def test_params_from_dict_refuses_what_is_not_a_number(values, message):
+    with pytest.raises(ValueError, match="flame/3.json: .*" + message):
+        flame.FlameParams.from_dict(values, source="flame/3.json")
+
+
+def test_params_from_dict_takes_numbers_and_numeric_arrays():
+    p = flame.FlameParams.from_dict(
+        {"expression": [1, 2.5], "jaw_pose": np.array([0.1, 0.0, 0.0]), "eye_pose": (0,) * 6}
+    )
+    assert p.expression.dtype == np.float32 and p.expression.tolist() == [1.0, 2.5]
+    np.testing.assert_allclose(p.jaw_pose, [0.1, 0.0, 0.0])
+    assert p.eye_pose.shape == (6,) and p.shape is None

@@ -67,8 +67,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import io as bytes_io
-import pickle
 import re
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
@@ -79,7 +77,7 @@ import numpy as np
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
-from flamenerf import flame
+from flamenerf import flame, safe_pickle
 from flamenerf.camera import Camera
 from flamenerf.capture import io
 from flamenerf.capture.io import StepError
@@ -519,51 +517,18 @@ def read_vhap(path: Path) -> Track:
     return Track(frames, notes=tuple(notes))
 
 
-class _TorchPickleUnpickler(pickle.Unpickler):
-    """Unpickles a torch.save `data.pkl` that holds numpy arrays, strings and numbers only.
-
-    Only numpy's array reconstruction names (numpy 1 and 2 module paths) and `_codecs.encode`
-    (protocol-2 bytes) are resolved; any other global, and torch's persistent storages, are
-    refused before anything runs.
-    """
-
-    def __init__(self, file: bytes_io.BytesIO, source: str):
-        super().__init__(file, encoding="latin1")
-        self._source = source
-        import codecs
-
-        reconstruct = np.ndarray.__reduce__(np.zeros(0))[0]
-        scalar = np.float64(0).__reduce__()[0]
-        self._allowed: dict[tuple[str, str], Any] = {("_codecs", "encode"): codecs.encode}
-        for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-            self._allowed[(module, "_reconstruct")] = reconstruct
-            self._allowed[(module, "scalar")] = scalar
-        for module in ("numpy", "numpy.core.numeric", "numpy._core.numeric"):
-            self._allowed[(module, "ndarray")] = np.ndarray
-            self._allowed[(module, "dtype")] = np.dtype
-
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return self._allowed[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(
-                f"{self._source}: refused to load '{module}.{name}': a metrical-tracker frame "
-                "holds numpy arrays, strings and numbers only"
-            ) from None
-
-    def persistent_load(self, pid: Any) -> Any:
-        raise pickle.UnpicklingError(
-            f"{self._source}: holds torch tensors (persistent storages), which are not read; "
-            "metrical-tracker frames hold numpy arrays"
-        )
-
-
 def read_torch_zip(path: Path) -> Any:
     """The object of a torch.save zip archive (`PREFIX/data.pkl`), read without torch.
 
+    data.pkl is read by `flamenerf.safe_pickle` with its metrical-tracker allow-list: numpy
+    arrays and scalars of plain dtypes and `_codecs.encode` (how protocol 2 stores bytes);
+    every other global, torch's persistent storages and pickle bombs are refused before
+    anything runs or is allocated, and the result must be a small tree of dicts, lists,
+    arrays, strings and numbers (`safe_pickle.check_tree`).
+
     Raises:
       StepError: not a zip archive, no single data.pkl, or a pickle naming anything but numpy
-        arrays (refused before it runs).
+        arrays, a pickle bomb or an unreadable pickle (refused before it runs).
     """
     if not path.is_file():
         raise StepError(f"{path}: file not found")
@@ -578,11 +543,11 @@ def read_torch_zip(path: Path) -> Any:
     except zipfile.BadZipFile:
         raise StepError(f"{path}: not a torch.save zip archive") from None
     try:
-        return _TorchPickleUnpickler(bytes_io.BytesIO(data), str(path)).load()
-    except pickle.UnpicklingError as error:
+        payload = safe_pickle.loads(data, str(path), safe_pickle.TORCH_FRAME)
+        safe_pickle.check_tree(payload, str(path), safe_pickle.TORCH_FRAME)
+    except safe_pickle.PickleRefused as error:
         raise StepError(str(error)) from None
-    except Exception as error:
-        raise StepError(f"{path}: unreadable data.pkl ({type(error).__name__}: {error})") from None
+    return payload
 
 
 def read_metrical(path: Path) -> Track:
