@@ -55,8 +55,26 @@ _DEFAULTS: dict[str, Any] = {
 
 
 def _short(value: Any, limit: int = 80) -> str:
+    """A value as messages show it; JSON's null, bools and strings are named as such."""
     text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    if value is None:
+        return "null"
+    if isinstance(value, bool | np.bool_):
+        return f"{str(bool(value)).lower()} (a bool)"
+    if isinstance(value, str):
+        return f"the string {text}"
+    return text
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json object_pairs_hook refusing a key given twice (json keeps the last silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"key '{key}' appears twice in one object")
+        out[key] = value
+    return out
 
 
 def _is_number(value: Any) -> bool:
@@ -85,7 +103,10 @@ def _parse_field(raw: Mapping[str, Any], field: str, source: str) -> Any:
         value = value.tolist()
     if not _has_shape(value, shape):
         raise ValueError(f"{source}: field '{field}': found {_short(value)}, expected {expected}")
-    array = np.asarray(value, dtype=np.float64)
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except OverflowError:  # an integer beyond float64
+        array = np.full(shape, np.inf)
     if not np.all(np.isfinite(array)):
         raise ValueError(f"{source}: field '{field}': found {_short(value)}, expected {expected}")
     if field == "image_size":
@@ -250,12 +271,29 @@ class Camera:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> Camera:
-        """Reads `camera/ID.json`. Raises FileNotFoundError, or ValueError naming the file."""
-        with open(path, encoding="utf-8") as f:
-            try:
-                raw = json.load(f)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}: found invalid JSON ({e}), expected a camera") from e
+        """Reads `camera/ID.json`. Raises FileNotFoundError, or ValueError naming the file.
+
+        The file must be UTF-8 JSON without a key repeated in one object.
+        """
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: file not found, expected a camera") from None
+        except OSError as e:
+            raise ValueError(
+                f"{path}: cannot read the file ({e.strerror or e}), expected a camera"
+            ) from None
+        try:
+            raw = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys)
+        except UnicodeDecodeError as e:
+            raise ValueError(
+                f"{path}: found bytes that are not UTF-8 ({e}), expected a camera"
+            ) from None
+        except RecursionError:
+            raise ValueError(f"{path}: found JSON nested too deeply, expected a camera") from None
+        except ValueError as e:  # invalid JSON, a repeated key, an integer of too many digits
+            raise ValueError(f"{path}: found invalid JSON ({e}), expected a camera") from None
         return cls.from_dict(raw, source=str(path))
 
     def to_dict(self) -> dict[str, Any]:

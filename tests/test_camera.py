@@ -2,6 +2,7 @@
 """Tests for flamenerf.camera: projection, rays, scaling, JSON and look_at."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -262,3 +263,42 @@ def test_orbit_path():
         assert np.linalg.norm(frame.position) == pytest.approx(3.0)
         np.testing.assert_allclose(frame.project(np.zeros(3)), [32.0, 24.0], atol=1e-9)
     np.testing.assert_allclose(path[2].position, [0, 0, 3.0], atol=1e-12)
+
+
+def test_from_json_errors_name_the_file(tmp_path):
+    raw = simple_camera().to_dict()
+    path = tmp_path / "cam.json"
+    cases = {
+        "key 'skew' appears twice": '{"skew": 0.0, ' + json.dumps(raw)[1:],
+        "not UTF-8": b'{"skew": "\xff"}',
+        "nested too deeply": "[" * 100000 + "]" * 100000,
+        "invalid JSON": '{"focal_length": ' + "9" * 5000 + "}",  # beyond int digit limits
+    }
+    for message, content in cases.items():
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        with pytest.raises(ValueError, match=f"{path}: .*{message}"):
+            Camera.from_json(path)
+    with pytest.raises(ValueError, match=f"{tmp_path}: cannot read the file"):
+        Camera.from_json(tmp_path)  # a folder
+    raw["position"] = [10**400, 0, 0]  # an integer beyond float64
+    path.write_text(json.dumps(raw))
+    with pytest.raises(ValueError, match=f"{path}: field 'position': found .*, expected a list"):
+        Camera.from_json(path)
+
+
+@pytest.mark.parametrize(
+    "field, value, found",
+    [
+        ("focal_length", "50", "the string '50'"),
+        ("skew", False, "false (a bool)"),
+        ("principal_point", None, "null"),
+    ],
+)
+def test_messages_say_what_json_value_was_found(field, value, found):
+    raw = simple_camera().to_dict()
+    raw[field] = value
+    with pytest.raises(ValueError, match=re.escape(f"cam.json: field '{field}': found {found},")):
+        Camera.from_dict(raw, source="cam.json")

@@ -1,34 +1,50 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
 """Reads and validates a capture folder (`docs/capture-format.md`).
 
-`load_capture(path, scale)` checks the whole capture before anything trains: JSON files,
-ids across lists, cameras, FLAME parameters, image and mask sizes and bit depths. Every
-problem found is collected and reported together in a `CaptureError`, one line per problem,
-each naming the file and the field. Images are read lazily (`Capture.image(id)`); cameras,
-FLAME vertices and conditioning vectors are small and kept in memory, in the normalised
-scene frame `(X - center) * scale` shared by cameras and meshes.
+`load_capture(path, scale)` checks the whole capture before anything trains: JSON files
+(strictly typed: a string or a bool is not a number, a key may not repeat), ids across lists,
+cameras, FLAME parameters and model, and every image and mask training reads (8-bit PNG,
+size, decoded in full). Every problem found is collected and reported together in a
+`CaptureError`, one line per problem, each naming the file, the field (or frame id), what was
+found and what was expected. Capture files must lie inside the capture folder: a symlink
+resolving outside it is refused (the FLAME model file excepted, which may live anywhere).
+
+Images are read lazily (`Capture.image(id)`); cameras, FLAME vertices and conditioning
+vectors are small and kept in memory, in the normalised scene frame `(X - center) * scale`
+shared by cameras and meshes.
 
 A capture is never modified: nothing is written inside it.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import io
 import json
-import math
+import os
+import struct
+import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from flamenerf import flame, rasterize
-from flamenerf.camera import Camera
+from flamenerf.camera import ROTATION_TOLERANCE, Camera
 
 IMAGE_SCALES = (1, 2, 4, 8)
 MASK_THRESHOLD = 127  # mask pixels > this value are inside the FLAME silhouette
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # every JSON number must fit (training is float32)
+MAX_ID_BYTES = 200  # frame ids name files: ID.json must fit a 255-byte file name
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# PNG colour types (IHDR), the ones allowed for images and masks, and their 8-bit PIL modes.
+_PNG_COLOUR_TYPES = {0: "gray", 2: "RGB", 3: "palette", 4: "gray+alpha", 6: "RGBA"}
+_PNG_ALLOWED = {"image": (2, 6), "mask": (0, 4, 2, 6)}
+_PIL_MODES = {"image": ("RGB", "RGBA"), "mask": ("L", "LA", "RGB", "RGBA")}
 
 
 class CaptureError(ValueError):
@@ -41,8 +57,16 @@ class CaptureError(ValueError):
         super().__init__(f"{problems[0]}{more}")
 
 
+def _named(message: str, source: Path | None) -> str:
+    """One line, starting with the file unless the message names it (or a command-line flag)."""
+    message = " ".join(message.split("\n"))
+    if source is not None and str(source) not in message and not message.startswith("--"):
+        message = f"{source}: {message}"
+    return message
+
+
 class _Problems:
-    """Collects problems; `check` runs a reader and records its ValueError instead."""
+    """Collects problems; `check` runs a reader and records its error instead of raising."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -50,12 +74,15 @@ class _Problems:
     def add(self, line: str) -> None:
         self.lines.append(line)
 
-    def check(self, read: Callable[[], Any]) -> Any:
+    def check(self, read: Callable[[], Any], source: Path | None = None) -> Any:
+        """read() or None; an error becomes one line naming `source` (the file read)."""
         try:
             return read()
         except (ValueError, FileNotFoundError) as error:
-            self.add(str(error))
-            return None
+            self.add(_named(str(error), source))
+        except Exception as error:  # a reader bug; still reported as one line, not a traceback
+            self.add(_named(f"unexpected {type(error).__name__} while reading: {error}", source))
+        return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,10 +111,57 @@ class Scene:
         """(..., 3) world points -> normalised scene frame."""
         return (points - self.center) * self.scale
 
+    def flame_to_world(self, points: np.ndarray) -> np.ndarray:
+        """(..., 3) FLAME-space points -> the capture's world frame."""
+        t = self.to_world
+        return t.scale * points @ t.rotation.T + t.translation
+
     def flame_to_scene(self, points: np.ndarray) -> np.ndarray:
         """(..., 3) FLAME-space points -> normalised scene frame."""
-        t = self.to_world
-        return self.normalize(t.scale * points @ t.rotation.T + t.translation)
+        return self.normalize(self.flame_to_world(points))
+
+    @property
+    def units_per_metre(self) -> float:
+        """Normalised units per metre of FLAME space (FLAME is in metres)."""
+        return self.scale * self.to_world.scale
+
+    def reframed(self, center: np.ndarray, scale: float) -> Scene:
+        """The same scene under another normalisation `(X - center) * scale` of the world:
+        near, far and bbox are re-expressed in the new units."""
+        ratio = scale / self.scale
+        bbox = None
+        if self.bbox is not None:
+            bbox = (self.bbox / self.scale + self.center - center) * scale
+        return dataclasses.replace(
+            self,
+            center=center,
+            scale=scale,
+            near=self.near * ratio,
+            far=self.far * ratio,
+            bbox=bbox,
+        )
+
+
+# The model frame: whatever normalisation the capturing tool chose, flamenerf works in a frame
+# centred on the FLAME head with this many units per metre (the head lies within about 0.5
+# units of the origin, head and shoulders within about 1.1), so grid resolutions, encoding
+# frequencies, sample spacing and fade lengths mean the same on every capture.
+MODEL_UNITS_PER_METRE = 3.5
+
+
+def model_frame(scene: Scene, flame_world: np.ndarray) -> Scene:
+    """The scene re-expressed in the model frame (see MODEL_UNITS_PER_METRE).
+
+    Args:
+      scene: scene.json as written.
+      flame_world: (F, V, 3) every frame's posed FLAME vertices in the capture's world.
+
+    Returns:
+      A Scene centred on the mean over frames of the FLAME head's box centre, with
+      MODEL_UNITS_PER_METRE normalised units per metre.
+    """
+    centres = (flame_world.min(axis=1) + flame_world.max(axis=1)) / 2
+    return scene.reframed(centres.mean(axis=0), MODEL_UNITS_PER_METRE / scene.to_world.scale)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,199 +174,654 @@ class FrameInfo:
 
 
 # ------------------------------------------------------------------------------------------
-# JSON helpers.
+# Messages and JSON helpers.
 
 
-def read_json(path: Path) -> Any:
-    """Parses a JSON file; errors name the file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
+def _clip(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _found(value: Any) -> str:
+    """A JSON value as messages show it: its JSON text, with its type when that is the point."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from None
+        text = json.dumps(value, default=repr)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{text} (a bool)"
+    if isinstance(value, str):
+        return f"the string {_clip(text)}"
+    if isinstance(value, Mapping):
+        return f"an object {_clip(text)}"
+    return _clip(text)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json object_pairs_hook refusing a key given twice (json.loads keeps the last silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+def _check_file(path: Path, what: str, root: Path | None) -> None:
+    """Checks that `path` is a regular file and, given `root`, that it resolves inside `root`.
+
+    Raises FileNotFoundError or ValueError naming `path` and `what` was expected there.
+    """
+    try:
+        if root is not None:
+            inside, resolved = Path(root).resolve(), path.resolve()
+            if not resolved.is_relative_to(inside):
+                raise ValueError(
+                    f"{path}: resolves to {resolved}, outside the capture folder {inside}; "
+                    f"expected {what} inside the capture (copy the file in, do not link to it)"
+                )
+        if not path.exists():
+            if path.is_symlink():
+                raise FileNotFoundError(
+                    f"{path}: file not found (a symlink to {os.readlink(path)}, which does not "
+                    f"exist); expected {what}"
+                )
+            raise FileNotFoundError(f"{path}: file not found; expected {what}")
+        if not path.is_file():
+            found = "a folder" if path.is_dir() else "a special file (not a regular file)"
+            raise ValueError(f"{path}: found {found}; expected {what}")
+    except FileNotFoundError:
+        raise
+    except RuntimeError:  # pathlib's symlink loop
+        raise ValueError(f"{path}: found a symlink loop; expected {what}") from None
+    except OSError as error:
+        raise ValueError(
+            f"{path}: cannot access the file ({error.strerror or error}); expected {what}"
+        ) from None
+
+
+def _read_bytes(path: Path, what: str, root: Path | None) -> bytes:
+    _check_file(path, what, root)
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ValueError(
+            f"{path}: cannot read the file ({error.strerror or error}); expected {what}"
+        ) from None
+
+
+def read_json(path: Path, root: Path | None = None, what: str = "a JSON file") -> Any:
+    """Parses a JSON file; errors name the file.
+
+    Args:
+      path: the file.
+      root: the capture folder; when given, a file resolving outside it is refused.
+      what: what the file should hold, for messages.
+
+    Raises:
+      FileNotFoundError: no such file.
+      ValueError: not a regular file, outside `root`, not UTF-8, not JSON, or a key given
+        twice in one object.
+    """
+    path = Path(path)
+    data = _read_bytes(path, what, root)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}: found bytes that are not UTF-8 text ({error}); expected {what}"
+        ) from None
+    try:
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as error:
+        raise ValueError(
+            f"{path}: found key '{error}' twice in one object; expected each key once ({what})"
+        ) from None
+    except RecursionError:
+        raise ValueError(f"{path}: found JSON nested too deeply; expected {what}") from None
+    except ValueError as error:  # JSONDecodeError, or an integer of too many digits
+        raise ValueError(f"{path}: found invalid JSON ({error}); expected {what}") from None
+
+
+def _object(raw: Any, path: Path, what: str) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{path}: found {_found(raw)}, expected a JSON object ({what})")
+    return raw
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _in_float32_range(value: int | float) -> bool:
+    return abs(value) <= FLOAT32_MAX  # False for NaN and infinities; exact for big integers
 
 
 def _number(value: Any, where: str, positive: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{where}: expected a finite number, found {value!r}")
-    if positive and value <= 0:
-        raise ValueError(f"{where}: expected a number > 0, found {value!r}")
+    if not _is_real(value):
+        raise ValueError(f"{where}: found {_found(value)}, expected a number")
+    if not _in_float32_range(value):
+        raise ValueError(
+            f"{where}: found {_found(value)}, expected a finite number (|x| <= 3.4e38, float32)"
+        )
+    if positive and not value > 0:
+        raise ValueError(f"{where}: found {_found(value)}, expected a number > 0")
     return float(value)
 
 
 def _integer(value: Any, where: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{where}: expected an integer >= 0, found {value!r}")
+        raise ValueError(f"{where}: found {_found(value)}, expected an integer >= 0")
     return value
 
 
-def _vector(value: Any, shape: tuple[int, ...], where: str) -> np.ndarray:
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{where}: expected numbers of shape {shape}, found {value!r}") from None
-    if array.shape != shape:
-        raise ValueError(f"{where}: expected shape {shape}, found {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{where}: expected finite numbers, found {value!r}")
-    return array
+def _shape_text(shape: tuple[int, ...]) -> str:
+    if len(shape) == 1:
+        return f"a list of {shape[0]} finite numbers"
+    return f"a {'x'.join(map(str, shape))} list of lists of finite numbers"
 
 
-def _field(raw: Mapping[str, Any], key: str, source: Path) -> Any:
+def _shape_problem(value: Any, shape: tuple[int, ...], index: str = "") -> str | None:
+    """None when `value` is nested lists of finite float32 numbers of `shape`, else why not."""
+    item = f"item {index} is " if index else "found "
+    if not shape:
+        if not _is_real(value):
+            return f"{item}{_found(value)}"
+        if not _in_float32_range(value):
+            return f"{item}{_found(value)}, not a finite float32 number"
+        return None
+    if not isinstance(value, list):
+        return f"{item}{_found(value)}" if index else ""
+    if len(value) != shape[0]:
+        return f"{'item ' + index + ' has' if index else 'found'} {len(value)} items"
+    for i, entry in enumerate(value):
+        problem = _shape_problem(entry, shape[1:], f"{index}[{i}]")
+        if problem is not None:
+            return problem
+    return None
+
+
+def _numbers(value: Any, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """Nested JSON lists of numbers of exactly `shape` -> float64 array (strings refused)."""
+    problem = _shape_problem(value, shape)
+    if problem is not None:
+        why = f" ({problem})" if problem and not problem.startswith("found ") else ""
+        raise ValueError(f"{where}: found {_found(value)}{why}, expected {_shape_text(shape)}")
+    return np.array(value, dtype=np.float64)
+
+
+def _field(raw: Mapping[str, Any], key: str, path: Path, expected: str, name: str = "") -> Any:
     if key not in raw:
-        raise ValueError(f"{source}: missing field '{key}'")
+        raise ValueError(f"{path}: field '{name or key}' is missing; expected {expected}")
     return raw[key]
+
+
+def _refuse_unknown(raw: Mapping[str, Any], known: tuple[str, ...], path: Path, name: str) -> None:
+    unknown = sorted(str(key) for key in raw if key not in known)
+    if unknown:
+        raise ValueError(
+            f"{path}: field '{name}' has unknown key(s) {unknown}; expected only {list(known)}"
+        )
+
+
+# ------------------------------------------------------------------------------------------
+# Frame ids.
+
+# A frame id names files (camera/ID.json, rgb/1x/ID.png, ...): it must be a plain file name.
+_ID_RULE = (
+    "a frame id: a non-empty file name without '/', '\\', NUL or control characters, "
+    f"not '.' or '..', at most {MAX_ID_BYTES} bytes"
+)
+
+
+def _id_problem(frame_id: Any) -> str | None:
+    """None for a usable frame id, else what is wrong with it."""
+    if not isinstance(frame_id, str):
+        return _found(frame_id)
+    if not frame_id:
+        return "an empty id"
+    for char, name in (("/", "'/'"), ("\\", "'\\'")):
+        if char in frame_id:
+            return f"an id containing {name}: {frame_id!r}"
+    if any(ord(c) < 32 or ord(c) == 127 for c in frame_id):
+        return f"an id containing NUL or a control character: {frame_id!r}"
+    if frame_id in (".", ".."):
+        return f"the id {frame_id!r}"
+    if len(frame_id.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        size = len(frame_id.encode("utf-8", "surrogatepass"))
+        return f"an id of {size} bytes: {_clip(repr(frame_id), 40)}"
+    return None
+
+
+def _id_list(value: Any, path: Path, key: str) -> list[str]:
+    where = f"{path}: field '{key}'"
+    if not isinstance(value, list):
+        raise ValueError(f"{where}: found {_found(value)}, expected a list of frame ids")
+    for index, frame_id in enumerate(value):
+        problem = _id_problem(frame_id)
+        if problem is not None:
+            raise ValueError(f"{where} item {index}: found {problem}; expected {_ID_RULE}")
+    counts = collections.Counter(value)
+    duplicates = [f"{i!r} ({n} times)" for i, n in counts.items() if n > 1]
+    if duplicates:
+        raise ValueError(
+            f"{where} has duplicate ids: {', '.join(duplicates[:5])}; expected each id once"
+        )
+    return value
 
 
 # ------------------------------------------------------------------------------------------
 # The parts of a capture.
 
+_DATASET = "the split {count, num_exemplars, ids, train_ids, val_ids}"
+
 
 def read_dataset(root: Path) -> tuple[list[str], list[str]]:
-    """dataset.json -> (train_ids, val_ids), checking count, num_exemplars and ids."""
+    """dataset.json -> (train_ids, val_ids), checking count, num_exemplars and ids.
+
+    Keys beyond the spec's are ignored (as Nerfies does).
+    """
+    root = Path(root)
     path = root / "dataset.json"
-    raw = read_json(path)
-    if not isinstance(raw, Mapping):
-        raise ValueError(f"{path}: expected a JSON object")
-    lists = {}
-    for key in ("ids", "train_ids", "val_ids"):
-        value = _field(raw, key, path)
-        if not isinstance(value, list) or not all(isinstance(i, str) and i for i in value):
-            raise ValueError(f"{path}: field '{key}' must be a list of non-empty strings")
-        if any("/" in i for i in value):
-            raise ValueError(f"{path}: field '{key}' has an id containing '/'")
-        if len(set(value)) != len(value):
-            raise ValueError(f"{path}: field '{key}' has duplicate ids")
-        lists[key] = value
+    raw = _object(read_json(path, root, _DATASET), path, _DATASET)
+    lists = {
+        key: _id_list(_field(raw, key, path, "a list of frame ids"), path, key)
+        for key in ("ids", "train_ids", "val_ids")
+    }
     train, val = lists["train_ids"], lists["val_ids"]
     if not train:
-        raise ValueError(f"{path}: field 'train_ids' is empty")
-    if set(train) & set(val):
+        raise ValueError(f"{path}: field 'train_ids': found [], expected at least one frame id")
+    both = [i for i in train if i in set(val)]
+    if both:
         raise ValueError(
-            f"{path}: ids in both 'train_ids' and 'val_ids': {sorted(set(train) & set(val))[:5]}"
+            f"{path}: fields 'train_ids' and 'val_ids' both hold {both[:5]}; expected each "
+            "frame in one of them"
         )
-    if set(lists["ids"]) != set(train) | set(val):
-        raise ValueError(f"{path}: field 'ids' must be train_ids + val_ids")
-    count = _integer(_field(raw, "count", path), f"{path}: field 'count'")
-    if count != len(lists["ids"]):
-        raise ValueError(f"{path}: field 'count' is {count}; len(ids) is {len(lists['ids'])}")
-    exemplars = _integer(_field(raw, "num_exemplars", path), f"{path}: field 'num_exemplars'")
+    ids, split = set(lists["ids"]), set(train) | set(val)
+    lacking = [i for i in train + val if i not in ids]
+    if lacking:
+        raise ValueError(
+            f"{path}: field 'ids' lacks {lacking[:5]} of train_ids + val_ids; expected "
+            "ids = train_ids + val_ids (in any order)"
+        )
+    extra = [i for i in lists["ids"] if i not in split]
+    if extra:
+        raise ValueError(
+            f"{path}: field 'ids' has {extra[:5]}, in neither train_ids nor val_ids; expected "
+            "ids = train_ids + val_ids (in any order)"
+        )
+    expected_count = "len(ids), an integer"
+    count = _integer(_field(raw, "count", path, expected_count), f"{path}: field 'count'")
+    if count != len(ids):
+        raise ValueError(f"{path}: field 'count': found {count}, expected {len(ids)} (len(ids))")
+    exemplars = _integer(
+        _field(raw, "num_exemplars", path, "len(train_ids), an integer"),
+        f"{path}: field 'num_exemplars'",
+    )
     if exemplars != len(train):
         raise ValueError(
-            f"{path}: field 'num_exemplars' is {exemplars}; len(train_ids) is {len(train)}"
+            f"{path}: field 'num_exemplars': found {exemplars}, expected {len(train)} "
+            "(len(train_ids))"
         )
     return train, val
 
 
+_METADATA_KEYS = ("warp_id", "appearance_id", "camera_id")
+
+
 def read_metadata(root: Path, train: list[str], val: list[str]) -> dict[str, FrameInfo]:
-    """metadata.json -> {id: FrameInfo}, checking the code indices."""
+    """metadata.json -> {id: FrameInfo}, checking the code indices.
+
+    Entries of ids not in the split, and keys beyond the three of the spec, are ignored.
+    """
+    root = Path(root)
     path = root / "metadata.json"
-    raw = read_json(path)
-    if not isinstance(raw, Mapping):
-        raise ValueError(f"{path}: expected a JSON object")
+    what = "an object {id: {warp_id, appearance_id, camera_id}}"
+    raw = _object(read_json(path, root, what), path, what)
     infos = {}
     for frame_id in train + val:
-        entry = raw.get(frame_id)
+        if frame_id not in raw:
+            raise ValueError(
+                f"{path}: frame '{frame_id}' has no entry; expected an entry "
+                "{warp_id, appearance_id, camera_id} for every id of dataset.json"
+            )
+        entry = raw[frame_id]
         if not isinstance(entry, Mapping):
-            raise ValueError(f"{path}: no entry (object) for id '{frame_id}'")
-        values = [
-            _integer(_field(entry, key, path), f"{path}: '{frame_id}'.{key}")
-            for key in ("warp_id", "appearance_id", "camera_id")
-        ]
+            raise ValueError(
+                f"{path}: frame '{frame_id}': found {_found(entry)}, expected an object "
+                "{warp_id, appearance_id, camera_id}"
+            )
+        values = []
+        for key in _METADATA_KEYS:
+            where = f"{path}: frame '{frame_id}' field '{key}'"
+            if key not in entry:
+                raise ValueError(f"{where} is missing; expected an integer >= 0")
+            values.append(_integer(entry[key], where))
         infos[frame_id] = FrameInfo(*values)
     n = len(train)
     for key in ("warp_id", "appearance_id"):
-        codes = [getattr(infos[i], key) for i in train]
-        if sorted(codes) != sorted(set(codes)) or max(codes) >= n:
-            raise ValueError(
-                f"{path}: training frames' '{key}' must be distinct values in 0..{n - 1}"
-            )
-        for i in val:
-            if getattr(infos[i], key) >= n:
+        owner: dict[int, str] = {}
+        for frame_id in train:
+            code = getattr(infos[frame_id], key)
+            where = f"{path}: frame '{frame_id}' field '{key}'"
+            if code >= n:
                 raise ValueError(
-                    f"{path}: '{i}'.{key} = {getattr(infos[i], key)} names no training code "
-                    f"(0..{n - 1})"
+                    f"{where}: found {code}, expected a code in 0..{n - 1} (training frames "
+                    "use 0..num_exemplars-1, each once)"
+                )
+            if code in owner:
+                raise ValueError(
+                    f"{where}: found {code}, also the code of training frame '{owner[code]}'; "
+                    f"expected distinct codes for training frames (0..{n - 1}, each once)"
+                )
+            owner[code] = frame_id
+        for frame_id in val:
+            code = getattr(infos[frame_id], key)
+            if code >= n:
+                raise ValueError(
+                    f"{path}: frame '{frame_id}' field '{key}': found {code}, which names no "
+                    f"training code; expected the code of a training frame (0..{n - 1})"
                 )
     return infos
 
 
+_FLAME_SECTION = ("model", "to_world", "num_expression")
+_TO_WORLD = ("scale", "rotation", "translation")
+
+
 def read_scene(root: Path, flame_model: str | Path | None = None) -> Scene:
-    """scene.json -> Scene; `flame_model` overrides the file's `flame.model`."""
+    """scene.json -> Scene; `flame_model` overrides the file's `flame.model`.
+
+    Top-level keys beyond the spec's are ignored (Nerfies writes `scene_to_metric`); the
+    `flame` section and its `to_world` must hold the spec's keys only.
+    """
+    root = Path(root)
     path = root / "scene.json"
-    raw = read_json(path)
-    if not isinstance(raw, Mapping):
-        raise ValueError(f"{path}: expected a JSON object")
-    center = _vector(_field(raw, "center", path), (3,), f"{path}: field 'center'")
-    scale = _number(_field(raw, "scale", path), f"{path}: field 'scale'", positive=True)
-    near = _number(_field(raw, "near", path), f"{path}: field 'near'")
-    far = _number(_field(raw, "far", path), f"{path}: field 'far'")
-    if not 0 <= near < far:
-        raise ValueError(f"{path}: fields 'near' and 'far' must satisfy 0 <= near < far")
-    flame_raw = _field(raw, "flame", path)
-    if not isinstance(flame_raw, Mapping):
-        raise ValueError(f"{path}: field 'flame' must be an object")
-    if flame_model is None:
-        model = _field(flame_raw, "model", path)
-        if not isinstance(model, str) or not model:
-            raise ValueError(f"{path}: field 'flame.model' must be a file name")
-        flame_model = model if Path(model).is_absolute() else root / model
-    flame_model = Path(flame_model)
-    if not flame_model.is_file():
-        raise FileNotFoundError(
-            f"{path}: field 'flame.model' names {flame_model}, which does not exist "
-            "(pass --flame_model PATH for a FLAME file kept elsewhere)"
-        )
-    to_world = _field(flame_raw, "to_world", path)
-    if not isinstance(to_world, Mapping):
-        raise ValueError(f"{path}: field 'flame.to_world' must be an object")
-    where = f"{path}: field 'flame.to_world"
-    rotation = _vector(_field(to_world, "rotation", path), (3, 3), where + ".rotation'")
-    if np.abs(rotation @ rotation.T - np.eye(3)).max() > 1e-4 or np.linalg.det(rotation) < 0:
-        raise ValueError(f"{where}.rotation' must be a rotation matrix")
-    placement = ToWorld(
-        scale=_number(_field(to_world, "scale", path), where + ".scale'", positive=True),
-        rotation=rotation,
-        translation=_vector(_field(to_world, "translation", path), (3,), where + ".translation'"),
+    what = "the scene {center, scale, near, far, flame, [bbox]}"
+    raw = _object(read_json(path, root, what), path, what)
+    three = "a list of 3 finite numbers"
+    center = _numbers(_field(raw, "center", path, three), (3,), f"{path}: field 'center'")
+    scale = _number(
+        _field(raw, "scale", path, "a number > 0"), f"{path}: field 'scale'", positive=True
     )
-    num_expression = _field(flame_raw, "num_expression", path)
-    num_expression = _integer(num_expression, f"{path}: field 'flame.num_expression'")
+    near = _number(_field(raw, "near", path, "a number >= 0"), f"{path}: field 'near'")
+    far = _number(_field(raw, "far", path, "a number > near"), f"{path}: field 'far'")
+    if near < 0:
+        raise ValueError(f"{path}: field 'near': found {near!r}, expected a number >= 0")
+    if not near < far:
+        raise ValueError(
+            f"{path}: fields 'near' and 'far': found near {near!r} >= far {far!r}, "
+            "expected 0 <= near < far"
+        )
+    flame_raw = _field(raw, "flame", path, "an object {model, to_world, num_expression}")
+    if not isinstance(flame_raw, Mapping):
+        raise ValueError(
+            f"{path}: field 'flame': found {_found(flame_raw)}, expected an object "
+            "{model, to_world, num_expression}"
+        )
+    _refuse_unknown(flame_raw, _FLAME_SECTION, path, "flame")
+    model_path = _flame_model_path(root, path, flame_raw, flame_model)
+    to_world = _field(
+        flame_raw, "to_world", path, "an object {scale, rotation, translation}", "flame.to_world"
+    )
+    if not isinstance(to_world, Mapping):
+        raise ValueError(
+            f"{path}: field 'flame.to_world': found {_found(to_world)}, expected an object "
+            "{scale, rotation, translation}"
+        )
+    _refuse_unknown(to_world, _TO_WORLD, path, "flame.to_world")
+    where = f"{path}: field 'flame.to_world"
+    rotation = _numbers(
+        _field(to_world, "rotation", path, "a 3x3 rotation matrix", "flame.to_world.rotation"),
+        (3, 3),
+        where + ".rotation'",
+    )
+    error = np.abs(rotation @ rotation.T - np.eye(3)).max()
+    det = np.linalg.det(rotation)
+    if not (error <= ROTATION_TOLERANCE and abs(det - 1.0) <= ROTATION_TOLERANCE):
+        raise ValueError(
+            f"{where}.rotation': found a matrix with max |R R^T - I| = {error:.3g} and "
+            f"det = {det:.6g}, expected a rotation (orthonormal rows, det +1, within "
+            f"{ROTATION_TOLERANCE:g})"
+        )
+    placement = ToWorld(
+        scale=_number(
+            _field(to_world, "scale", path, "a number > 0", "flame.to_world.scale"),
+            where + ".scale'",
+            positive=True,
+        ),
+        rotation=rotation,
+        translation=_numbers(
+            _field(to_world, "translation", path, three, "flame.to_world.translation"),
+            (3,),
+            where + ".translation'",
+        ),
+    )
+    num_expression = _integer(
+        _field(flame_raw, "num_expression", path, "an integer >= 0", "flame.num_expression"),
+        f"{path}: field 'flame.num_expression'",
+    )
     bbox = None
-    if raw.get("bbox") is not None:
-        bbox = _vector(raw["bbox"], (2, 3), f"{path}: field 'bbox'")
+    if "bbox" in raw:
+        bbox = _numbers(raw["bbox"], (2, 3), f"{path}: field 'bbox'")
         if np.any(bbox[0] >= bbox[1]):
-            raise ValueError(f"{path}: field 'bbox' must be [[min xyz], [max xyz]]")
-    return Scene(center, scale, near, far, flame_model, placement, num_expression, bbox)
+            raise ValueError(
+                f"{path}: field 'bbox': found {bbox.tolist()}, expected [[min x, y, z], "
+                "[max x, y, z]] with min < max"
+            )
+    with np.errstate(all="ignore"):
+        origin = ((placement.translation - center) * scale).astype(np.float32)
+        units = np.float32(scale * placement.scale)
+    if not (np.all(np.isfinite(origin)) and np.isfinite(units)):
+        raise ValueError(
+            f"{path}: fields 'center', 'scale' and 'flame.to_world': found a placement whose "
+            "normalised FLAME origin or scale overflows float32; expected a head near the "
+            "scene's centre"
+        )
+    return Scene(center, scale, near, far, model_path, placement, num_expression, bbox)
 
 
-def read_camera(path: Path) -> Camera:
-    """camera/ID.json -> Camera (in the capture's world frame, at 1x)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: file not found")
-    return Camera.from_json(path)
+def _flame_model_path(
+    root: Path, path: Path, flame_raw: Mapping[str, Any], override: str | Path | None
+) -> Path:
+    """The FLAME model file: `override`, else scene.json's flame.model (may lie anywhere)."""
+    if override is None:
+        model = _field(flame_raw, "model", path, "a FLAME model file name", "flame.model")
+        if not isinstance(model, str) or not model or "\0" in model:
+            raise ValueError(
+                f"{path}: field 'flame.model': found {_found(model)}, expected a file name "
+                "(relative to the capture, or absolute)"
+            )
+        model_path = Path(model) if Path(model).is_absolute() else root / model
+        where = f"{path}: field 'flame.model' names {model_path}"
+    else:
+        model_path = Path(override)
+        where = f"--flame_model {model_path}"
+    try:
+        exists, is_file = model_path.exists(), model_path.is_file()
+    except OSError as error:
+        raise ValueError(f"{where}, which cannot be accessed ({error.strerror or error})") from None
+    if not exists:
+        hint = (
+            " (pass --flame_model PATH for a FLAME file kept elsewhere)" if override is None else ""
+        )
+        raise FileNotFoundError(f"{where}, which does not exist; expected a FLAME model file{hint}")
+    if not is_file:
+        raise ValueError(f"{where}, which is not a file; expected a FLAME model file")
+    if model_path.suffix not in (".npz", ".pkl"):
+        raise ValueError(f"{where}; expected a FLAME model file ending in .npz or .pkl")
+    return model_path
+
+
+def read_camera(path: Path, root: Path | None = None, what: str = "a camera") -> Camera:
+    """camera/ID.json -> Camera (in the capture's world frame, at 1x).
+
+    With `root`, a file resolving outside that folder is refused. Unknown keys are ignored.
+    Every number must be a finite float32 (training runs in float32).
+    """
+    path = Path(path)
+    camera = Camera.from_dict(read_json(path, root, what), source=str(path))
+    for name in _CAMERA_FLOATS:
+        value = np.asarray(getattr(camera, name))
+        if not np.all(np.abs(value) <= FLOAT32_MAX):
+            raise ValueError(
+                f"{path}: field '{name}': found {_clip(repr(value.tolist()))}, expected finite "
+                "float32 numbers (|x| <= 3.4e38)"
+            )
+    return camera
+
+
+_CAMERA_FLOATS = (
+    "orientation",
+    "position",
+    "focal_length",
+    "principal_point",
+    "skew",
+    "pixel_aspect_ratio",
+    "radial_distortion",
+    "tangential_distortion",
+)
+
+
+def _scaled_camera(camera: Camera, scale: int, path: Path) -> Camera:
+    """The camera of rgb/{scale}x; ValueError naming `path` when the image would vanish."""
+    if scale == 1:
+        return camera
+    width, height = round(camera.width / scale), round(camera.height / scale)
+    if width < 1 or height < 1:
+        raise ValueError(
+            f"{path}: field 'image_size': found {list(camera.image_size)}, which is "
+            f"{width}x{height} pixels at scale {scale}; expected an image of at least "
+            f"{scale}x{scale} pixels for --scale {scale}"
+        )
+    return camera.scale(scale)
+
+
+def _normalised_position(camera: Camera, scene: Scene, path: Path) -> None:
+    with np.errstate(all="ignore"):
+        position = scene.normalize(camera.position).astype(np.float32)
+    if not np.all(np.isfinite(position)):
+        raise ValueError(
+            f"{path}: field 'position': found {camera.position.tolist()}, which scene.json's "
+            "center and scale map outside float32 range; expected a camera near the scene"
+        )
 
 
 def image_path(root: Path, folder: str, scale: int, frame_id: str) -> Path:
     return root / folder / f"{scale}x" / f"{frame_id}.png"
 
 
-def _check_image_header(path: Path, size: tuple[int, int], kind: str) -> None:
-    """Checks mode (8-bit RGB/RGBA, or 8-bit gray for masks) and size from the header."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: {kind} not found")
-    try:
-        with Image.open(path) as image:
-            mode, found = image.mode, image.size
-    except OSError as error:
-        raise ValueError(f"{path}: not a readable image ({error})") from None
-    allowed = ("RGB", "RGBA") if kind == "image" else ("L", "LA", "RGB", "RGBA")
-    if mode not in allowed:
+def _png_kind(data: bytes) -> str:
+    """What a file that is not a PNG looks like, for messages."""
+    if not data:
+        return "an empty file"
+    if PNG_SIGNATURE.startswith(data):
+        return f"a PNG truncated to {len(data)} bytes"
+    for magic, name in (
+        (b"\xff\xd8\xff", "a JPEG file"),
+        (b"GIF8", "a GIF file"),
+        (b"BM", "a BMP file"),
+        (b"II*\x00", "a TIFF file"),
+        (b"MM\x00*", "a TIFF file"),
+        (b"RIFF", "a RIFF (WebP?) file"),
+    ):
+        if data.startswith(magic):
+            return name
+    return f"a file starting with {data[:8]!r} (not a PNG)"
+
+
+def png_header(data: bytes) -> tuple[int, int, int, int] | None:
+    """(width, height, bit depth, colour type) from a PNG's IHDR; None if not a PNG header."""
+    if not data.startswith(PNG_SIGNATURE) or len(data) < 29:
+        return None
+    length, chunk = struct.unpack(">I4s", data[8:16])
+    if length != 13 or chunk != b"IHDR":
+        return None
+    width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+    return width, height, depth, colour
+
+
+def png_damage(data: bytes) -> str | None:
+    """None when a PNG's chunks are complete with valid CRCs up to IEND, else what is wrong."""
+    view, pos = memoryview(data), len(PNG_SIGNATURE)
+    while True:
+        if pos + 8 > len(data):
+            return f"truncated: it ends at byte {len(data)} before the IEND chunk"
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        name = kind.decode("latin-1")
+        end = pos + 12 + length
+        if end > len(data):
+            return (
+                f"truncated: chunk {name!r} at byte {pos} declares {length} bytes, "
+                f"{max(len(data) - pos - 12, 0)} are there"
+            )
+        (crc,) = struct.unpack(">I", data[end - 4 : end])
+        if zlib.crc32(view[pos + 4 : end - 4]) & 0xFFFFFFFF != crc:
+            return f"chunk {name!r} at byte {pos} fails its CRC check"
+        if kind == b"IEND":
+            return None
+        pos = end
+
+
+def _check_image(
+    path: Path,
+    size: tuple[int, int],
+    kind: str,
+    frame_id: str,
+    size_source: str,
+    root: Path | None = None,
+) -> None:
+    """Checks one image (kind "image") or mask: an 8-bit PNG of `size` that decodes fully.
+
+    Args:
+      path: the PNG file.
+      size: (width, height) expected.
+      kind: "image" (8-bit RGB or RGBA) or "mask" (8-bit gray, gray+alpha, RGB or RGBA).
+      frame_id: the frame, for messages.
+      size_source: where `size` comes from, for messages.
+      root: the capture folder (a file resolving outside it is refused).
+    """
+    allowed = _PNG_ALLOWED[kind]
+    kinds = " or ".join(_PNG_COLOUR_TYPES[c] for c in allowed)
+    what = f"the {kind} of frame '{frame_id}', an 8-bit {kinds} PNG"
+    data = _read_bytes(path, what, root)
+    header = png_header(data)
+    if header is None:
+        found = _png_kind(data) if not data.startswith(PNG_SIGNATURE) else "a PNG without IHDR"
+        raise ValueError(f"{path}: found {found}; expected {what}")
+    width, height, depth, colour = header
+    if colour not in allowed or depth != 8:
+        found = _PNG_COLOUR_TYPES.get(colour, f"unknown ({colour})")
         raise ValueError(
-            f"{path}: {kind} has mode '{mode}'; expected 8-bit {' or '.join(allowed)} "
-            "(16-bit and palette images are refused)"
+            f"{path}: {kind} has bit depth {depth} and colour type {found}; expected {what} "
+            f"(16-bit, palette and {'1/2/4-bit' if kind == 'mask' else 'gray'} PNGs are refused)"
         )
-    if found != size:
-        raise ValueError(f"{path}: {kind} is {found[0]}x{found[1]}; expected {size[0]}x{size[1]}")
+    if (width, height) != tuple(size):
+        raise ValueError(
+            f"{path}: {kind} is {width}x{height} pixels; expected {size[0]}x{size[1]} "
+            f"({size_source})"
+        )
+    damage = png_damage(data)
+    if damage is not None:
+        raise ValueError(f"{path}: {kind} is a damaged PNG ({damage}); expected {what}, complete")
+    try:
+        with Image.open(io.BytesIO(data), formats=["PNG"]) as image:
+            image.load()
+            mode = image.mode
+    except Exception as error:  # PIL raises OSError, SyntaxError, zlib and struct errors...
+        reason = f"{type(error).__name__}: {error}"
+        if isinstance(error, UnidentifiedImageError):
+            reason = "PIL cannot identify it"
+        raise ValueError(
+            f"{path}: {kind} cannot be decoded ({reason}); expected {what}, complete"
+        ) from None
+    if mode not in _PIL_MODES[kind]:
+        raise ValueError(f"{path}: {kind} decodes to PIL mode '{mode}'; expected {what}")
 
 
 def read_image(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -311,18 +840,21 @@ def read_image(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
 class Capture:
     """A validated capture at one image scale.
 
-    Cameras, FLAME vertices and landmarks are in the normalised scene frame.
+    Cameras, FLAME vertices and landmarks are in the model frame (`model_frame`): scene.json's
+    placement and bounds re-expressed around the FLAME head, in MODEL_UNITS_PER_METRE units per
+    metre, so nothing downstream depends on how the capturing tool normalised the scene.
     """
 
     root: Path  # the capture folder
     scale: int  # image scale (1, 2, 4 or 8)
-    scene: Scene  # scene.json
+    scene: Scene  # scene.json in the model frame (`file_scene` is scene.json as written)
     train_ids: list[str]  # training frames, in dataset.json order
     val_ids: list[str]  # validation frames
     frames: dict[str, FrameInfo]  # metadata.json
     cameras: dict[str, Camera]  # per frame, scaled and normalised
     flame_params: dict[str, flame.FlameParams]  # per frame, as in flame/ID.json
     flame_model: flame.FlameModel  # the capture's FLAME model
+    file_scene: Scene  # scene.json as written (the capturing tool's normalisation)
     _vertices: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
 
     @property
@@ -361,17 +893,8 @@ class Capture:
         )
 
     def vertices(self, frame_id: str) -> np.ndarray:
-        """float32 (V, 3) posed FLAME vertices of the frame in the normalised frame."""
-        if frame_id not in self._vertices:
-            self._pose_all()
+        """float32 (V, 3) posed FLAME vertices of the frame in the model frame."""
         return self._vertices[frame_id]
-
-    def _pose_all(self) -> None:
-        ids = self.ids
-        batched = flame.stack_params([self.flame_params[i] for i in ids], self.flame_model)
-        vertices = np.asarray(jax.jit(flame.forward)(self.flame_model, batched).vertices)
-        scene_vertices = self.scene.flame_to_scene(vertices.astype(np.float64))
-        self._vertices.update(zip(ids, scene_vertices.astype(np.float32), strict=True))
 
     def condition(self, frame_id: str, jaw: bool = True) -> np.ndarray:
         """float32 (num_expression [+ 3],) conditioning vector: expression, then jaw pose."""
@@ -383,7 +906,7 @@ class Capture:
         files = sorted(folder.glob("*.json"))
         if not files:
             raise FileNotFoundError(f"{folder}: no camera path of that name (no *.json)")
-        return [self._prepare_camera(read_camera(f)) for f in files]
+        return [self._prepare_camera(read_camera(f, self.root)) for f in files]
 
     def camera_path_names(self) -> list[str]:
         folder = self.root / "camera-paths"
@@ -413,23 +936,52 @@ def condition_vector(params: flame.FlameParams, num_expression: int, jaw: bool) 
     return np.concatenate(parts).astype(np.float32)
 
 
-def _read_flame(path: Path, model: flame.FlameModel, num_expression: int) -> flame.FlameParams:
-    params = flame.FlameParams.from_dict(read_json(path), source=str(path))
-    limits = {"shape": model.num_shape, "expression": num_expression}
-    for name, limit in limits.items():
+def _read_flame(
+    path: Path,
+    model: flame.FlameModel | None,
+    num_expression: int | None,
+    frame_id: str,
+    root: Path | None = None,
+) -> flame.FlameParams:
+    """flame/ID.json, checked against the model's and scene.json's sizes when known."""
+    what = f"the FLAME parameters of frame '{frame_id}'"
+    params = flame.FlameParams.from_dict(read_json(path, root, what), source=str(path))
+    limits = {}
+    if model is not None:
+        limits["shape"] = (model.num_shape, "the FLAME model's")
+    if num_expression is not None:
+        limits["expression"] = (num_expression, "scene.json's flame.num_expression")
+    for name, (limit, what_limit) in limits.items():
         value = getattr(params, name)
         if value is not None and len(value) > limit:
-            what = "the model's" if name == "shape" else "scene.json's flame.num_expression"
             raise ValueError(
-                f"{path}: field '{name}' has {len(value)} coefficients; {what} limit is {limit}"
+                f"{path}: field '{name}' has {len(value)} coefficients; expected at most "
+                f"{limit} ({what_limit} limit)"
             )
     return params
+
+
+def _load_model(path: Path) -> flame.FlameModel:
+    """flame.load_model, with every failure a ValueError (or FileNotFoundError) naming `path`."""
+    try:
+        return flame.load_model(path)
+    except FileNotFoundError as error:
+        raise FileNotFoundError(_named(str(error), path)) from None
+    except ValueError as error:
+        raise ValueError(_named(str(error), path)) from None
+    except Exception as error:  # numpy/zip errors of a malformed file
+        raise ValueError(
+            f"{path}: found an unreadable FLAME model ({type(error).__name__}: {error}); "
+            "expected the keys and shapes of docs/capture-format.md"
+        ) from None
 
 
 def load_capture(
     root: str | Path, scale: int = 1, flame_model: str | Path | None = None
 ) -> Capture:
     """Reads and validates a capture, at image scale `scale`.
+
+    Every image and mask training reads (1x, and `scale` when on disk) is decoded in full.
 
     Args:
       root: the capture folder.
@@ -442,51 +994,106 @@ def load_capture(
     root = Path(root)
     if scale not in IMAGE_SCALES:
         raise CaptureError(root, [f"--scale {scale}: expected one of {IMAGE_SCALES}"])
-    if not root.is_dir():
-        raise CaptureError(root, [f"{root}: capture folder not found"])
+    try:
+        is_dir, exists = root.is_dir(), root.exists()
+    except OSError as error:
+        raise CaptureError(root, [f"{root}: cannot access ({error.strerror or error})"]) from None
+    if not is_dir:
+        found = "found a file, expected a capture folder" if exists else "capture folder not found"
+        raise CaptureError(root, [f"{root}: {found}"])
     problems = _Problems()
-    split = problems.check(lambda: read_dataset(root))
-    scene = problems.check(lambda: read_scene(root, flame_model))
+    split = problems.check(lambda: read_dataset(root), root / "dataset.json")
+    scene = problems.check(lambda: read_scene(root, flame_model), root / "scene.json")
     model = None
     if scene is not None:
-        model = problems.check(lambda: flame.load_model(scene.flame_model))
+        model = problems.check(lambda: _load_model(scene.flame_model), scene.flame_model)
         if model is not None and scene.num_expression > model.num_expression:
             problems.add(
-                f"{root / 'scene.json'}: field 'flame.num_expression' is {scene.num_expression}; "
-                f"the FLAME model has {model.num_expression} expression coefficients"
+                f"{root / 'scene.json'}: field 'flame.num_expression': found "
+                f"{scene.num_expression}, expected at most {model.num_expression} (the "
+                f"expression coefficients of the FLAME model {scene.flame_model})"
             )
     if split is None:
         raise CaptureError(root, problems.lines)
     train, val = split
-    frames = problems.check(lambda: read_metadata(root, train, val)) or {}
+    frames = problems.check(lambda: read_metadata(root, train, val), root / "metadata.json")
     cameras, params = {}, {}
     has_masks = (root / "mask" / "1x").is_dir()
+    num_expression = scene.num_expression if scene is not None else None
     for frame_id in train + val:
-        camera = problems.check(lambda i=frame_id: read_camera(root / "camera" / f"{i}.json"))
+        path = root / "camera" / f"{frame_id}.json"
+        what = f"the camera of frame '{frame_id}'"
+        camera = problems.check(lambda p=path, w=what: read_camera(p, root, w), path)
         if camera is not None:
-            cameras[frame_id] = camera
+            if scene is not None:
+                problems.check(lambda c=camera, p=path: _normalised_position(c, scene, p), path)
             for folder in ("rgb", "mask") if has_masks else ("rgb",):
-                _check_images(root, folder, frame_id, camera, scale, problems)
-        if model is not None and scene is not None:
-            path = root / "flame" / f"{frame_id}.json"
-            value = problems.check(lambda p=path: _read_flame(p, model, scene.num_expression))
-            if value is not None:
-                params[frame_id] = value
+                _check_images(root, folder, frame_id, camera, path, scale, problems)
+            cameras[frame_id] = camera
+        path = root / "flame" / f"{frame_id}.json"
+        value = problems.check(
+            lambda p=path, i=frame_id: _read_flame(p, model, num_expression, i, root), path
+        )
+        if value is not None:
+            params[frame_id] = value
+    _check_camera_paths(root, scale, scene, problems)
     if problems.lines:
         raise CaptureError(root, problems.lines)
-    capture = Capture(root, scale, scene, train, val, frames, {}, params, model)
+    ids = train + val
+    batched = flame.stack_params([params[i] for i in ids], model)
+    posed = np.asarray(jax.jit(flame.forward)(model, batched).vertices, np.float64)
+    world = scene.flame_to_world(posed)
+    frame = model_frame(scene, world)
+    vertices = dict(zip(ids, frame.normalize(world).astype(np.float32), strict=True))
+    capture = Capture(root, scale, frame, train, val, frames, {}, params, model, scene, vertices)
     capture.cameras.update({i: capture._prepare_camera(c) for i, c in cameras.items()})
     return capture
 
 
 def _check_images(
-    root: Path, folder: str, frame_id: str, camera: Camera, scale: int, problems: _Problems
+    root: Path,
+    folder: str,
+    frame_id: str,
+    camera: Camera,
+    camera_path: Path,
+    scale: int,
+    problems: _Problems,
 ) -> None:
+    """Checks the frame's 1x file of `folder` (rgb or mask) and its `scale` file if on disk."""
     kind = "image" if folder == "rgb" else "mask"
+    size_source = f"{camera_path}'s field 'image_size'"
+    path = image_path(root, folder, 1, frame_id)
     problems.check(
-        lambda: _check_image_header(image_path(root, folder, 1, frame_id), camera.image_size, kind)
+        lambda: _check_image(path, camera.image_size, kind, frame_id, size_source, root), path
     )
-    scaled = image_path(root, folder, scale, frame_id)
-    if scale != 1 and scaled.is_file():
-        size = camera.scale(scale).image_size
-        problems.check(lambda: _check_image_header(scaled, size, kind))
+    if scale == 1:
+        return
+    scaled = problems.check(lambda: _scaled_camera(camera, scale, camera_path), camera_path)
+    scaled_path = image_path(root, folder, scale, frame_id)
+    if scaled is not None and (scaled_path.exists() or scaled_path.is_symlink()):
+        size_source = (
+            f"{camera_path}'s field 'image_size' {list(camera.image_size)} divided by {scale} "
+            "and rounded"
+        )
+        problems.check(
+            lambda: _check_image(scaled_path, scaled.image_size, kind, frame_id, size_source, root),
+            scaled_path,
+        )
+
+
+def _check_camera_paths(root: Path, scale: int, scene: Scene | None, problems: _Problems) -> None:
+    """camera-paths/NAME/*.json: every camera readable, inside the capture, usable at `scale`."""
+    folder = root / "camera-paths"
+    if not folder.is_dir():
+        return
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
+        files = sorted(sub.glob("*.json"))
+        if not files:
+            problems.add(f"{sub}: found a camera path without cameras; expected *.json cameras")
+        for path in files:
+            what = f"a camera of the camera path '{sub.name}'"
+            camera = problems.check(lambda p=path, w=what: read_camera(p, root, w), path)
+            if camera is not None:
+                problems.check(lambda c=camera, p=path: _scaled_camera(c, scale, p), path)
+                if scene is not None:
+                    problems.check(lambda c=camera, p=path: _normalised_position(c, scene, p), path)

@@ -1,8 +1,11 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
 """`python -m flamenerf.datasets.validate CAPTURE [--scale S] [--flame_model PATH]`.
 
-Loads the capture exactly as training does, every check included. Exits 0 with a one-line
-summary, or 1 with one line per problem found (each naming the file and the field).
+Loads the capture exactly as training does, every check included: strictly typed JSON, ids
+that are plain file names, every image and mask training reads decoded in full (8-bit PNG of
+the camera's size), no capture file resolving outside the capture folder. Exits 0 with a
+one-line summary, 1 with one line per problem found (each naming the file, the field or frame
+id, what was found and what was expected), or 2 for bad arguments. Nothing is written.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except CaptureError as error:
         for line in error.problems:
             print(line, file=sys.stderr)
+        return 1
+    except Exception as error:  # a reader bug: still one line, not a traceback
+        print(f"{args.capture}: unexpected {type(error).__name__}: {error}", file=sys.stderr)
         return 1
     print(summary(capture))
     return 0
