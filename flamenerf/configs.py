@@ -11,8 +11,13 @@ numbers: every expression-related default below is ours, marked "(ours)", and co
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util  # noqa: F401  gin 0.5 needs it imported before parsing includes
-from typing import Literal
+import math
+import types
+import typing
+from numbers import Integral, Real
+from typing import Annotated, Any, Literal
 
 import gin
 
@@ -22,129 +27,312 @@ FieldType = Literal["mlp", "triplane"]
 WarpType = Literal["none", "translation", "se3"]
 ConditionWhere = Literal["none", "trunk", "skip", "color"]
 SpatialPrior = Literal["silhouette", "mesh", "none"]
+DensityActivation = Literal["relu", "softplus"]
+AppearanceMode = Literal["field", "color"]
+WarpRegion = Literal["everywhere", "head"]
+ImageScale = Literal[1, 2, 4, 8]
+
+
+# --------------------------------------------------------------------------------------------
+# Checking: every field is checked against its type hint when a config is built, so that a
+# misspelt or out-of-range gin binding is a ValueError naming it, never a different model.
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The numeric domain of a field, for `Annotated[int | float, Range(...)]` hints."""
+
+    lower: float = -math.inf
+    upper: float = math.inf
+    lower_open: bool = False  # exclude `lower` itself
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.lower if self.lower_open else value >= self.lower
+        return above and value <= self.upper
+
+    def __str__(self) -> str:
+        if math.isfinite(self.upper):
+            return f"in {'(' if self.lower_open else '['}{self.lower:g}, {self.upper:g}]"
+        return f"{'>' if self.lower_open else '>='} {self.lower:g}"
+
+
+Size = Annotated[int, Range(1)]  # a size or a period: at least 1
+Count = Annotated[int, Range(0)]  # 0 allowed (often "off" or "none")
+NonNegative = Annotated[float, Range(0.0)]  # weights, noise, thresholds (0 = off)
+Positive = Annotated[float, Range(0.0, lower_open=True)]  # lengths and scales
+Probability = Annotated[float, Range(0.0, 1.0)]
+
+
+def _describe(hint: Any) -> str:
+    """What a value of type `hint` must be, in words (for error messages)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Annotated:
+        base = _describe(args[0])
+        return " ".join([base] + [str(m) for m in args[1:] if isinstance(m, Range)])
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if origin is tuple:
+        return f"a tuple, each item {_describe(args[0])}"
+    if hint is bool:
+        return "True or False"
+    if hint is int:
+        return "an integer"
+    if hint is float:
+        return "a finite number"
+    if hint is str:
+        return "a string"
+    return f"a {getattr(hint, '__name__', hint)}"
+
+
+def _conform(value: Any, hint: Any) -> tuple[bool, Any]:
+    """(whether `value` is a `hint`, the value normalised: python int/float, tuple)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is Annotated:
+        ok, value = _conform(value, args[0])
+        return ok and all(value in m for m in args[1:] if isinstance(m, Range)), value
+    if origin is Literal:
+        for allowed in args:
+            same_kind = isinstance(value, bool) == isinstance(allowed, bool) and (
+                isinstance(value, str) if isinstance(allowed, str) else isinstance(value, Integral)
+            )
+            if same_kind and value == allowed:
+                return True, allowed
+        return False, value
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            ok, normalised = _conform(value, option)
+            if ok:
+                return True, normalised
+        return False, value
+    if origin is tuple:
+        if isinstance(value, str) or not isinstance(value, tuple | list):
+            return False, value
+        items = [_conform(item, args[0]) for item in value]
+        return all(ok for ok, _ in items), tuple(item for _, item in items)
+    if hint is bool:
+        return isinstance(value, bool), value
+    if hint is int:
+        ok = isinstance(value, Integral) and not isinstance(value, bool)
+        return ok, int(value) if ok else value
+    if hint is float:
+        ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+        return ok, float(value) if ok else value
+    return isinstance(value, hint), value
+
+
+def check(owner: str, name: str, value: Any, expected: str, ok: bool) -> None:
+    """Raises `ValueError("Owner.name: expected ..., got ...")` unless `ok`."""
+    if not ok:
+        raise ValueError(f"{owner}.{name}: expected {expected}, got {value!r}")
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls, include_extras=True)
+
+
+class _Checked:
+    """Base of every config: checks each field against its type hint when built.
+
+    `Literal[...]` fields must be one of the listed values, `Annotated[..., Range(...)]`
+    fields must lie in the range, and every field must have its declared type. Sequences are
+    stored as tuples (so that configs stay hashable) and numbers as python ints and floats.
+    Subclasses add checks that involve several fields in `_check_more`.
+    """
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        hints = _hints(type(self))
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            ok, normalised = _conform(value, hints[field.name])
+            check(owner, field.name, value, _describe(hints[field.name]), ok)
+            object.__setattr__(self, field.name, normalised)
+        self._check_more(owner)
+
+    def _check_more(self, owner: str) -> None:
+        del owner
 
 
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
-class FieldConfig:
+class FieldConfig(_Checked):
     """The canonical radiance field (one instance each for the coarse and fine levels)."""
 
     field_type: FieldType = "mlp"  # "mlp": sinusoidal encoding + MLP (the paper); "triplane"
-    depth: int = 8  # trunk layers
-    width: int = 256  # trunk width
-    skips: tuple[int, ...] = (4,)  # trunk layers whose input is concatenated again
-    rgb_depth: int = 1  # colour-branch layers
-    rgb_width: int = 128  # colour-branch width
-    point_freqs: int = 8  # sinusoidal bands of the canonical point ("mlp")
-    viewdir_freqs: int = 4  # sinusoidal bands of the view direction (0: no view dependence)
-    triplane_resolutions: tuple[int, ...] = (64, 128, 256, 512)  # ("triplane") plane sizes
-    triplane_features: int = 8  # ("triplane") channels per plane
-    geometry_features: int = 15  # ("triplane") density-branch features fed to the colour branch
+    depth: Count = 8  # trunk layers
+    width: Size = 256  # trunk width
+    skips: tuple[Size, ...] = (4,)  # trunk layers whose input is concatenated again
+    rgb_depth: Count = 1  # colour-branch layers
+    rgb_width: Size = 128  # colour-branch width
+    point_freqs: Count = 8  # sinusoidal bands of the canonical point ("mlp")
+    viewdir_freqs: Count = 4  # sinusoidal bands of the view direction (0: no view dependence)
+    # ("triplane") plane sizes, distinct, each >= 2
+    triplane_resolutions: tuple[Annotated[int, Range(2)], ...] = (64, 128, 256, 512)
+    triplane_features: Size = 8  # ("triplane") channels per plane
+    geometry_features: Size = 15  # ("triplane") density-branch features fed to the colour branch
     contract: bool = True  # ("triplane") map unbounded space into [-1, 1]^3 (mip-NeRF 360)
+
+    def _check_more(self, owner: str) -> None:
+        resolutions = self.triplane_resolutions
+        check(
+            owner,
+            "triplane_resolutions",
+            resolutions,
+            "one or more distinct plane sizes",
+            bool(resolutions) and len(set(resolutions)) == len(resolutions),
+        )
 
 
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(_Checked):
     """Sampling, latent codes and the two field levels."""
 
     coarse: FieldConfig = FieldConfig()  # the coarse (or proposal) field
     fine: FieldConfig = FieldConfig()  # the fine field
-    num_coarse_samples: int = 128  # stratified samples per ray
-    num_fine_samples: int = 128  # hierarchical samples per ray
+    num_coarse_samples: Annotated[int, Range(2)] = 128  # stratified samples per ray
+    num_fine_samples: Size = 128  # hierarchical samples per ray
     fine_includes_coarse: bool = True  # fine pass also evaluates the coarse samples (NeRF)
     use_linear_disparity: bool = False  # sample evenly in 1/z instead of z
-    appearance_dim: int = 8  # appearance (GLO) code size; 0 disables appearance codes
-    density_activation: Literal["relu", "softplus"] = "softplus"  # sigma non-linearity
+    appearance_dim: Count = 8  # appearance (GLO) code size; 0 disables appearance codes
+    # How the appearance code acts: "field" feeds it to the colour branch (Nerfies: it can
+    # change any colour, view-dependent detail included); "color" maps it to a per-frame gain
+    # and bias of the rendered colour (exposure and white balance only).
+    appearance_mode: AppearanceMode = "field"
+    density_activation: DensityActivation = "softplus"  # sigma non-linearity
     density_bias: float = -1.0  # added before the activation (starts mostly empty)
-    noise_std: float = 0.0  # density noise during training (NeRF's regulariser)
+    noise_std: NonNegative = 0.0  # density noise during training (NeRF's regulariser)
 
 
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
-class WarpConfig:
+class WarpConfig(_Checked):
     """The per-frame deformation into the canonical space (Nerfies)."""
 
     warp_type: WarpType = "se3"  # "none" gives a static NeRF
-    code_dim: int = 8  # warp (GLO) code size
-    num_freqs: int = 8  # annealed sinusoidal bands of the point (Nerfies paper config: 6)
-    depth: int = 6  # trunk layers
-    width: int = 128  # trunk width
-    skips: tuple[int, ...] = (4,)  # trunk skip layers
+    # Where the learned warp may move points: "everywhere" (Nerfies) or "head": inside the
+    # box of the FLAME head and neck (every frame, plus region_margin_m), faded to the
+    # identity over region_fade_m beyond it, so per-frame codes cannot move the room or torso.
+    region: WarpRegion = "everywhere"
+    region_margin_m: NonNegative = 0.03  # ("head") margin around the FLAME vertices' box, metres
+    region_fade_m: Positive = 0.05  # ("head") fade from the full warp to none, metres
+    code_dim: Size = 8  # warp (GLO) code size
+    num_freqs: Count = 8  # annealed sinusoidal bands of the point (Nerfies paper config: 6)
+    depth: Count = 6  # trunk layers
+    width: Size = 128  # trunk width
+    skips: tuple[Size, ...] = (4,)  # trunk skip layers, each < depth
+
+    def _check_more(self, owner: str) -> None:
+        check(
+            owner,
+            "skips",
+            self.skips,
+            f"trunk layer indices in [1, depth = {self.depth})",
+            all(skip < self.depth for skip in self.skips),
+        )
 
 
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
-class ExpressionConfig:
+class ExpressionConfig(_Checked):
     """FLAME expression conditioning of the canonical field (FLAME-in-NeRF). All ours."""
 
     where: ConditionWhere = "trunk"  # "none" = Nerfies; else where the vector enters the field
     use_jaw: bool = True  # append the jaw pose (3) to the expression coefficients
     spatial_prior: SpatialPrior = "silhouette"  # zero the vector for rays outside the silhouette
     # ("mesh": for points farther than mesh_radius_m from the FLAME mesh; needs GuideConfig)
-    mesh_radius_m: float = 0.02  # ("mesh") distance from the FLAME mesh, metres
-    projection_dim: int = 0  # >0: learned linear projection to this size before the field
-    noise_std: float = 0.0  # Gaussian noise on the vector during training (generalisation)
-    dropout: float = 0.0  # probability of zeroing a ray's whole vector during training
+    mesh_radius_m: Positive = 0.02  # ("mesh") distance from the FLAME mesh, metres
+    projection_dim: Count = 0  # >0: learned linear projection to this size before the field
+    noise_std: NonNegative = 0.0  # Gaussian noise on the vector during training (generalisation)
+    dropout: Probability = 0.0  # probability of zeroing a ray's whole vector during training
 
 
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
-class GuideConfig:
+class GuideConfig(_Checked):
     """The FLAME-guided deformation prior (beyond the paper; RigNeRF's idea). All ours."""
 
     enabled: bool = False  # move samples by the nearest FLAME vertex's way back to neutral
-    sigma_m: float = 0.004  # fade length of that displacement, metres (FLAME units)
-    resolution: int = 64  # grid points per side of each frame's displacement grid
-    move_threshold_m: float = 0.002  # vertices moving less than this do not widen the grid box
+    sigma_m: Positive = 0.004  # fade length of that displacement, metres (FLAME units)
+    resolution: Annotated[int, Range(2)] = 64  # grid points per side of each frame's grid
+    move_threshold_m: NonNegative = 0.002  # vertices moving less do not widen the grid box
     undo_rigid: bool = True  # canonical = neutral face at rest (undo global/neck pose, translation)
+    # (undo_rigid) metres beyond the head's ball over which the undone head motion fades to
+    # none (torso and room stay put); one-to-one while the head centre moves < 2.67x this
+    rigid_fade_m: Positive = 0.06
 
 
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
-class LossConfig:
+class LossConfig(_Checked):
     """Loss weights; each a schedule of the training step (a number means constant)."""
 
-    coarse_weight: float = 1.0  # photometric MSE of the coarse render
-    fine_weight: float = 1.0  # photometric MSE of the fine render
-    flame_warp_weight: schedules.Schedule | float = 0.0  # L1 displacement of FLAME vertices (ours)
-    flame_warp_vertices: int = 256  # FLAME vertices drawn per step for that penalty
-    elastic_weight: schedules.Schedule | float = 0.0  # Nerfies elastic regulariser (off)
-    elastic_scale: float = 0.03  # Geman-McClure scale of the elastic loss
-    background_weight: float = 0.0  # L1 warp displacement of samples on rays outside the
+    coarse_weight: NonNegative = 1.0  # photometric MSE of the coarse render
+    fine_weight: NonNegative = 1.0  # photometric MSE of the fine render
+    # L1 displacement of FLAME vertices (ours)
+    flame_warp_weight: schedules.Schedule | NonNegative = 0.0
+    flame_warp_vertices: Size = 256  # FLAME vertices drawn per step for that penalty
+    elastic_weight: schedules.Schedule | NonNegative = 0.0  # Nerfies elastic regulariser (off)
+    elastic_scale: Positive = 0.03  # Geman-McClure scale of the elastic loss
+    background_weight: NonNegative = 0.0  # L1 warp displacement of samples on rays outside the
     # silhouette (a static-point regulariser: background and torso should not deform; off)
-    triplane_tv_weight: float = 0.0  # total variation of the tri-planes
+    triplane_tv_weight: NonNegative = 0.0  # total variation of the tri-planes
 
 
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
-class DataConfig:
+class DataConfig(_Checked):
     """Which capture and how its rays are drawn."""
 
     capture: str = ""  # capture folder; "" = the default synthetic capture (cached)
-    scale: int = 1  # image scale: 1, 2, 4 or 8
+    scale: ImageScale = 1  # image scale: 1, 2, 4 or 8
     flame_model: str = ""  # FLAME file overriding scene.json's flame.model; "" = keep
-    frames_per_group: int = 0  # training frames shuffled together (0 = all; bounds memory)
-    prefetch: int = 4  # batches prepared ahead by the background thread
+    frames_per_group: Count = 0  # training frames shuffled together (0 = all; bounds memory)
+    prefetch: Size = 4  # batches prepared ahead by the background thread
     pack: bool = True  # read frames through the TFDS array_record pack (else the folder)
 
 
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Checked):
     """The optimisation loop."""
 
-    max_steps: int = 250_000  # training steps
-    batch_size: int = 6144  # rays per step, over all devices
+    max_steps: Size = 250_000  # training steps
+    batch_size: Size = 6144  # rays per step, over all devices
     seed: int = 0  # parameter initialisation and ray shuffling
-    lr_schedule: schedules.Schedule | float = schedules.ExponentialSchedule(1e-3, 1e-4, 250_000)
-    warp_alpha_schedule: schedules.Schedule | float = schedules.LinearSchedule(0.0, 8.0, 80_000)
-    grad_clip: float = 0.0  # global-norm clip (0 = off)
-    adam_eps: float = 1e-8  # Adam's epsilon
-    checkpoint_every: int = 5_000  # steps between checkpoints
-    keep_checkpoints: int = 3  # checkpoints kept on disk
-    log_every: int = 100  # steps between metrics.jsonl/TensorBoard records
-    val_every: int = 5_000  # steps between validation renders (0 = never)
-    val_frames: int = 4  # validation frames rendered at each validation (PSNR over these)
-    render_chunk: int = 4096  # rays per chunk when rendering full frames
-    max_minutes: float = 0.0  # stop (and checkpoint) after this wall time (0 = no limit)
+    lr_schedule: schedules.Schedule | Positive = schedules.ExponentialSchedule(1e-3, 1e-4, 250_000)
+    warp_alpha_schedule: schedules.Schedule | NonNegative = schedules.LinearSchedule(
+        0.0, 8.0, 80_000
+    )
+    grad_clip: NonNegative = 0.0  # global-norm clip (0 = off)
+    adam_eps: Positive = 1e-8  # Adam's epsilon
+    checkpoint_every: Size = 5_000  # steps between checkpoints
+    keep_checkpoints: Size = 3  # checkpoints kept on disk
+    log_every: Size = 100  # steps between metrics.jsonl/TensorBoard records
+    val_every: Count = 5_000  # steps between validation renders (0 = never)
+    val_frames: Count = 4  # validation frames rendered at each validation (PSNR over these)
+    render_chunk: Size = 4096  # rays per chunk when rendering full frames
+    max_minutes: NonNegative = 0.0  # stop (and checkpoint) after this wall time (0 = no limit)
+
+
+def build_all() -> dict[str, Any]:
+    """Builds every config from the current gin bindings, so that bad values fail early.
+
+    Raises:
+      ValueError: a value outside its field's type or range (the message names the field).
+    """
+    return {
+        cls.__name__: cls()
+        for cls in (
+            DataConfig,
+            TrainConfig,
+            ModelConfig,
+            WarpConfig,
+            ExpressionConfig,
+            GuideConfig,
+            LossConfig,
+        )
+    }

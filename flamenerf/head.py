@@ -60,6 +60,8 @@ import numpy as np
 from scipy.optimize import nnls
 from scipy.spatial import ConvexHull, cKDTree
 
+from flamenerf import paths
+
 # --------------------------------------------------------------------------------------------
 # Public constants.
 
@@ -1438,18 +1440,13 @@ def write_head(path: str | os.PathLike[str]) -> pathlib.Path:
     return path
 
 
-def cache_dir() -> pathlib.Path:
-    """`$FLAMENERF_CACHE` (default `~/.cache/flamenerf`)."""
-    return pathlib.Path(os.environ.get("FLAMENERF_CACHE", "~/.cache/flamenerf")).expanduser()
-
-
 def default_head_path() -> pathlib.Path:
     """Path of the cached procedural head, `$FLAMENERF_CACHE/head/procedural_head_v1.npz`.
 
     Built on first use (atomically, so concurrent callers never see a partial file); the
     version in the name changes whenever the generator's output does.
     """
-    path = cache_dir() / "head" / f"procedural_head_v{VERSION}.npz"
+    path = paths.cache_root() / "head" / f"procedural_head_v{VERSION}.npz"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         write_head(path)

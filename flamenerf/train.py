@@ -68,6 +68,16 @@ def _truncate_metrics(path: Path, step: int) -> None:
         path.write_text("".join(ln + "\n" for ln in kept))
 
 
+def _save(exp: experiment.Experiment, state: Any, step: int) -> bool:
+    """Checkpoints `state`; a non-finite one is reported and not written (returns False)."""
+    try:
+        exp.save(state, step)
+    except experiment.NonFiniteStateError as error:
+        print(f"\nerror: {error}", file=sys.stderr)
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -155,25 +165,26 @@ def train(exp: experiment.Experiment) -> int:
                     )
             if train_config.val_every and step % train_config.val_every == 0:
                 exp.validate(state, step, writer)
-            if step % train_config.checkpoint_every == 0 or out_of_time or stop.requested:
-                exp.save(state, step)
+            checkpoint_now = step % train_config.checkpoint_every == 0
+            if (checkpoint_now or out_of_time or stop.requested) and not _save(exp, state, step):
+                code = 3
+                break
             if out_of_time or stop.requested:
                 reason = "time budget reached" if out_of_time else "stopped by SIGTERM"
                 if chief:
                     print(f"\n{reason} at step {step}; checkpoint saved")
                 break
     except KeyboardInterrupt:
-        if code == 0:
-            exp.save(state, step)
-            if chief:
-                print(f"\ninterrupted at step {step}; checkpoint saved")
-        code = 130
+        saved = code == 0 and _save(exp, state, step)
+        if chief and saved:
+            print(f"\ninterrupted at step {step}; checkpoint saved")
+        code = 130 if saved or code != 0 else 3  # 3: the state was not finite, not saved
     finally:
         bar.close()
         batches.close()  # join the prefetch thread before validation and exit
+    if code == 0 and step == train_config.max_steps and not _save(exp, state, step):
+        code = 3
     if code == 0:
-        if step == train_config.max_steps:
-            exp.save(state, step)
         val = exp.validate(state, step, writer) if train_config.val_frames else {}
         if chief:
             minutes = (time.time() - started) / 60

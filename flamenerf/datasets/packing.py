@@ -13,21 +13,16 @@ never written to.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 import tensorflow_datasets as tfds
 from tqdm.auto import tqdm
 
+from flamenerf import paths
 from flamenerf.datasets.capture import Capture
 
 PACK_VERSION = "1.0.0"
-
-
-def cache_root() -> Path:
-    """The cache folder: `$FLAMENERF_CACHE`, default `~/.cache/flamenerf`."""
-    return Path(os.environ.get("FLAMENERF_CACHE", Path.home() / ".cache" / "flamenerf"))
 
 
 def capture_key(capture: Capture) -> str:
@@ -115,13 +110,13 @@ def pack_capture(
 
     Args:
       capture: a loaded capture.
-      cache_dir: where packs live; default `cache_root() / "packed"`.
+      cache_dir: where packs live; default `paths.cache_root() / "packed"`.
       show_progress: show a progress bar while packing.
 
     Returns:
       A FrameSource over every frame of `capture.ids`.
     """
-    data_dir = (cache_dir or cache_root() / "packed") / capture_key(capture)
+    data_dir = (cache_dir or paths.cache_root() / "packed") / capture_key(capture)
     builder = CaptureFrames(
         capture=capture,
         show_progress=show_progress,

@@ -1,0 +1,26 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""Where flamenerf keeps generated files: one cache root for every reader.
+
+cache_root()/head/       the procedural FLAME-format head (flamenerf.head)
+cache_root()/captures/   synthetic captures (flamenerf.datasets.synthetic)
+cache_root()/packed/     TFDS array_record packs of captures (flamenerf.datasets.packing)
+cache_root()/guides/     FLAME-guide grids (flamenerf.experiment)
+cache_root()/notebooks/  the Colab notebooks' outputs (colab/)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ENV = "FLAMENERF_CACHE"
+DEFAULT = "~/.cache/flamenerf"
+
+
+def cache_root() -> Path:
+    """`$FLAMENERF_CACHE` (unset or empty: `~/.cache/flamenerf`), with `~` expanded.
+
+    Read on every call, so a changed environment (tests, notebooks) takes effect at once.
+    A relative value stays relative to the working directory.
+    """
+    return Path(os.environ.get(ENV) or DEFAULT).expanduser()
