@@ -5,6 +5,7 @@
         [--variants no_expression paper_conditioning flame_guided both]
         [--captures 0:static 1:motion] [--train_seed 0]
         [--bindings 'GuideConfig.sigma_m = 0.008' ...] [--tag _sigma8]
+        [--head_motion 3] [--vrig 0] [--normalisation head|room] [--expression_appearance]
 
 For each synthetic capture (seed, static head or head motion) it trains every variant on top
 of gin/demo.gin with the same step budget, then reports on the validation frames (novel
@@ -12,7 +13,14 @@ cameras and novel expressions): PSNR of the whole image, inside the FLAME silhou
 and outside, the expression disentanglement figure (DESIGN 2.6: mean absolute change outside
 / inside the union of the two silhouettes when the expression is swapped), and the baselines
 of DESIGN 2.7 on the same frames: the mean colour of the training images and the nearest
-training frame by camera. Nothing else should run on the machine meanwhile.
+training frame by camera, and the mean PSNR of the nearest and the farthest third of the
+frames by the distance from their camera to the camera of the training frame whose codes they
+use (`evaluation.distance_report`; `near - far` is their difference, `r` the Pearson
+correlation of distance and PSNR). The generator's options pick the captures: `--head_motion`
+the degrees of the "motion" captures, `--vrig N` second-phone validation frames,
+`--normalisation room` another tool's scene.json, `--expression_appearance` wrinkles, flush,
+teeth and tongue that no mesh deformation explains. Nothing else should run on the machine
+meanwhile.
 """
 
 from __future__ import annotations
@@ -50,19 +58,34 @@ def baselines(capture) -> dict[str, dict[str, float]]:
     mean_colour = np.mean(
         [capture.image(i).reshape(-1, 3).mean(0) / 255.0 for i in capture.train_ids], axis=0
     )
-    scores: dict[str, list[dict[str, float]]] = {"mean colour": [], "nearest frame": []}
+    scores: dict[str, dict[str, dict[str, float]]] = {"mean colour": {}, "nearest frame": {}}
     for frame_id in capture.val_ids:
         target = capture.image(frame_id) / 255.0
         mask = capture.mask(frame_id)
         flat = np.broadcast_to(mean_colour, target.shape)
-        scores["mean colour"].append(evaluation.image_metrics(flat, target, mask))
+        scores["mean colour"][frame_id] = evaluation.image_metrics(flat, target, mask)
         near = capture.image(nearest_training_frame(capture, frame_id)) / 255.0
-        scores["nearest frame"].append(evaluation.image_metrics(near, target, mask))
-    return {name: _mean(rows) for name, rows in scores.items()}
+        scores["nearest frame"][frame_id] = evaluation.image_metrics(near, target, mask)
+    distances = evaluation.code_frame_distances(capture, capture.val_ids)
+    table = {}
+    for name, frames in scores.items():
+        report = evaluation.distance_report({i: v["psnr"] for i, v in frames.items()}, distances)
+        table[name] = {**_mean(list(frames.values())), **_distance_columns(report)}
+    return table
 
 
 def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.nanmean([r[k] for r in rows])) for k in rows[0]}
+
+
+def _distance_columns(report: dict) -> dict[str, float]:
+    """The printed columns of an `evaluation.distance_report`."""
+    return {
+        "near third": report["near_third_psnr"],
+        "far third": report["far_third_psnr"],
+        "near - far": report["near_minus_far"],
+        "r": report["pearson"],
+    }
 
 
 def run_variant(
@@ -93,7 +116,8 @@ def run_variant(
     train.train(exp)
     minutes = (time.time() - start) / 60
     state, step = exp.restore_or_init_state()
-    result = evaluate.evaluate(exp, state, step, show_progress=False)["mean"]
+    report = evaluate.evaluate(exp, state, step, show_progress=False)
+    result = {**report["mean"], **_distance_columns(report["distance"])}
     result["minutes"] = minutes
     return result
 
@@ -122,11 +146,39 @@ def main() -> None:
         help="extra gin bindings for every variant, e.g. 'GuideConfig.sigma_m = 0.008'",
     )
     parser.add_argument("--tag", default="", help="suffix of the experiment folders")
+    parser.add_argument(
+        "--head_motion",
+        type=float,
+        default=synthetic.HEAD_ROTATION_DEG,
+        metavar="DEGREES",
+        help="head motion of the 'motion' captures (0..30 degrees; default 3)",
+    )
+    parser.add_argument(
+        "--vrig", type=int, default=0, help="second-phone validation frames per capture"
+    )
+    parser.add_argument(
+        "--normalisation",
+        choices=synthetic.NORMALISATIONS,
+        default="head",
+        help="scene.json of the captures: 'head' (default) or 'room' (another tool's)",
+    )
+    parser.add_argument(
+        "--expression_appearance",
+        action="store_true",
+        help="captures with wrinkles, flush, teeth and tongue that follow the expression",
+    )
     args = parser.parse_args()
     out = Path(args.out)
+    options = {
+        "vrig": args.vrig,
+        "normalisation": args.normalisation,
+        "expression_appearance": args.expression_appearance,
+    }
     for spec in args.captures:
         seed, kind = spec.split(":")
-        capture_dir = synthetic.default_capture(seed=int(seed), head_motion=kind == "motion")
+        capture_dir = synthetic.default_capture(
+            seed=int(seed), head_motion=args.head_motion if kind == "motion" else False, **options
+        )
         exp = experiment.Experiment.create(
             out / "baselines", ["gin/demo.gin"], [], data_dir=str(capture_dir), write_config=False
         )
@@ -140,6 +192,14 @@ def main() -> None:
             f"training seed {args.train_seed}, bindings {args.bindings}, "
             f"{len(exp.capture.val_ids)} validation frames (devices: {jax.device_count()})"
         )
+        print(
+            f"capture {capture_dir.name}: head motion "
+            f"{args.head_motion if kind == 'motion' else 0:g} degrees, vrig {args.vrig}, "
+            f"{args.normalisation} normalisation, expression appearance "
+            f"{'on' if args.expression_appearance else 'off'}; 'near third' / 'far third': "
+            "mean PSNR of the validation frames nearest to / farthest from their code "
+            "frame's camera"
+        )
         keys = [
             "psnr",
             "psnr_face",
@@ -147,6 +207,10 @@ def main() -> None:
             "ssim",
             "disent_outside",
             "disent_inside",
+            "near third",
+            "far third",
+            "near - far",
+            "r",
             "minutes",
         ]
         print("| variant | " + " | ".join(keys) + " |")

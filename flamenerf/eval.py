@@ -5,7 +5,8 @@ Evaluates one or many experiments on their captures' validation frames and print
 markdown table (a row per experiment, the mean metrics as columns). For each experiment it
 writes (process 0 only) `EXP/eval/step_N/`:
 
-    metrics.json            {"step", "checkpoint", "scale", "frames": {id: {...}}, "mean": {...}}
+    metrics.json            {"step", "checkpoint", "scale", "frames": {id: {...}}, "mean": {...},
+                             "distance": {...}}
     ID_prediction.png       the render
     ID_target.png           the validation image
     ID_error.png            mean absolute error heat-map (fixed scale, evaluation.ERROR_VMAX)
@@ -27,6 +28,10 @@ posed with the parameters rendered (DESIGN.md 2.6), and the mean absolute colour
 measured outside the union of the two silhouettes dilated by 1 px, and inside it. The mean of
 a metric over frames is the mean of the per-frame values (NaN values, e.g. the face PSNR of a
 frame without silhouette pixels, are left out); non-finite values are written as null.
+`distance` is `evaluation.distance_report` of the frames' `psnr` against the distance (metres)
+from each frame's camera to the camera of the training frame whose warp code it uses: the
+Pearson correlation, the mean PSNR of the nearest and the farthest third of the frames
+(the table's `psnr_near_third` / `psnr_far_third`), their difference, and the per-frame pairs.
 
 Rendering shards every chunk of rays over all devices (and hosts), so this runs unchanged on a
 pod slice; only process 0 writes files and prints.
@@ -57,7 +62,11 @@ TABLE_COLUMNS = (
     "ms_ssim_scales",
     "disent_outside",
     "disent_inside",
+    "psnr_near_third",
+    "psnr_far_third",
 )
+# Table columns read from the report's "distance" section (the rest are means).
+DISTANCE_COLUMNS = {"psnr_near_third": "near_third_psnr", "psnr_far_third": "far_third_psnr"}
 IMAGE_SCALES = (1, 2, 4, 8)
 
 
@@ -208,6 +217,8 @@ def _json_safe(value: Any) -> Any:
     """Non-finite floats -> None (strict JSON), recursively."""
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -348,6 +359,9 @@ def evaluate(
         "scale": capture.scale,
         "frames": results,
         "mean": mean_metrics(results),
+        "distance": evaluation.distance_report(
+            {i: results[i]["psnr"] for i in ids}, evaluation.code_frame_distances(capture, ids)
+        ),
     }
     if chief:
         text = json.dumps(_json_safe(report), indent=2, allow_nan=False)
@@ -356,6 +370,10 @@ def evaluate(
         tmp.replace(out_dir / "metrics.json")
         writer = exp.summary_writer()
         for name, value in report["mean"].items():
+            if math.isfinite(value):
+                writer.add_scalar(f"eval/{name}", value, checkpoint)
+        for name in DISTANCE_COLUMNS:
+            value = table_value(report, name)
             if math.isfinite(value):
                 writer.add_scalar(f"eval/{name}", value, checkpoint)
         writer.close()
@@ -378,14 +396,21 @@ def _cell(name: str, value: Any) -> str:
     return f"{value:.4f}"
 
 
+def table_value(report: dict[str, Any], column: str) -> Any:
+    """A table column's value: the mean metric, or (DISTANCE_COLUMNS) the distance section's."""
+    if column in DISTANCE_COLUMNS:
+        return report.get("distance", {}).get(DISTANCE_COLUMNS[column])
+    return report["mean"].get(column)
+
+
 def table_rows(reports: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows (strings) of the results table: experiment, step, the mean metrics."""
+    """Header and rows (strings) of the results table: experiment, step, the mean metrics,
+    the mean PSNR of the nearest and farthest third of the frames (by code-frame distance)."""
     header = ["experiment", "step", *TABLE_COLUMNS]
     rows = []
     for name, report in reports.items():
-        mean = report["mean"]
         cells = [name, _cell("step", report["step"])]
-        cells += [_cell(k, mean.get(k)) for k in TABLE_COLUMNS]
+        cells += [_cell(k, table_value(report, k)) for k in TABLE_COLUMNS]
         rows.append(cells)
     return header, rows
 
@@ -405,8 +430,7 @@ def write_csv(path: str | Path, reports: dict[str, dict[str, Any]]) -> None:
         writer = csv.writer(f)
         writer.writerow(["experiment", "step", *TABLE_COLUMNS])
         for name, report in reports.items():
-            mean = report["mean"]
-            values = [mean.get(k) for k in TABLE_COLUMNS]
+            values = [table_value(report, k) for k in TABLE_COLUMNS]
             writer.writerow(
                 [name, report["step"]]
                 + ["" if v is None or not math.isfinite(v) else repr(v) for v in values]

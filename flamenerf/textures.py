@@ -18,6 +18,16 @@ Materials (`MATERIALS`, the order of the renderer's material index): the 13 head
 pupil, iris and sclera are drawn per pixel from the angle about the eye's axis, so they are
 crisp whatever the mesh resolution), `SHIRT` (the torso) and `WALL` (the background).
 Each material function maps points (N, 3) to linear RGB colours (N, 3) in [0, 1].
+
+Expression appearance (`expression_appearance`, the synthetic generator's
+`--expression_appearance`): terms that change the skin's and the mouth's colour with the
+frame's expression coefficients and jaw opening, still functions of the canonical position, so
+they are what no deformation of the mesh explains: horizontal forehead lines darken as
+`brow_raise` rises; nasolabial folds (dark creases with a lit cheek bulge beside them) and
+crow's feet deepen with `smile`; the cheeks flush (redder) with `cheek_puff`; and the open
+mouth shows upper and lower teeth (light) and the tongue (dark red), of fixed size in metres
+whatever the opening, where the plain mouth interior is a uniform dark red. Each term grows
+with `activation` of its coefficient (0 below 0.15, 1 from 1.2 on).
 """
 
 from __future__ import annotations
@@ -345,4 +355,149 @@ def shade_materials(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
         where = np.flatnonzero(weights[:, m] > 1e-6)
         if where.size:
             color[where] += weights[where, m, None] * material(points[where])
+    return np.clip(color, 0.0, 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Appearance that follows the expression.
+
+_TEETH = np.array([0.93, 0.91, 0.83])
+_TONGUE = np.array([0.42, 0.09, 0.11])
+_FLUSH = np.array([1.05, 0.74, 0.76])  # colour factor of a fully flushed cheek
+LIP_TRAVEL = 0.095  # metres the lower lip drops per radian of jaw opening (about)
+
+
+def activation(coefficient: float) -> float:
+    """How strongly an expression coefficient shows: 0 below 0.15, 1 from 1.2 (smoothstep)."""
+    return float(smoothstep(coefficient, 0.15, 1.2))
+
+
+def _coefficient(expression: np.ndarray, name: str) -> float:
+    k = head.EXPRESSION_NAMES.index(name)
+    return float(expression[k]) if k < len(expression) else 0.0
+
+
+def forehead_lines(p: np.ndarray) -> np.ndarray:
+    """Darkening (N,) in [0, 1] of four wavy horizontal forehead lines, 7 mm apart."""
+    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    v = y - 1.5 * x * x + 0.0011 * gradient_noise(p * np.array([45.0, 10.0, 45.0]), seed=201)
+    phase = (v - 0.0665) / 0.0070
+    d = np.abs(phase - np.round(phase)) * 0.0070  # metres to the nearest line
+    crease = np.exp(-((d / 0.0011) ** 2))
+    length = np.clip(0.75 + 0.6 * gradient_noise(p * np.array([70.0, 20.0, 70.0]), 202), 0, 1)
+    window = smoothstep(np.abs(x), 0.050, 0.030) * smoothstep(y, 0.0605, 0.0645)
+    window = window * smoothstep(y, 0.091, 0.086) * smoothstep(z, 0.035, 0.055)
+    return crease * length * window
+
+
+def smile_creases(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(darkening, highlight) (N,) of the nasolabial folds and the crow's feet."""
+    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    ax = np.abs(x)
+    # Nasolabial folds: from beside the nose wings down to beside the mouth corners (where
+    # `flamenerf.head` carves its shallow grooves), with the cheek bulging beside them.
+    fold_x = 0.020 + 0.35 * (-(y + 0.012)) + 0.0008 * gradient_noise(p * 80.0, seed=211)
+    along = smoothstep(y, -0.064, -0.054) * smoothstep(y, -0.007, -0.015)
+    along = along * smoothstep(z, 0.020, 0.040)
+    fold = np.exp(-(((ax - fold_x) / 0.0015) ** 2)) * along
+    bulge = np.exp(-(((ax - fold_x - 0.0055) / 0.0035) ** 2)) * along
+    # Crow's feet: short lines fanning out from the outer eye corners.
+    dx = ax - (head.LEFT_EYE[0] + 0.0150)
+    dy = y - (head.LEFT_EYE[1] + 0.0005)
+    r = np.hypot(dx, dy)
+    angle = np.arctan2(dy, np.maximum(dx, 1e-9))
+    phase = angle / 0.30
+    across = np.abs(phase - np.round(phase)) * 0.30 * r  # metres to the nearest line
+    fan = smoothstep(r, 0.0015, 0.004) * smoothstep(r, 0.016, 0.010)
+    fan = fan * smoothstep(np.abs(angle), 0.95, 0.65) * (dx > 0) * smoothstep(z, -0.005, 0.015)
+    feet = np.exp(-((across / 0.0007) ** 2)) * fan
+    return np.maximum(fold, 0.8 * feet), bulge
+
+
+def cheek_flush(p: np.ndarray) -> np.ndarray:
+    """Flush weight (N,) in [0, 1] on the cheeks' apples."""
+    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    blob = np.exp(-0.5 * (((np.abs(x) - 0.043) / 0.016) ** 2 + ((y + 0.012) / 0.015) ** 2))
+    return blob * smoothstep(z, 0.015, 0.045)
+
+
+def mouth_inside(p: np.ndarray, jaw_weight: np.ndarray, jaw: float) -> tuple[np.ndarray, ...]:
+    """Teeth and tongue in the mouth opening: (colour (N, 3), opacity (N,)).
+
+    `jaw_weight` (N,) is the jaw's skinning weight of the lip band (0 at the upper lip's
+    inner edge, 1 at the lower one's), so a point lies jaw_weight x LIP_TRAVEL x jaw below
+    the upper lip and the rest above the lower one: the upper teeth show 8 mm below the
+    upper lip, the lower teeth 4 mm above the lower lip and the tongue's dome above them,
+    whatever the opening. Only the middle of the mouth (|x| < 2 cm) shows them; they fade in
+    as the jaw opens from 0.015 to 0.08 rad.
+    """
+    x = p[:, 0]
+    ax = np.abs(x)
+    opening = LIP_TRAVEL * max(float(jaw), 0.0)
+    below_upper = jaw_weight * opening
+    above_lower = (1.0 - jaw_weight) * opening
+    edge = 0.0080 * np.sqrt(np.clip(1.0 - (x / 0.022) ** 2, 0.0, 1.0))  # incisal edge
+    upper = smoothstep(below_upper, edge + 0.0004, edge - 0.0004) * (ax < 0.020)
+    lower = smoothstep(above_lower, 0.0044, 0.0036) * (ax < 0.016)
+    dome = 0.0040 + 0.0085 * np.sqrt(np.clip(1.0 - (x / 0.017) ** 2, 0.0, 1.0))
+    tongue = smoothstep(above_lower, dome + 0.0006, dome - 0.0006) * (1.0 - lower)
+    # Gaps between the teeth (central incisors 8.5 mm wide, then 6.5 mm), darker sides.
+    gaps = np.minimum.reduce([np.abs(ax - g) for g in (0.0, 0.0085, 0.0150)])
+    teeth = _TEETH * (1.0 - 0.45 * np.exp(-((gaps / 0.0005) ** 2)))[:, None]
+    teeth = teeth * (1.0 - 0.35 * smoothstep(ax, 0.008, 0.020))[:, None]
+    teeth = teeth * (1.0 + 0.04 * gradient_noise(p * 300.0, seed=221))[:, None]
+    tongue_colour = _TONGUE * (1.0 + 0.15 * fbm(p * 250.0, 2, seed=222))[:, None]
+    colour = np.where((upper + lower > 0.0)[:, None], teeth, tongue_colour)
+    opacity = np.clip(np.maximum(np.maximum(upper, lower), tongue), 0.0, 1.0)
+    return colour, opacity * smoothstep(jaw, 0.015, 0.08)
+
+
+def expression_appearance(
+    points: np.ndarray,
+    weights: np.ndarray,
+    jaw_weight: np.ndarray,
+    albedo: np.ndarray,
+    expression: np.ndarray,
+    jaw: float,
+) -> np.ndarray:
+    """The albedo of `shade_materials` with the expression's appearance (module docstring).
+
+    Args:
+      points: (N, 3) canonical positions; weights: (N, NUM_MATERIALS) material weights.
+      jaw_weight: (N,) the jaw joint's skinning weight at each point.
+      albedo: (N, 3) `shade_materials(points, weights)`.
+      expression: (E,) the frame's expression coefficients (missing ones count as 0).
+      jaw: the jaw opening (radians, rotation about x).
+
+    Returns (N, 3) in [0, 1]. Only SKIN (lines, creases, flush) and MOUTH_INTERIOR (teeth,
+    tongue) change, so nothing off the head does.
+    """
+    expression = np.asarray(expression, dtype=np.float64).ravel()
+    color = np.array(albedo, dtype=np.float64)
+    skin_w = weights[:, head.SKIN]
+    on_skin = np.flatnonzero(skin_w > 1e-6)
+    brow, smile = _coefficient(expression, "brow_raise"), _coefficient(expression, "smile")
+    puff = _coefficient(expression, "cheek_puff")
+    if on_skin.size:
+        p, w = points[on_skin], skin_w[on_skin]
+        factor = np.ones((len(on_skin), 3))
+        if activation(brow) > 0.0:
+            lines = forehead_lines(p)
+            factor *= (1.0 - 0.62 * activation(brow) * lines)[:, None]
+        if activation(smile) > 0.0:
+            dark, bulge = smile_creases(p)
+            factor *= (1.0 - 0.55 * activation(smile) * dark + 0.10 * activation(smile) * bulge)[
+                :, None
+            ]
+        if activation(puff) > 0.0:
+            flush = activation(puff) * cheek_flush(p)
+            factor *= 1.0 + (_FLUSH - 1.0) * flush[:, None]
+        color[on_skin] *= 1.0 + w[:, None] * (factor - 1.0)
+    mouth_w = weights[:, head.MOUTH_INTERIOR]
+    inside = np.flatnonzero(mouth_w > 1e-6)
+    if inside.size and jaw > 0.0:
+        p = points[inside]
+        overlay, opacity = mouth_inside(p, jaw_weight[inside], jaw)
+        change = opacity[:, None] * (overlay - mouth_interior(p))
+        color[inside] += mouth_w[inside, None] * change
     return np.clip(color, 0.0, 1.0)

@@ -138,6 +138,48 @@ def test_disentanglement_regions_by_hand():
     assert figure.shape == (8, 24, 3)
 
 
+def test_code_frame_distances_by_hand(tmp_path):
+    from flamenerf.datasets.capture import load_capture
+
+    # Cameras at x = 0.01 k m (k: the frame's index), frame k >= 3 uses the code of t02.
+    capture = load_capture(write_capture(tmp_path / "cap", num_train=3, num_val=2))
+    assert capture.scene.scale == 2.0  # the distances come back in world units
+    distances = evaluation.code_frame_distances(capture, ["v01", "v00", "t01"])
+    assert list(distances) == ["v01", "v00", "t01"]
+    assert distances["v00"] == pytest.approx(0.01) and distances["v01"] == pytest.approx(0.02)
+    assert distances["t01"] == 0.0
+    with pytest.raises(ValueError, match="no frame 'x9'"):
+        evaluation.code_frame_distances(capture, ["x9"])
+
+
+def test_distance_report_against_scipy_and_by_hand():
+    from scipy import stats
+
+    distance = {"a": 0.30, "b": 0.10, "c": 0.20, "d": 0.05, "e": 0.25, "f": 0.15, "g": 0.4}
+    psnr = {"a": 20.0, "b": 27.0, "c": 24.0, "d": 29.0, "e": 22.0, "f": 25.0, "g": 21.0}
+    report = evaluation.distance_report(psnr, distance)
+    ids = list(psnr)
+    r = stats.pearsonr([distance[i] for i in ids], [psnr[i] for i in ids]).statistic
+    assert report["pearson"] == pytest.approx(r, abs=1e-12) and report["pearson"] < 0
+    # 7 frames: thirds of round(7 / 3) = 2; nearest d (0.05), b (0.10); farthest a, g.
+    assert report["count"] == 7 and report["third"] == 2
+    assert report["near_third_psnr"] == pytest.approx((29.0 + 27.0) / 2)
+    assert report["far_third_psnr"] == pytest.approx((20.0 + 21.0) / 2)
+    assert report["near_minus_far"] == pytest.approx(28.0 - 20.5)
+    assert report["near_third_distance_m"] == pytest.approx(0.075)
+    assert report["far_third_distance_m"] == pytest.approx(0.35)
+    assert [p["id"] for p in report["pairs"]] == ["d", "b", "f", "c", "e", "a", "g"]
+    assert report["pairs"][0] == {"id": "d", "distance_m": 0.05, "psnr": 29.0}
+    # NaN PSNRs are left out; one frame is its own near and far third; no spread: no r.
+    one = evaluation.distance_report({"a": 20.0, "b": float("nan")}, distance)
+    assert one["count"] == 1 and one["third"] == 1 and np.isnan(one["pearson"])
+    assert one["near_third_psnr"] == one["far_third_psnr"] == 20.0
+    flat = evaluation.distance_report({"a": 20.0, "b": 20.0}, distance)
+    assert np.isnan(flat["pearson"]) and flat["near_minus_far"] == 0.0
+    with pytest.raises(ValueError, match="no distance"):
+        evaluation.distance_report({"zz": 1.0}, distance)
+
+
 # ------------------------------------------------------------------------------------------
 # The command line on a trained experiment.
 
@@ -187,6 +229,32 @@ def test_metrics_json_matches_the_written_pngs(evaluated):
         for kind in ("error", "depth", "acc", "disent"):
             assert (out / f"{frame_id}_{kind}.png").stat().st_size > 0
     assert report["mean"]["psnr"] == pytest.approx(np.mean(psnrs))
+
+
+def test_metrics_json_reports_psnr_against_the_code_frames_distance(evaluated):
+    folders, table, _, out = evaluated
+    report = json.loads((folders[0] / "eval" / f"step_{STEPS}" / "metrics.json").read_text())
+    distance = report["distance"]
+    # The capture's cameras sit 0.01 m apart (x = 0.01 k, scale 2); v00 (k = 6) and v01
+    # (k = 7) use the codes of t05: 0.01 and 0.02 m away.
+    pairs = {p["id"]: p for p in distance["pairs"]}
+    assert list(pairs) == ["v00", "v01"]
+    assert pairs["v00"]["distance_m"] == pytest.approx(0.01)
+    assert pairs["v01"]["distance_m"] == pytest.approx(0.02)
+    for frame_id, values in report["frames"].items():
+        assert pairs[frame_id]["psnr"] == pytest.approx(values["psnr"])
+    assert distance["near_third_psnr"] == pytest.approx(report["frames"]["v00"]["psnr"])
+    assert distance["far_third_psnr"] == pytest.approx(report["frames"]["v01"]["psnr"])
+    # Two frames: the correlation is +-1 (null when both PSNRs are equal).
+    assert distance["pearson"] is None or abs(distance["pearson"]) == pytest.approx(1.0)
+    # The printed table and the CSV have the near / far third columns.
+    header = [c.strip() for c in out.splitlines()[0].strip("|").split("|")]
+    assert header[-2:] == ["psnr_near_third", "psnr_far_third"]
+    row = [c.strip() for c in out.splitlines()[2].strip("|").split("|")]
+    assert row[-2] == f"{distance['near_third_psnr']:.2f}"
+    with open(table) as f:
+        first = next(csv.DictReader(f))
+    assert float(first["psnr_far_third"]) == pytest.approx(distance["far_third_psnr"])
 
 
 def test_disentanglement_is_zero_outside_with_the_spatial_prior(evaluated):

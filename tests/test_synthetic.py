@@ -1,17 +1,57 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
 """Tests of flamenerf.datasets.synthetic (tiny captures) and flamenerf.textures."""
 
+import dataclasses
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from flamenerf import flame, rasterize, textures
+from flamenerf import evaluation, flame, head, rasterize, textures
 from flamenerf.datasets import capture as capture_lib
 from flamenerf.datasets import synthetic, validate
 
 TINY = {"size": 16, "frames": 6, "val": 2, "seed": 0}
+MOTION8 = {"size": 8, "frames": 3, "val": 1, "seed": 0}  # with the bare head_motion
+
+# sha256 per top-level entry of two tiny captures (`_part_digests`), recorded with the
+# generator of the version named before any option (vrig, head motion magnitude,
+# normalisation, expression appearance) existed: those options at their defaults must leave
+# every byte unchanged. A change of the output needs a new GENERATOR_VERSION and new values
+# (recorded beside the old ones).
+GOLDEN = {
+    "1-head1": {
+        "keys": {
+            "default": "synthetic-64px-120train-16val-seed0-static-e10-v1-head1-b3f48388",
+            "motion": "synthetic-64px-120train-16val-seed0-motion-e10-v1-head1-dc373034",
+        },
+        "tiny": {
+            "camera": "b1ad2432a17fba9a43a4663e750aaed245d901b14d1f27409f9c0fe0e1b0ba8d",
+            "camera-paths": "ad11a2bcb514dff8ceb1ee63d3b580a04859fcda8168e1c3278ee12b16c13b1f",
+            "dataset.json": "6ff437062509b210f2974b0fc92269c330265b0521512e9b245ebc55c2e4b26f",
+            "flame": "576a4ff53e1fcbc3e4a15f4945b9e7ae3440e8121fd73e040a869c4e108a40ce",
+            "flame_model.npz": "9852cda28e1d3fd9c4d57b7db072a238b9726a34958dedb68400d45e8f1490c8",
+            "mask": "4ea7dba47842c59a7bd3332b0873da68cc4df0c9ee3f05ed2e5ad14df9f90921",
+            "metadata.json": "0c5e999fcfb3717eb19af5fd3431d4d1bb55f3b72b726f03f5dae1cef7277217",
+            "rgb": "ffacbe6ee71b203547ded7daf713f367f3fb1be07a7bd5b08e835ceec871ed9c",
+            "scene.json": "df5d493d6c077761dd35e8738b5a63b7de4f641598f5b4aa5dad705af3c0e15d",
+        },
+        "motion8": {
+            "camera": "5bccce5208244ed47084940df985a6e72006c4162499a04d92f5225d12edd7b3",
+            "camera-paths": "0cd13698ae1b39ed6e5297c7860f6d50ad036978cbd37b3fc907efd9ba9f05ef",
+            "dataset.json": "f79bf4ecd6c6facee611364d27e510d674be237c59690ba9b887f07a2637d447",
+            "flame": "caf08412c396b7338234ee5cca5deaac8c23eff5db77517b22146e5aefb8b59d",
+            "flame_model.npz": "9852cda28e1d3fd9c4d57b7db072a238b9726a34958dedb68400d45e8f1490c8",
+            "mask": "71e2a822dd2eadbdf50c54e6f244189f6277962c3ed10bf0676314df58c94c3e",
+            "metadata.json": "d42fff6fea75daed9f0eb605853a30ce19e4d755dc35d8e696ae76b15310d27c",
+            "rgb": "ef0102d3a50af91ab6d157dfb92facb67f082dbdd3c01f785734eeb4bcd427e1",
+            "scene.json": "df5d493d6c077761dd35e8738b5a63b7de4f641598f5b4aa5dad705af3c0e15d",
+        },
+    }
+}
 
 
 @pytest.fixture(scope="session")
@@ -23,6 +63,42 @@ def tiny(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_capture(tiny) -> capture_lib.Capture:
     return capture_lib.load_capture(tiny)
+
+
+@pytest.fixture(scope="module")
+def tiny_room(tmp_path_factory) -> Path:
+    """TINY with the room normalisation."""
+    out = tmp_path_factory.mktemp("synthetic_room") / "room"
+    return synthetic.generate(out, **TINY, normalisation="room", show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_vrig(tmp_path_factory) -> Path:
+    """TINY with 3 second-phone validation frames."""
+    out = tmp_path_factory.mktemp("synthetic_vrig") / "vrig"
+    return synthetic.generate(out, **TINY, vrig=3, show_progress=False)
+
+
+def _golden(name: str) -> dict[str, str]:
+    golden = GOLDEN.get(synthetic.GENERATOR_VERSION)
+    if golden is None:
+        pytest.fail(
+            f"GENERATOR_VERSION is {synthetic.GENERATOR_VERSION!r}, GOLDEN has digests of "
+            f"{sorted(GOLDEN)}: record this version's (the output of the same arguments changed)"
+        )
+    return golden[name]
+
+
+def _part_digests(root: Path) -> dict[str, str]:
+    """sha256 of each top-level file or folder (its files' relative paths and bytes)."""
+    parts: dict = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            rel = path.relative_to(root)
+            digest = parts.setdefault(rel.parts[0], hashlib.sha256())
+            digest.update(str(rel).encode())
+            digest.update(path.read_bytes())
+    return {name: digest.hexdigest() for name, digest in parts.items()}
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -69,6 +145,16 @@ def test_scene_bounds_hold_the_geometry(tiny, tiny_capture):
     assert scene.near < distances.min() and distances.max() < scene.far
     wall_distance = (synthetic.WALL_Z - synthetic.SCENE_CENTER[2]) * scene.scale
     assert camera.position[2] - wall_distance < scene.far
+
+
+def test_default_options_keep_the_golden_bytes_and_keys(tiny):
+    """The new options at their defaults leave today's captures and cache keys unchanged."""
+    assert _part_digests(tiny) == _golden("tiny")
+    assert synthetic.capture_key() == _golden("keys")["default"]
+    assert synthetic.capture_key(head_motion=True) == _golden("keys")["motion"]
+    assert synthetic.capture_key(head_motion=3.0) == _golden("keys")["motion"]
+    defaults = {"vrig": 0, "normalisation": "head", "expression_appearance": False}
+    assert synthetic.capture_key(**defaults) == _golden("keys")["default"]
 
 
 def test_same_arguments_give_identical_bytes_and_seeds_differ(tiny, tmp_path):
@@ -157,9 +243,8 @@ def test_every_view_is_filled_by_the_scene():
 
 
 def test_head_motion_is_small_and_nonzero(tmp_path):
-    out = synthetic.generate(
-        tmp_path / "motion", size=8, frames=3, val=1, head_motion=True, show_progress=False
-    )
+    out = synthetic.generate(tmp_path / "motion", **MOTION8, head_motion=True, show_progress=False)
+    assert _part_digests(out) == _golden("motion8")
     poses = [_read(p) for p in sorted((out / "flame").glob("*.json"))]
     rotation = np.array([p["global_pose"] for p in poses])
     translation = np.array([p["translation"] for p in poses])
@@ -169,6 +254,32 @@ def test_head_motion_is_small_and_nonzero(tmp_path):
     assert np.linalg.norm(translation, axis=1).max() <= 0.005 + 1e-6
     static = synthetic.make_timeline(8, 3, 1, 0, False, 10)
     assert all(p["global_pose"] == [0.0, 0.0, 0.0] for p in static.params)
+
+
+@pytest.mark.parametrize("degrees", [1.0, 10.0, 20.0, 30.0])
+def test_head_motion_magnitude_scales_the_bare_flags_curves(degrees):
+    t = np.linspace(0.0, 1.0, 200)
+    rotation3, translation3 = synthetic.head_motion_curves(0, t)
+    rotation, translation = synthetic.head_motion_curves(0, t, degrees)
+    # Same curves, bounds scaled: rotation by degrees / 3, translation to its bound / 5 mm.
+    bound = {1.0: 0.005 / 3.0, 10.0: 0.01, 20.0: 0.02, 30.0: 0.03}[degrees]
+    assert synthetic.head_translation_bound(degrees) == pytest.approx(bound)
+    np.testing.assert_allclose(rotation, rotation3 * degrees / 3.0, atol=1e-12)
+    np.testing.assert_allclose(translation, translation3 * bound / 0.005, atol=1e-12)
+    angle = np.degrees(np.linalg.norm(rotation, axis=1))
+    assert angle.max() <= degrees + 1e-9 and angle.max() > 0.5 * degrees
+    turns, nods = np.degrees(np.abs(rotation[:, 1])), np.degrees(np.abs(rotation[:, 0]))
+    assert turns.max() > 0.5 * degrees and nods.max() > 0.3 * degrees
+    assert np.linalg.norm(translation, axis=1).max() <= bound + 1e-12
+    # The timeline writes them (rounded), and 0 degrees is the static head.
+    timeline = synthetic.make_timeline(8, 150, 50, 0, degrees, 10)
+    written = np.array([p["global_pose"] for p in timeline.params])
+    np.testing.assert_allclose(written, rotation, atol=1e-6)
+    still = synthetic.make_timeline(8, 3, 1, 0, 0.0, 10)
+    assert still.params == synthetic.make_timeline(8, 3, 1, 0, False, 10).params
+    assert synthetic.make_timeline(8, 3, 1, 0, 3.0, 10).params == (
+        synthetic.make_timeline(8, 3, 1, 0, True, 10).params
+    )
 
 
 def test_textures_are_deterministic_noise():
@@ -185,6 +296,219 @@ def test_textures_are_deterministic_noise():
     for material in textures.MATERIALS:
         color = material(rng.uniform(-0.1, 0.1, (50, 3)))
         assert color.shape == (50, 3) and np.all(np.isfinite(color))
+
+
+# --------------------------------------------------------------------------------------------
+# Options: vrig, normalisation, expression appearance.
+
+
+def test_vrig_frames_share_a_training_frames_time_from_another_phone(tiny, tiny_vrig):
+    capture = capture_lib.load_capture(tiny_vrig)
+    plain = capture_lib.load_capture(tiny)
+    assert validate.main([str(tiny_vrig)]) == 0
+    assert capture.train_ids == plain.train_ids
+    # Training frames 1, 3, 5 of 6 (evenly spread); ids are "vrig_" + their time index.
+    shared = [plain.train_ids[k] for k in (1, 3, 5)]
+    assert capture.val_ids == plain.val_ids + [f"vrig_{i}" for i in shared]
+    metadata = _read(tiny_vrig / "metadata.json")
+    # Adding vrig frames changes no other frame's files (scene.json's near/far may change).
+    for folder, ext in (("rgb/1x", "png"), ("mask/1x", "png"), ("camera", "json")):
+        for i in plain.ids:
+            name = f"{folder}/{i}.{ext}"
+            assert (tiny_vrig / name).read_bytes() == (tiny / name).read_bytes(), name
+    assert {k: metadata[k] for k in plain.ids} == _read(tiny / "metadata.json")
+    distances = evaluation.code_frame_distances(capture, capture.val_ids)
+    for i in shared:
+        vrig = f"vrig_{i}"
+        assert metadata[vrig] == {**metadata[i], "camera_id": 1}
+        assert metadata[i]["camera_id"] == 0
+        # The expression and head pose of the training frame of that time ...
+        assert (tiny_vrig / "flame" / f"{vrig}.json").read_bytes() == (
+            tiny_vrig / "flame" / f"{i}.json"
+        ).read_bytes()
+        # ... seen from 15 to 40 cm away (world camera files, then through the report).
+        own = json.loads((tiny_vrig / "camera" / f"{vrig}.json").read_text())["position"]
+        other = json.loads((tiny_vrig / "camera" / f"{i}.json").read_text())["position"]
+        separation = np.linalg.norm(np.subtract(own, other))
+        assert 0.15 <= separation <= 0.40, vrig
+        assert distances[vrig] == pytest.approx(separation, abs=1e-9)
+        assert capture.mask(vrig).any()  # the head is in view
+        assert not np.array_equal(capture.image(vrig), capture.image(i))
+
+
+def test_vrig_trajectory_keeps_its_distance_and_fills_the_view():
+    frames, vrig, size = 120, 120, 16
+    timeline = synthetic.make_timeline(size, frames, 16, 0, False, 10, vrig=vrig)
+    second = np.flatnonzero(timeline.camera_ids == 1)
+    assert len(second) == vrig and np.all(timeline.is_val[second])
+    scene = synthetic.build_scene()
+    separations = []
+    for k in second:
+        camera, partner = timeline.cameras[k], timeline.cameras[timeline.time_index[k]]
+        assert not timeline.is_val[timeline.time_index[k]]
+        assert timeline.params[k] == timeline.params[timeline.time_index[k]]
+        separations.append(np.linalg.norm(camera.position - partner.position))
+        # Aimed near the head: the aim point is in front of the camera, near the centre.
+        pixel = camera.project(synthetic.TARGET[None])[0]
+        assert np.all(np.abs(pixel - size / 2) < 0.1 * size)
+    separations = np.array(separations)
+    assert separations.min() >= 0.15 and separations.max() <= 0.40
+    assert separations.max() - separations.min() > 0.08  # it moves on its own
+    for k in second[::4]:
+        fragments = rasterize.rasterize(
+            scene.static_vertices, scene.static_faces, timeline.cameras[k]
+        )
+        assert np.all(fragments.face_index >= 0)
+
+
+def test_room_normalisation_changes_only_scene_json(tiny, tiny_room):
+    room_files, head_files = _files(tiny_room), _files(tiny)
+    assert set(room_files) == set(head_files)
+    differ = sorted(k for k in room_files if room_files[k] != head_files[k])
+    assert differ == ["scene.json"]
+    assert validate.main([str(tiny_room)]) == 0
+    plain = capture_lib.load_capture(tiny)
+    room = capture_lib.load_capture(tiny_room)
+    scene = room.file_scene  # scene.json as written
+    assert 0.3 <= scene.scale <= 0.75
+    assert np.linalg.norm(scene.center - synthetic.SCENE_CENTER) > 0.1  # not at the head
+    # flamenerf's model frame does not depend on the normalisation: same cameras and meshes.
+    for i in room.ids:
+        np.testing.assert_allclose(room.cameras[i].position, plain.cameras[i].position, atol=1e-9)
+        np.testing.assert_allclose(room.vertices(i), plain.vertices(i), atol=1e-6)
+        np.testing.assert_allclose(
+            room.cameras[i].orientation, plain.cameras[i].orientation, atol=1e-12
+        )
+    # In scene.json's own units, the room (cameras and the wall they see) lies in the ball of
+    # radius 0.5; near and far hold the head and the wall.
+    to_file = lambda x: scene.normalize(x / room.scene.scale + room.scene.center)
+    positions = np.array([to_file(room.cameras[i].position) for i in room.ids])
+    assert np.linalg.norm(positions, axis=1).max() <= 0.5
+    for i in room.ids:
+        camera = dataclasses.replace(room.cameras[i], position=to_file(room.cameras[i].position))
+        vertices = to_file(room.vertices(i).astype(np.float64))
+        distances = np.linalg.norm(vertices - camera.position, axis=1)
+        assert scene.near < distances.min() and distances.max() < scene.far
+        corners = np.array([[0.0, 0.0], [16.0, 16.0]])
+        origins, directions = camera.pixels_to_rays(corners)
+        wall_z = (synthetic.WALL_Z - scene.center[2]) * scene.scale
+        reach = (wall_z - origins[:, 2]) / directions[:, 2]  # ray length to the wall
+        assert np.all(reach < scene.far)
+        assert np.all(np.abs(origins + reach[:, None] * directions) <= 0.5 + 1e-9)
+        assert np.all(vertices >= scene.bbox[0]) and np.all(vertices <= scene.bbox[1])
+
+
+def _head_pixels(scene, camera, vertices, supersample):
+    """(H, W) bool: pixels any of whose sub-pixels the head covers."""
+    fine = scene.silhouette(camera.scale(1.0 / supersample), vertices)
+    h, w = camera.image_shape
+    return fine.reshape(h, supersample, w, supersample).any(axis=(1, 3))
+
+
+def test_expression_appearance_changes_the_face_and_nothing_else():
+    scene = synthetic.build_scene()
+    size, k = 24, 4
+    camera = synthetic.camera_trajectory(0, np.array([0.3]), size)[0]
+    names = head.EXPRESSION_NAMES
+    cases = [({"brow_raise": 1.4}, 0.0), ({"smile": 1.4}, 0.0), ({"cheek_puff": 1.4}, 0.0)]
+    for values, jaw in [*cases, ({}, 0.3)]:
+        expression = np.zeros(10)
+        for name, value in values.items():
+            expression[names.index(name)] = value
+        params = {"expression": expression.tolist(), "jaw_pose": [jaw, 0.0, 0.0]}
+        vertices = scene.pose([params])[0]
+        plain = scene.render(camera, vertices, k)
+        styled = scene.render(camera, vertices, k, expression=expression, jaw=jaw)
+        inside = _head_pixels(scene, camera, vertices, k)
+        change = np.abs(styled - plain).max(axis=-1)
+        assert np.all(change[~inside] == 0.0), values  # not at all outside the head
+        # A clear margin in the face (13 levels of 255 at 24 px; about 0.18 at 64 px).
+        assert change[inside].max() > 0.05, (values, jaw)
+        assert np.count_nonzero(change[inside] > 0.02) >= 5, (values, jaw)
+    # A neutral expression with the mouth closed looks as without the option.
+    vertices = scene.pose([{"jaw_pose": [0.0, 0.0, 0.0]}])[0]
+    neutral = scene.render(camera, vertices, k, expression=np.zeros(10), jaw=0.0)
+    assert np.array_equal(neutral, scene.render(camera, vertices, k))
+
+
+def test_expression_appearance_terms():
+    """Each term where it belongs, growing with its coefficient (texture level)."""
+    weights = np.zeros((4, textures.NUM_MATERIALS))
+    weights[:3, head.SKIN] = 1.0
+    weights[3, head.MOUTH_INTERIOR] = 1.0
+    points = np.array(
+        [
+            [0.0, 0.0735, 0.085],  # on a forehead line (the second, 7 mm above the first)
+            [0.043, -0.012, 0.07],  # the apple of the left cheek
+            [0.0, -0.20, 0.0],  # far from the face: no term reaches it
+            [0.002, -0.046, 0.08],  # in the mouth, near the upper lip
+        ]
+    )
+    jaw_weight = np.array([0.0, 0.0, 0.0, 0.05])
+    albedo = textures.shade_materials(points, weights)
+    apply = lambda e, jaw=0.0: textures.expression_appearance(
+        points, weights, jaw_weight, albedo, np.array(e, float), jaw
+    )
+    assert np.array_equal(apply([0.0] * 10), albedo)
+    brows = [apply([0.0, b]) for b in (0.5, 1.0, 1.5)]
+    lum = [b[0].sum() for b in brows]
+    assert lum[0] > lum[1] > lum[2] and lum[2] < 0.8 * albedo[0].sum()
+    flushed = apply([0.0, 0.0, 1.5])
+    assert flushed[1, 0] / flushed[1, 1] > 1.2 * albedo[1, 0] / albedo[1, 1]  # redder
+    for e in ([1.5, 1.5, 1.5], [0.0, 1.5]):
+        np.testing.assert_array_equal(apply(e)[2], albedo[2])
+    # The upper teeth, light, as the jaw opens; dark red mouth interior when closed.
+    assert apply([0.0] * 10, 0.3)[3].min() > 0.6 and albedo[3].max() < 0.35
+    assert textures.activation(0.1) == 0.0 and textures.activation(1.2) == 1.0
+
+
+def test_cli_writes_every_option_and_a_contact_sheet(tmp_path, capsys):
+    out, sheet = tmp_path / "all", tmp_path / "sheet.png"
+    argv = ["--out", str(out), "--size", "16", "--frames", "4", "--val", "2", "--seed", "2"]
+    argv += ["--vrig", "2", "--head_motion", "20", "--normalisation", "room"]
+    argv += ["--expression_appearance", "--quiet", "--contact_sheet", str(sheet)]
+    code, output = _run(argv, capsys)
+    assert code == 0, output.err
+    assert "2 vrig" in output.out and sheet.is_file()
+    capture = capture_lib.load_capture(out)
+    assert validate.main([str(out)]) == 0
+    assert [i for i in capture.val_ids if i.startswith("vrig_")] == ["vrig_0002", "vrig_0005"]
+    rotation = np.array([capture.flame_params[i].global_pose for i in capture.ids])
+    assert np.degrees(np.linalg.norm(rotation, axis=1)).max() > 5.0  # a 20-degree motion
+    for i in capture.ids:  # the bbox holds the moving head
+        v = capture.vertices(i)
+        assert np.all(v >= capture.scene.bbox[0]) and np.all(v <= capture.scene.bbox[1])
+    # The same capture through generate() is byte-identical (the CLI passes every option).
+    again = synthetic.generate(
+        tmp_path / "again",
+        size=16,
+        frames=4,
+        val=2,
+        seed=2,
+        vrig=2,
+        head_motion=20.0,
+        normalisation="room",
+        expression_appearance=True,
+        show_progress=False,
+    )
+    assert _files(again) == _files(out)
+
+
+def test_cli_bare_head_motion_is_todays_motion(tmp_path, capsys):
+    out = tmp_path / "motion"
+    argv = ["--out", str(out), "--size", "8", "--frames", "3", "--val", "1", "--seed", "0"]
+    code, output = _run([*argv, "--head_motion", "--quiet"], capsys)
+    assert code == 0, output.err
+    assert _part_digests(out) == _golden("motion8")
+
+
+def test_expression_appearance_sheet(tmp_path):
+    path = synthetic.expression_appearance_sheet(tmp_path / "sheet.png", size=24)
+    from PIL import Image
+
+    image = np.asarray(Image.open(path))
+    rows = len(synthetic.APPEARANCE_SHEET_ROWS)
+    assert image.shape[1] == 3 * 24 + 16 and image.shape[0] == rows * (24 + 18) + 4
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,8 +536,16 @@ def test_default_capture_is_cached_and_keyed(tmp_path, monkeypatch):
         synthetic.capture_key(head_motion=True),
         synthetic.capture_key(num_expression=5),
         synthetic.capture_key(frames=10, val=2),
+        synthetic.capture_key(head_motion=10.0),
+        synthetic.capture_key(vrig=4),
+        synthetic.capture_key(normalisation="room"),
+        synthetic.capture_key(expression_appearance=True),
     }
-    assert len(keys) == 6
+    assert len(keys) == 10
+    assert "-motion10deg-" in synthetic.capture_key(head_motion=10)
+    assert synthetic.capture_key(head_motion=0.0) == synthetic.capture_key()
+    with pytest.raises(TypeError, match="unknown arguments"):
+        synthetic.default_capture(wrinkles=True)
     assert synthetic.capture_key() == synthetic.capture_key(**synthetic.DEFAULTS)
     assert synthetic.GENERATOR_VERSION in synthetic.capture_key()
 
@@ -239,6 +571,13 @@ def _run(argv, capsys):
         (["--num_expression", "99"], "--num_expression"),
         (["--seed", "-1"], "--seed"),
         (["--size", "big"], "--size"),
+        (["--vrig", "4", "--frames", "3", "--val", "1"], "--vrig"),
+        (["--vrig", "-1"], "--vrig"),
+        (["--head_motion", "31"], "--head_motion"),
+        (["--head_motion", "-2"], "--head_motion"),
+        (["--head_motion", "nan"], "--head_motion"),
+        (["--head_motion", "lots"], "--head_motion"),
+        (["--normalisation", "world"], "--normalisation"),
     ],
 )
 def test_cli_rejects_bad_arguments(tmp_path, capsys, extra, message):
@@ -276,11 +615,32 @@ def test_cli_help_documents_every_flag(capsys):
         "--seed",
         "--head_motion",
         "--num_expression",
+        "--vrig",
+        "--normalisation",
+        "--expression_appearance",
         "--contact_sheet",
         "--overwrite",
         "--quiet",
     ):
         assert flag in output.out
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"head_motion": "yes"}, "--head_motion"),
+        ({"head_motion": 45.0}, "[0, 30]"),
+        ({"vrig": 1.5}, "--vrig"),
+        ({"normalisation": "Head"}, "--normalisation"),
+        ({"expression_appearance": 1}, "--expression_appearance"),
+    ],
+)
+def test_generate_rejects_bad_options_before_writing(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        synthetic.generate(tmp_path / "x", **TINY, **kwargs, show_progress=False)
+    with pytest.raises(ValueError, match="--"):
+        synthetic.capture_key(**kwargs)
+    assert not (tmp_path / "x").exists()
 
 
 def test_flame_params_round_trip(tiny, tiny_capture):

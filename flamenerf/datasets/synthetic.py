@@ -2,7 +2,9 @@
 """Synthetic captures: the project's default dataset and the ground truth for expressions.
 
     python -m flamenerf.datasets.synthetic --out DIR [--size 64] [--frames 120] [--val 16]
-        [--seed 0] [--head_motion] [--num_expression 10] [--contact_sheet PNG] [--overwrite]
+        [--seed 0] [--head_motion [DEGREES]] [--num_expression 10] [--vrig N]
+        [--normalisation head|room] [--expression_appearance] [--contact_sheet PNG]
+        [--overwrite]
 
     generate(out, size=64, frames=120, val=16, seed=0, ...) -> out
     default_capture(**kwargs) -> $FLAMENERF_CACHE/captures/<key>  (generated once)
@@ -10,7 +12,9 @@
 The defaults are the pinned demo capture (DESIGN.md 2.7): 64x64 at 1x, 120 training and 16
 validation frames, seed 0, static head. The output follows `docs/capture-format.md` and is
 self-contained (the procedural head is written into it as `flame_model.npz`); the same
-arguments give byte-identical files.
+arguments give byte-identical files. Every option added later (`vrig`, a head motion's
+magnitude, `normalisation`, `expression_appearance`) leaves the files of the captures made
+without it unchanged, and out of their cache key.
 
 Scene (metres; world = FLAME space, `flame.to_world` is the identity; y up, the face looks
 along +z):
@@ -28,6 +32,11 @@ position (the rest vertex positions interpolated with the rasteriser's barycentr
 stick to the skin as it deforms. Images are rendered by the z-buffer rasteriser at 4x the
 size (2x above 128 px) and box-downsampled; `rgb/2x`, `rgb/4x` (and the matching masks) are
 written when the size is divisible and leaves at least 8 pixels.
+With `expression_appearance` the skin and the mouth also change colour with the frame's
+expression, as no deformation of the mesh explains (`textures.expression_appearance`):
+forehead lines with brow_raise, nasolabial folds and crow's feet with smile, flushed cheeks
+with cheek_puff, teeth and tongue (of fixed size in metres) in the open mouth.
+`expression_appearance_sheet` draws them (docs/synthetic_expression_appearance.png).
 
 Timeline: `frames + val` time samples t in [0, 1]. Validation frames are evenly spread
 held-out samples, so their cameras and expressions are not in training; each names the codes
@@ -41,13 +50,27 @@ of the nearest training frame in time. Ids are the zero-padded time index.
   sinusoids around a random rest level, plus a few bursts) clipped to [-0.5, 1.5]; eyes_close
   (coefficient 6) stays near 0 and blinks to 1 (clipped to [-0.5, 1]). Jaw: 0..0.35 rad about
   x, smooth. Eye pose zero. With `head_motion`: global pose up to 3 degrees and translation up
-  to 5 mm, smooth.
+  to 5 mm, smooth; `head_motion=DEGREES` (0..30) scales the same curves: nods, turns and
+  tilts up to DEGREES (peaks 0.5, 0.83, 0.33 x DEGREES), translation up to
+  max(1 mm x DEGREES, min(5 mm, 5 mm x DEGREES / 3)) (1 cm at 10 degrees, 2 cm at 20).
+- Vrig (`vrig=N`, Nerfies' second phone): N more validation frames at the times of N evenly
+  spread training frames (so with their expression, jaw and head pose), seen by a second
+  phone on its own smooth trajectory (seed stream 5): 18 to 34 cm from the training camera
+  of the same time (its direction from the aim point turned towards the middle, up to 25
+  degrees off horizontal, at 0.56 +- 0.05 m), aimed at the same point, roll +-3 degrees. Ids
+  "vrig_" + the time index (e.g. "vrig_0012"), appended to val_ids; their metadata names the
+  codes of the training frame of the same time, with camera_id 1.
 
-scene.json: `center` (0, -0.02, -0.01) (the head's centre), `scale` 3.5 (1 normalised unit =
-0.286 m: the head lies within 0.5 units of the centre, head and shoulders within about 1.1, the
-wall at z = -3.5), `near` / `far` computed from the cameras (80% of the nearest distance to the
+scene.json, `normalisation="head"` (default): `center` (0, -0.02, -0.01) (the head's centre),
+`scale` 3.5 (1 normalised unit = 0.286 m: the head lies within 0.5 units of the centre, head
+and shoulders within about 1.1, the wall at z = -3.5). `normalisation="room"`: the same world,
+cameras and images, but the center and scale a tool that knows nothing of the head would
+choose (Nerfies' convention): the box around the frames' camera positions and the wall they
+see, centred (about 0.2 m behind the head) with its diagonal scaled to 1 (scale about 0.3).
+Either way `near` / `far` are computed from the cameras (80% of the nearest distance to the
 head or torso, 105% of the farthest distance to the wall along an image corner's ray, for the
-frames and the orbit path), `bbox` the normalised box around head and shoulders.
+frames and the orbit path) and `bbox` is the normalised box around head and shoulders
+(grown to hold the posed head when a large head motion takes it out).
 `camera-paths/orbit`: 60 cameras swinging +-30 degrees of yaw at the mean distance.
 """
 
@@ -71,7 +94,7 @@ import jax
 import numpy as np
 from PIL import Image, ImageDraw
 
-from flamenerf import flame, head, rasterize, textures
+from flamenerf import flame, head, paths, rasterize, textures
 from flamenerf.camera import Camera, look_at, look_at_rotation
 
 GENERATOR_VERSION = f"1-head{head.VERSION}"  # bump when the output of the same arguments changes
@@ -84,8 +107,12 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "head_motion": False,
     "num_expression": 10,
+    "vrig": 0,
+    "normalisation": "head",
+    "expression_appearance": False,
 }
 MIN_SIZE = 8
+NORMALISATIONS = ("head", "room")
 
 # Scene (metres, world = FLAME space).
 SCENE_CENTER = np.array([0.0, -0.02, -0.01])  # scene.json center: the head's centre
@@ -107,13 +134,19 @@ YAW_DEG, PITCH_DEG, ROLL_DEG = 20.0, 8.0, 2.0  # amplitudes of the smooth motion
 POSITION_JITTER, TARGET_JITTER, ROLL_JITTER_DEG = 0.0015, 0.002, 0.4  # per-frame noise (std)
 FOV_DEG = 40.0  # horizontal (= vertical) field of view
 ORBIT_FRAMES, ORBIT_YAW_DEG = 60, 30.0
+# The second phone of the vrig validation frames (distances in metres).
+VRIG_SEPARATION = (0.18, 0.34)  # distance to the training camera of the same time
+VRIG_DISTANCE_SWING = 0.05  # its distance from TARGET: DISTANCE +- this
+VRIG_ELEVATION_DEG = 25.0  # how far the offset turns from horizontal towards vertical
+VRIG_ROLL_DEG = 3.0
 
 # Expressions and motion.
 SHAPE_STD, SHAPE_RANGE = 0.7, (-1.0, 1.5)
 EXPRESSION_RANGE = (-0.5, 1.5)
 EYES_CLOSE, EYES_CLOSE_RANGE = 6, (-0.5, 1.0)
 JAW_MAX = 0.35  # radians
-HEAD_ROTATION_DEG, HEAD_TRANSLATION = 3.0, 0.005  # bounds of the head motion
+HEAD_ROTATION_DEG, HEAD_TRANSLATION = 3.0, 0.005  # bounds of the bare --head_motion
+MAX_HEAD_MOTION_DEG = 30.0  # the largest --head_motion DEGREES
 DECIMALS = 6  # FLAME parameters are rounded to this many decimals (what is written is used)
 
 _GRID = np.linspace(0.0, 1.0, 2001)  # where smooth signals are normalised
@@ -124,9 +157,20 @@ _GRID = np.linspace(0.0, 1.0, 2001)  # where smooth signals are normalised
 
 
 def _check_arguments(
-    size: int, frames: int, val: int, seed: int, head_motion: bool, num_expression: int
+    size: int,
+    frames: int,
+    val: int,
+    seed: int,
+    head_motion: bool | float,
+    num_expression: int,
+    vrig: int = 0,
+    normalisation: str = "head",
+    expression_appearance: bool = False,
 ) -> dict[str, Any]:
-    """Validated generator arguments (ValueError names the argument)."""
+    """Validated generator arguments (ValueError names the argument).
+
+    `head_motion` comes back as degrees (float): False is 0, True is HEAD_ROTATION_DEG.
+    """
 
     def integer(name: str, value: Any, lo: int, hi: int | None = None) -> int:
         if isinstance(value, bool) or not isinstance(value, int | np.integer):
@@ -137,25 +181,76 @@ def _check_arguments(
         return int(value)
 
     frames = integer("frames", frames, 2)
+    if not isinstance(expression_appearance, bool | np.bool_):
+        raise ValueError(
+            f"--expression_appearance: found {expression_appearance!r}, expected true or false"
+        )
+    if normalisation not in NORMALISATIONS:
+        raise ValueError(
+            f"--normalisation: found {normalisation!r}, expected one of {list(NORMALISATIONS)}"
+        )
     return {
         "size": integer("size", size, MIN_SIZE),
         "frames": frames,
         "val": integer("val", val, 0, frames),
         "seed": integer("seed", seed, 0),
-        "head_motion": bool(head_motion),
+        "head_motion": head_motion_degrees(head_motion),
         "num_expression": integer("num_expression", num_expression, 0, head.NUM_EXPRESSION),
+        "vrig": integer("vrig", vrig, 0, frames),
+        "normalisation": str(normalisation),
+        "expression_appearance": bool(expression_appearance),
     }
 
 
+def head_motion_degrees(head_motion: Any) -> float:
+    """`head_motion` as degrees: False -> 0, True -> HEAD_ROTATION_DEG, a number in
+    [0, MAX_HEAD_MOTION_DEG] -> itself (ValueError otherwise, naming --head_motion)."""
+    if isinstance(head_motion, bool | np.bool_):
+        return HEAD_ROTATION_DEG if head_motion else 0.0
+    if isinstance(head_motion, int | float | np.integer | np.floating):
+        degrees = float(head_motion)
+        if math.isfinite(degrees) and 0.0 <= degrees <= MAX_HEAD_MOTION_DEG:
+            return degrees
+    raise ValueError(
+        f"--head_motion: found {head_motion!r}, expected degrees in [0, "
+        f"{MAX_HEAD_MOTION_DEG:g}] (or true/false: {HEAD_ROTATION_DEG:g} / 0)"
+    )
+
+
 def capture_key(**kwargs: Any) -> str:
-    """The cache key of `default_capture(**kwargs)`: readable arguments, version and a digest."""
+    """The cache key of `default_capture(**kwargs)`: readable arguments, version and a digest.
+
+    Options at their defaults (vrig 0, head normalisation, no expression appearance) are left
+    out of the key, and head motion of 0 or HEAD_ROTATION_DEG degrees is keyed as the bool it
+    was before it took a magnitude, so the captures generated before those options existed
+    keep their keys (their files are unchanged).
+    """
     args = _check_arguments(**{**DEFAULTS, **kwargs})
-    text = json.dumps({**args, "version": GENERATOR_VERSION}, sort_keys=True)
+    degrees = args["head_motion"]
+    keyed: dict[str, Any] = {k: args[k] for k in ("size", "frames", "val", "seed")}
+    keyed["head_motion"] = degrees if degrees not in (0.0, HEAD_ROTATION_DEG) else degrees > 0
+    keyed["num_expression"] = args["num_expression"]
+    extras = ""
+    if args["vrig"]:
+        keyed["vrig"] = args["vrig"]
+        extras += f"-vrig{args['vrig']}"
+    if args["normalisation"] != DEFAULTS["normalisation"]:
+        keyed["normalisation"] = args["normalisation"]
+        extras += f"-{args['normalisation']}"
+    if args["expression_appearance"]:
+        keyed["expression_appearance"] = True
+        extras += "-appearance"
+    text = json.dumps({**keyed, "version": GENERATOR_VERSION}, sort_keys=True)
     digest = hashlib.sha256(text.encode()).hexdigest()[:8]
-    motion = "motion" if args["head_motion"] else "static"
+    if degrees == 0.0:
+        motion = "static"
+    elif degrees == HEAD_ROTATION_DEG:
+        motion = "motion"
+    else:
+        motion = f"motion{degrees:g}deg"
     return (
         f"synthetic-{args['size']}px-{args['frames']}train-{args['val']}val-seed{args['seed']}-{motion}-"
-        f"e{args['num_expression']}-v{GENERATOR_VERSION}-{digest}"
+        f"e{args['num_expression']}{extras}-v{GENERATOR_VERSION}-{digest}"
     )
 
 
@@ -234,20 +329,42 @@ def jaw_curve(seed: int, t: np.ndarray) -> np.ndarray:
     return JAW_MAX * _smoothstep(x, -0.1, 1.1)
 
 
-def head_motion_curves(seed: int, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(T, 3) global pose (axis-angle, |.| <= 3 degrees), (T, 3) translation (|.| <= 5 mm)."""
+def head_translation_bound(degrees: float) -> float:
+    """Metres of head translation that go with `degrees` of head rotation.
+
+    HEAD_TRANSLATION (5 mm) at HEAD_ROTATION_DEG (3 degrees) and 1 mm per degree from 5
+    degrees on (1 cm at 10, 2 cm at 20): max(1 mm/degree, min(5 mm, 5 mm x degrees / 3)).
+    """
+    return HEAD_TRANSLATION * max(degrees / 5.0, min(1.0, degrees / HEAD_ROTATION_DEG))
+
+
+def head_motion_curves(
+    seed: int, t: np.ndarray, degrees: float = HEAD_ROTATION_DEG
+) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 3) global pose (axis-angle, |.| <= degrees), (T, 3) translation (metres).
+
+    Nods (x), turns (y) and tilts (z) are smooth curves with peaks 0.5, 0.83 and 0.33 x
+    `degrees`; the translation's peaks are 0.6, 0.5, 0.5 x `head_translation_bound(degrees)`,
+    which bounds its norm (5 mm at the default 3 degrees). Scaling changes only the bounds:
+    the curves' shapes depend on the seed alone.
+    """
     rng = _rng(seed, 4)
-    amplitude = np.radians([1.5, 2.5, 1.0])  # nod, turn, tilt
+    scale = degrees / HEAD_ROTATION_DEG  # exactly 1 for the default
+    shift = head_translation_bound(degrees) / HEAD_TRANSLATION
+    amplitude = np.radians([1.5, 2.5, 1.0]) * scale  # nod, turn, tilt
     rotation = np.stack([a * _smooth(rng, t, 3, 0.5, 2.5) for a in amplitude], axis=-1)
     translation = np.stack(
-        [a * _smooth(rng, t, 3, 0.5, 2.5) for a in (0.003, 0.0025, 0.0025)], axis=-1
+        [a * shift * _smooth(rng, t, 3, 0.5, 2.5) for a in (0.003, 0.0025, 0.0025)], axis=-1
     )
 
     def bound(v: np.ndarray, limit: float) -> np.ndarray:
         norm = np.linalg.norm(v, axis=-1, keepdims=True)
         return v * np.minimum(1.0, limit / np.maximum(norm, 1e-12))
 
-    return bound(rotation, np.radians(HEAD_ROTATION_DEG)), bound(translation, HEAD_TRANSLATION)
+    return (
+        bound(rotation, np.radians(degrees)),
+        bound(translation, HEAD_TRANSLATION * shift),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,6 +419,41 @@ def camera_trajectory(seed: int, t: np.ndarray, size: int) -> list[Camera]:
     ]
 
 
+def vrig_cameras(seed: int, t: np.ndarray, partners: Sequence[Camera], size: int) -> list[Camera]:
+    """The second phone: one camera per time in t (T,), beside the training camera there.
+
+    `partners` (T cameras) are the training cameras of the same times. The second phone
+    follows its own smooth trajectory (seed stream 5, independent of the first phone's):
+    its distance to the partner is VRIG_SEPARATION (18 to 34 cm), its distance to TARGET
+    DISTANCE +- VRIG_DISTANCE_SWING, and its direction from TARGET is the partner's turned
+    by the angle that gives that separation, towards the middle (the yaw's sign flips) and up
+    or down by up to VRIG_ELEVATION_DEG from horizontal; it aims at TARGET (plus jitter)
+    with up to VRIG_ROLL_DEG of roll.
+    """
+    rng = _rng(seed, 5)
+    lo, hi = VRIG_SEPARATION
+    separation = 0.5 * (lo + hi) + 0.5 * (hi - lo) * _smooth(rng, t, 3, 0.6, 2.5)
+    distance = DISTANCE + VRIG_DISTANCE_SWING * _smooth(rng, t, 2, 0.5, 2.0)
+    elevation = np.radians(VRIG_ELEVATION_DEG) * _smooth(rng, t, 3, 0.6, 2.5)
+    roll = np.radians(VRIG_ROLL_DEG) * _smooth(rng, t, 2, 0.5, 2.0)
+    target_jitter = rng.normal(0.0, TARGET_JITTER, (len(t), 3))
+    cameras = []
+    for i, partner in enumerate(partners):
+        offset = partner.position - TARGET
+        r1 = float(np.linalg.norm(offset))
+        u1 = offset / r1
+        r2, d = float(distance[i]), float(separation[i])
+        # The angle between the two directions that puts the phones d apart (law of cosines).
+        angle = math.acos(float(np.clip((r1 * r1 + r2 * r2 - d * d) / (2.0 * r1 * r2), -1, 1)))
+        horizontal = np.array([u1[2], 0.0, -u1[0]]) / math.hypot(u1[0], u1[2])  # + yaw
+        vertical = np.cross(u1, horizontal)  # + pitch
+        side = -1.0 if u1[0] > 0.0 else 1.0  # towards the middle
+        towards = side * math.cos(elevation[i]) * horizontal + math.sin(elevation[i]) * vertical
+        u2 = math.cos(angle) * u1 + math.sin(angle) * towards
+        cameras.append(_camera(TARGET + r2 * u2, TARGET + target_jitter[i], roll[i], size))
+    return cameras
+
+
 def orbit_cameras(size: int) -> list[Camera]:
     """`camera-paths/orbit`: ORBIT_FRAMES cameras swinging +-ORBIT_YAW_DEG at DISTANCE."""
     cameras = []
@@ -326,19 +478,23 @@ def orbit_cameras(size: int) -> list[Camera]:
 
 @dataclasses.dataclass(frozen=True)
 class Timeline:
-    """Every frame of a capture in time order.
+    """Every frame of a capture: the time samples in time order, then the vrig frames.
 
     Attributes:
-      ids: (T,) frame ids (zero-padded time index).
+      ids: (T,) frame ids (zero-padded time index; "vrig_" + it for the second phone's).
       is_val: (T,) bool, held-out validation frames.
       params: per frame, the FLAME parameters as written to flame/ID.json.
       cameras: per frame, the camera (world, 1x).
+      time_index: (T,) the frame's time sample (a vrig frame's is its training frame's).
+      camera_ids: (T,) the phone: 0 (the training trajectory) or 1 (the vrig phone).
     """
 
     ids: list[str]
     is_val: np.ndarray
     params: list[dict[str, list[float]]]
     cameras: list[Camera]
+    time_index: np.ndarray
+    camera_ids: np.ndarray
 
     @property
     def train_ids(self) -> list[str]:
@@ -355,14 +511,29 @@ def validation_indices(frames: int, val: int) -> np.ndarray:
     return np.floor((np.arange(val) + 0.5) * total / max(val, 1)).astype(np.int64)
 
 
+def vrig_training_positions(frames: int, vrig: int) -> np.ndarray:
+    """Positions (in train_ids) of the `vrig` training frames the second phone shares."""
+    return np.floor((np.arange(vrig) + 0.5) * frames / max(vrig, 1)).astype(np.int64)
+
+
 def _rounded(values: np.ndarray) -> list[float]:
     return [round(float(v), DECIMALS) + 0.0 for v in np.asarray(values).ravel()]
 
 
 def make_timeline(
-    size: int, frames: int, val: int, seed: int, head_motion: bool, num_expression: int
+    size: int,
+    frames: int,
+    val: int,
+    seed: int,
+    head_motion: bool | float,
+    num_expression: int,
+    vrig: int = 0,
 ) -> Timeline:
-    """Cameras and FLAME parameters of every frame (see the module docstring)."""
+    """Cameras and FLAME parameters of every frame (see the module docstring).
+
+    `head_motion`: degrees (see `head_motion_curves`); True is HEAD_ROTATION_DEG.
+    """
+    degrees = head_motion_degrees(head_motion)
     total = frames + val
     t = np.linspace(0.0, 1.0, total)
     is_val = np.zeros(total, dtype=bool)
@@ -372,8 +543,8 @@ def make_timeline(
     shape = identity_shape(seed)
     expression = expression_curves(seed, t, num_expression)
     jaw = jaw_curve(seed, t)
-    if head_motion:
-        global_pose, translation = head_motion_curves(seed, t)
+    if degrees > 0.0:
+        global_pose, translation = head_motion_curves(seed, t, degrees)
     else:
         global_pose, translation = np.zeros((total, 3)), np.zeros((total, 3))
     params = [
@@ -388,7 +559,18 @@ def make_timeline(
         }
         for i in range(total)
     ]
-    return Timeline(ids, is_val, params, camera_trajectory(seed, t, size))
+    cameras = camera_trajectory(seed, t, size)
+    time_index = np.arange(total)
+    shared = np.flatnonzero(~is_val)[vrig_training_positions(frames, vrig)]
+    second = vrig_cameras(seed, t[shared], [cameras[i] for i in shared], size)
+    return Timeline(
+        ids=ids + [f"vrig_{ids[i]}" for i in shared],
+        is_val=np.concatenate([is_val, np.ones(len(shared), dtype=bool)]),
+        params=params + [dict(params[i]) for i in shared],
+        cameras=cameras + second,
+        time_index=np.concatenate([time_index, shared]),
+        camera_ids=np.concatenate([np.zeros(total, np.int64), np.ones(len(shared), np.int64)]),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -464,6 +646,8 @@ class SyntheticScene:
       static_normals: (S, 3) their unit vertex normals.
       canonical: (V + S, 3) canonical (texture) positions: head template, then static.
       materials: (V + S, NUM_MATERIALS) one-hot material of every vertex.
+      jaw_weights: (V + S,) the jaw joint's skinning weight (0 off the head): where a point
+        of the lip band lies across the mouth opening (`textures.expression_appearance`).
     """
 
     arrays: dict[str, np.ndarray]
@@ -475,6 +659,7 @@ class SyntheticScene:
     static_normals: np.ndarray
     canonical: np.ndarray
     materials: np.ndarray
+    jaw_weights: np.ndarray
 
     @property
     def num_head_vertices(self) -> int:
@@ -497,11 +682,20 @@ class SyntheticScene:
         """(H, W) bool FLAME silhouette (head mesh only, eyes included) of (V, 3) vertices."""
         return rasterize.silhouette(head_vertices, self.head_faces, camera)
 
-    def render(self, camera: Camera, head_vertices: np.ndarray, supersample: int) -> np.ndarray:
+    def render(
+        self,
+        camera: Camera,
+        head_vertices: np.ndarray,
+        supersample: int,
+        expression: Sequence[float] | np.ndarray | None = None,
+        jaw: float = 0.0,
+    ) -> np.ndarray:
         """Renders the scene with the head posed as head_vertices (V, 3), anti-aliased.
 
         Returns (H, W, 3) float64 linear colours in [0, 1] for `camera` (H, W its image
         shape): the image at `supersample` times the resolution, box-downsampled.
+        With `expression` (E,) coefficients (and the `jaw` opening, radians) the skin and
+        mouth also get `textures.expression_appearance`; None (default): the plain textures.
         """
         nv = self.num_head_vertices
         vertices = np.concatenate([head_vertices, self.static_vertices])
@@ -523,6 +717,10 @@ class SyntheticScene:
             normal = blend(normals)
             normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-12)
             albedo = textures.shade_materials(points, weights)
+            if expression is not None:
+                albedo = textures.expression_appearance(
+                    points, weights, blend(self.jaw_weights[:, None])[:, 0], albedo, expression, jaw
+                )
             light = AMBIENT + DIFFUSE * np.clip(normal @ LIGHT, 0.0, None)
             image[covered] = albedo * light[:, None]
         image = np.clip(image, 0.0, 1.0)
@@ -572,6 +770,12 @@ def build_scene() -> SyntheticScene:
         static_normals=static_normals,
         canonical=np.concatenate([template, static_vertices]),
         materials=np.eye(textures.NUM_MATERIALS)[material],
+        jaw_weights=np.concatenate(
+            [
+                arrays["weights"][:, head.JOINT_NAMES.index("jaw")].astype(np.float64),
+                np.zeros(len(static_vertices)),
+            ]
+        ),
     )
 
 
@@ -629,8 +833,45 @@ def _prepare_folder(out: Path, overwrite: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _scene_json(timeline: Timeline, scene: SyntheticScene, num_expression: int) -> dict:
-    """scene.json, with near and far from the cameras (frames and orbit path)."""
+def _wall_hits(cameras: Sequence[Camera]) -> np.ndarray:
+    """(4 C, 3) where the rays through the image corners of C cameras meet the wall plane."""
+    hits = []
+    for c in cameras:
+        w, h = c.image_size
+        corners = np.array([[0.0, 0.0], [w, 0.0], [0.0, h], [w, h]], dtype=np.float64)
+        origins, directions = c.pixels_to_rays(corners)
+        hits.append(origins + ((WALL_Z - origins[:, 2]) / directions[:, 2])[:, None] * directions)
+    return np.concatenate(hits)
+
+
+def room_normalisation(cameras: Sequence[Camera]) -> tuple[np.ndarray, float]:
+    """(center (3,), scale) of scene.json with --normalisation room.
+
+    What a tool that knows nothing of the head would choose (the convention of Nerfies'
+    capture notebook, with the visible wall for its point cloud): the box around the
+    capture's camera positions and the part of the wall they see (where their image corners'
+    rays meet it) is centred, and its diagonal scaled to 1, so it lies inside the ball of
+    radius 0.5 (and the unit box). The centre is rounded to 0.1 mm and the scale down to
+    4 decimals.
+    """
+    points = np.concatenate([np.array([c.position for c in cameras]), _wall_hits(cameras)])
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    center = np.round(0.5 * (lo + hi), 4) + 0.0
+    return center, math.floor(1e4 / float(np.linalg.norm(hi - lo))) / 1e4
+
+
+def _scene_json(
+    timeline: Timeline,
+    scene: SyntheticScene,
+    num_expression: int,
+    head_vertices: np.ndarray | None = None,
+    normalisation: str = "head",
+) -> dict:
+    """scene.json, with near and far from the cameras (frames and orbit path).
+
+    head_vertices: (N, V, 3) the posed heads of the frames: the bbox grows to hold them
+    when the head motion takes them out of BBOX_WORLD.
+    """
     size = timeline.cameras[0].width
     cameras = timeline.cameras + orbit_cameras(size)
     solid = np.concatenate(
@@ -645,12 +886,25 @@ def _scene_json(timeline: Timeline, scene: SyntheticScene, num_expression: int) 
     for c in cameras:
         origins, directions = c.pixels_to_rays(corners)
         farthest = max(farthest, ((WALL_Z - origins[:, 2]) / directions[:, 2]).max())
-    bbox = (BBOX_WORLD - SCENE_CENTER) * SCENE_SCALE
+    if normalisation == "room":
+        center, scale = room_normalisation(timeline.cameras)  # the frames' cameras only
+    else:
+        center, scale = SCENE_CENTER, SCENE_SCALE
+    box = BBOX_WORLD
+    if head_vertices is not None:
+        margin = 0.002
+        box = np.stack(
+            [
+                np.minimum(box[0], head_vertices.min(axis=(0, 1)) - margin),
+                np.maximum(box[1], head_vertices.max(axis=(0, 1)) + margin),
+            ]
+        )
+    bbox = (box - center) * scale
     return {
-        "center": SCENE_CENTER.tolist(),
-        "scale": SCENE_SCALE,
-        "near": math.floor(0.8 * nearest * SCENE_SCALE * 100) / 100,
-        "far": math.ceil(1.05 * farthest * SCENE_SCALE * 100) / 100,
+        "center": center.tolist(),
+        "scale": scale,
+        "near": math.floor(0.8 * nearest * scale * 100) / 100,
+        "far": math.ceil(1.05 * farthest * scale * 100) / 100,
         "flame": {
             "model": "flame_model.npz",
             "to_world": {
@@ -670,8 +924,11 @@ def generate(
     frames: int = 120,
     val: int = 16,
     seed: int = 0,
-    head_motion: bool = False,
+    head_motion: bool | float = False,
     num_expression: int = 10,
+    vrig: int = 0,
+    normalisation: str = "head",
+    expression_appearance: bool = False,
     show_progress: bool = True,
     overwrite: bool = False,
 ) -> Path:
@@ -682,11 +939,23 @@ def generate(
     """
     from tqdm.auto import tqdm
 
-    args = _check_arguments(size, frames, val, seed, head_motion, num_expression)
+    args = _check_arguments(
+        size,
+        frames,
+        val,
+        seed,
+        head_motion,
+        num_expression,
+        vrig,
+        normalisation,
+        expression_appearance,
+    )
     out = Path(out)
     _prepare_folder(out, overwrite)
     scene = build_scene()
-    timeline = make_timeline(**args)
+    timeline = make_timeline(
+        size, frames, val, seed, args["head_motion"], num_expression, args["vrig"]
+    )
     vertices = scene.pose(timeline.params)
     scales = extra_scales(size)
     k = supersampling(size)
@@ -701,7 +970,11 @@ def generate(
     )
     for i in frame_iter:
         frame_id, camera = timeline.ids[i], timeline.cameras[i]
-        image = scene.render(camera, vertices[i], k)
+        appearance = {}
+        if args["expression_appearance"]:
+            params = timeline.params[i]
+            appearance = {"expression": params["expression"], "jaw": params["jaw_pose"][0]}
+        image = scene.render(camera, vertices[i], k, **appearance)
         _write_png(out / "rgb" / "1x" / f"{frame_id}.png", _to_uint8(image))
         _write_png(
             out / "mask" / "1x" / f"{frame_id}.png",
@@ -729,15 +1002,21 @@ def generate(
         },
     )
     code = {frame_id: n for n, frame_id in enumerate(train)}
-    train_time = np.flatnonzero(~timeline.is_val)
+    train_time = np.flatnonzero(~timeline.is_val[: frames + val])
     metadata = {}
     for i, frame_id in enumerate(timeline.ids):
-        # The nearest training frame in time (the earlier one on a tie).
-        nearest = train_time[np.argmin(np.abs(train_time - i))]
+        # The nearest training frame in time (the earlier one on a tie); a vrig frame's is
+        # the training frame of its time.
+        time = timeline.time_index[i]
+        nearest = train_time[np.argmin(np.abs(train_time - time))]
         n = code[timeline.ids[nearest]]
-        metadata[frame_id] = {"warp_id": n, "appearance_id": n, "camera_id": 0}
+        camera_id = int(timeline.camera_ids[i])
+        metadata[frame_id] = {"warp_id": n, "appearance_id": n, "camera_id": camera_id}
     _write_json(out / "metadata.json", metadata)
-    _write_json(out / "scene.json", _scene_json(timeline, scene, args["num_expression"]))
+    scene_json = _scene_json(
+        timeline, scene, args["num_expression"], vertices, args["normalisation"]
+    )
+    _write_json(out / "scene.json", scene_json)
     head.write_npz(out / "flame_model.npz", scene.arrays)
     orbit = out / "camera-paths" / "orbit"
     orbit.mkdir(parents=True)
@@ -752,7 +1031,7 @@ def generate(
 
 def cache_dir() -> Path:
     """`$FLAMENERF_CACHE/captures` (FLAMENERF_CACHE defaults to ~/.cache/flamenerf)."""
-    return head.cache_dir() / "captures"
+    return paths.cache_root() / "captures"
 
 
 def default_capture(**kwargs: Any) -> Path:
@@ -848,6 +1127,56 @@ def contact_sheet(
     return path
 
 
+APPEARANCE_SHEET_ROWS: tuple[tuple[str, dict[str, float], float], ...] = (
+    ("brow_raise 1.3", {"brow_raise": 1.3}, 0.0),
+    ("smile 1.3", {"smile": 1.3}, 0.0),
+    ("cheek_puff 1.2", {"cheek_puff": 1.2}, 0.0),
+    ("jaw 0.12", {}, 0.12),
+    ("jaw 0.3", {}, 0.3),
+)
+
+
+def expression_appearance_sheet(
+    path: str | os.PathLike[str], size: int = 160, num_expression: int = 10
+) -> Path:
+    """A PNG of what `expression_appearance` adds: per row an expression (brow raise, smile,
+    cheek puff, jaw opening), rendered plain | with the expression appearance | their
+    difference (x4), by a camera 0.4 m in front of the face; the identity of seed 0."""
+    scene = build_scene()
+    camera = look_at(
+        np.array([0.06, 0.0, 0.40]),
+        np.array([0.0, -0.015, 0.0]),
+        np.array([0.0, 1.0, 0.0]),
+        focal_length=focal_length(size),
+        image_size=(size, size),
+    )
+    shape = _rounded(identity_shape(0))
+    label_h, pad = 14, 4
+    rows = len(APPEARANCE_SHEET_ROWS)
+    sheet = Image.new(
+        "RGB", (3 * size + 4 * pad, rows * (size + label_h + pad) + pad), (255, 255, 255)
+    )
+    draw = ImageDraw.Draw(sheet)
+    for r, (label, values, jaw) in enumerate(APPEARANCE_SHEET_ROWS):
+        expression = np.zeros(num_expression)
+        for name, value in values.items():
+            expression[head.EXPRESSION_NAMES.index(name)] = value
+        params = {"shape": shape, "expression": expression.tolist(), "jaw_pose": [jaw, 0.0, 0.0]}
+        vertices = scene.pose([params])[0]
+        k = supersampling(size)
+        plain = scene.render(camera, vertices, k)
+        styled = scene.render(camera, vertices, k, expression=expression, jaw=jaw)
+        difference = np.clip(4.0 * np.abs(styled - plain), 0.0, 1.0)
+        y = pad + r * (size + label_h + pad)
+        for c, image in enumerate((plain, styled, difference)):
+            sheet.paste(Image.fromarray(_to_uint8(image)), (pad + c * (size + pad), y + label_h))
+        draw.text((pad, y), f"{label}: plain | expression appearance | difference x4", fill=0)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, format="PNG")
+    return path
+
+
 # --------------------------------------------------------------------------------------------
 # Command line.
 
@@ -887,14 +1216,54 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--head_motion",
-        action="store_true",
-        help="move the head (up to 3 degrees and 5 mm, smooth); default: static head",
+        nargs="?",
+        type=float,
+        const=HEAD_ROTATION_DEG,
+        default=DEFAULTS["head_motion"],
+        metavar="DEGREES",
+        help=(
+            "move the head, smoothly: turns, nods and tilts up to DEGREES (0..30; the bare "
+            "flag: 3) and translation up to 5 mm at 3 degrees, 1 mm per degree from 5 "
+            "degrees on (1 cm at 10); default: static head"
+        ),
     )
     parser.add_argument(
         "--num_expression",
         type=int,
         default=DEFAULTS["num_expression"],
         help=f"expression coefficients animated and written (0..{head.NUM_EXPRESSION})",
+    )
+    parser.add_argument(
+        "--vrig",
+        type=int,
+        default=DEFAULTS["vrig"],
+        metavar="N",
+        help=(
+            "add N validation frames seen by a second phone (Nerfies vrig): at the times of N "
+            "evenly spread training frames (their expression and head pose; their codes), "
+            "from 18 to 34 cm beside the training camera; ids vrig_<time>, camera_id 1 "
+            "(0..frames; default 0)"
+        ),
+    )
+    parser.add_argument(
+        "--normalisation",
+        choices=NORMALISATIONS,
+        default=DEFAULTS["normalisation"],
+        help=(
+            "scene.json's center and scale: 'head' (default: the head's centre, scale 3.5) or "
+            "'room' (as a tool that knows nothing of the head would, Nerfies' convention: the "
+            "box around the cameras and the wall they see, centred, its diagonal scaled to 1; "
+            "scale about 0.3); images and cameras are the same"
+        ),
+    )
+    parser.add_argument(
+        "--expression_appearance",
+        action="store_true",
+        help=(
+            "appearance that follows the expression and that no mesh deformation explains: "
+            "forehead lines with brow_raise, nasolabial folds and crow's feet with smile, "
+            "flushed cheeks with cheek_puff, teeth and tongue in the open mouth"
+        ),
     )
     parser.add_argument(
         "--contact_sheet",
@@ -918,6 +1287,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             head_motion=args.head_motion,
             num_expression=args.num_expression,
+            vrig=args.vrig,
+            normalisation=args.normalisation,
+            expression_appearance=args.expression_appearance,
             show_progress=not args.quiet,
             overwrite=args.overwrite,
         )
@@ -926,7 +1298,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return 2
-    print(f"{out}: wrote {args.frames} training + {args.val} validation frames")
+    vrig = f" + {args.vrig} vrig validation frames" if args.vrig else ""
+    print(f"{out}: wrote {args.frames} training + {args.val} validation frames{vrig}")
     return 0
 
 
