@@ -18,6 +18,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -27,22 +28,86 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flamenerf import configs, evaluation, guide, training
+from flamenerf import configs, evaluation, guide, paths, training
 from flamenerf.datasets import capture as capture_lib
 from flamenerf.datasets import packing, rays
 from flamenerf.model import FlameNerf, init_params, make_model
 
 PROJECT_GIN = Path(__file__).resolve().parents[1] / "gin"
-GUIDE_VERSION = "1"  # bump when the guide grids' construction changes (invalidates caches)
+GUIDE_VERSION = "2"  # bump when the guide grids' construction changes (invalidates caches)
 
 
 def units_per_metre(capture: capture_lib.Capture) -> float:
     """Normalised scene units per metre of FLAME space."""
-    return capture.scene.scale * capture.scene.to_world.scale
+    return capture.scene.units_per_metre
+
+
+def warp_region(
+    capture: capture_lib.Capture, warp: configs.WarpConfig, guide_config: configs.GuideConfig
+) -> tuple[tuple[tuple[float, ...], tuple[float, ...]] | None, float]:
+    """The box where the learned warp acts (normalised units) and its fade length.
+
+    The box holds every frame's FLAME vertices where the learned warp sees them (posed, and
+    their neutral when the FLAME guide moves samples there first), plus the margin.
+
+    Returns:
+      ((lower (3,), upper (3,)) or None for "everywhere", fade length).
+    """
+    units = units_per_metre(capture)
+    if warp.warp_type == "none" or warp.region == "everywhere":
+        return None, 0.0
+    vertices = [capture.vertices(i) for i in capture.ids]
+    if guide_config.enabled:
+        params = [capture.flame_params[i] for i in capture.ids]
+        _, neutral = guide.posed_and_neutral(capture.flame_model, params, guide_config.undo_rigid)
+        vertices.extend(capture.scene.flame_to_scene(neutral))
+    points = np.concatenate([np.reshape(v, (-1, 3)) for v in vertices])
+    margin = warp.region_margin_m * units
+    lower = tuple(float(v) for v in points.min(axis=0) - margin)
+    upper = tuple(float(v) for v in points.max(axis=0) + margin)
+    return (lower, upper), warp.region_fade_m * units
+
+
+def guide_cache_path(capture: capture_lib.Capture, settings: guide.GuideSettings) -> Path:
+    """Where the guide grids of a capture and settings are cached (under the cache root)."""
+    key = hashlib.sha256(
+        f"{packing.capture_key(capture)}|{settings}|{GUIDE_VERSION}".encode()
+    ).hexdigest()[:16]
+    return paths.cache_root() / "guides" / f"{key}.npz"
 
 
 class UserError(Exception):
     """A problem with the user's input: printed as one message, without a traceback."""
+
+
+class NonFiniteStateError(RuntimeError):
+    """`Experiment.save` refused a training state holding NaN or infinite values."""
+
+
+def nonfinite_leaves(tree: Any) -> list[str]:
+    """Paths (e.g. `.params['fine']['rgb']['kernel']`) of the floating-point leaves of `tree`
+    holding any NaN or infinity. Integer leaves (steps, counts) are always finite.
+
+    Replicated arrays are checked on this process's first copy (no cross-device work);
+    sharded ones on every shard this process holds.
+    """
+    leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+    paths, flags = [], []
+    for path, leaf in leaves:
+        if isinstance(leaf, jax.Array):
+            shards = (
+                [leaf.addressable_data(0)]
+                if leaf.is_fully_replicated
+                else [s.data for s in leaf.addressable_shards]
+            )
+        else:
+            shards = [np.asarray(leaf)]
+        if not jnp.issubdtype(shards[0].dtype, jnp.inexact):
+            continue
+        paths.append(jax.tree_util.keystr(path))
+        flags.append([jnp.isfinite(shard).all() for shard in shards])
+    finite = jax.device_get(flags)  # one transfer for every leaf
+    return [p for p, ok in zip(paths, finite, strict=True) if not all(bool(f) for f in ok)]
 
 
 def add_gin_flags(parser: argparse.ArgumentParser) -> None:
@@ -101,6 +166,14 @@ def parse_gin(files: list[str], bindings: list[str]) -> None:
         gin.parse_config_files_and_bindings(files, bindings, finalize_config=False)
     except (ValueError, KeyError, SyntaxError, OSError) as error:
         raise UserError(f"bad gin configuration: {error}") from None
+    try:
+        configs.build_all()  # a value outside its field's type or range fails here, by name
+    except (ValueError, TypeError) as error:  # TypeError: a schedule's value is not bound
+        # gin appends "In call to configurable ... [in scope 's']" on further lines.
+        first, *rest = str(error).splitlines()
+        scope = re.search(r"in scope '([^']+)'", " ".join(rest))
+        where = f" (gin scope '{scope.group(1)}')" if scope else ""
+        raise UserError(f"bad gin configuration: {first}{where}") from None
 
 
 def default_capture_path() -> Path:
@@ -128,6 +201,7 @@ class Experiment:
     _source: Any = None
     _renderer: evaluation.Renderer | None = None
     _extras: dict[str, Any] | None = None
+    _guide_stats: guide.GuideStats | None = None  # folding of the guide map (`guide_grids`)
     _started: float = dataclasses.field(default_factory=time.time)
 
     # ----------------------------------------------------------------------- construction
@@ -181,6 +255,7 @@ class Experiment:
         condition_dim = capture.scene.num_expression + (3 if expression.use_jaw else 0)
         model_config, warp_config = configs.ModelConfig(), configs.WarpConfig()
         guide_config = configs.GuideConfig()
+        region, fade = warp_region(capture, warp_config, guide_config)
         try:
             model = make_model(
                 model_config,
@@ -192,6 +267,8 @@ class Experiment:
                 capture.scene.far,
                 use_guide=guide_config.enabled,
                 mesh_radius=expression.mesh_radius_m * units_per_metre(capture),
+                warp_region=region,
+                warp_fade=fade,
             )
         except ValueError as error:
             raise UserError(str(error)) from None
@@ -273,11 +350,29 @@ class Experiment:
         return restored, int(restored.step)
 
     def save(self, state: training.TrainState, step: int) -> None:
-        """Saves a checkpoint atomically (every process calls this; Orbax coordinates)."""
+        """Saves a checkpoint atomically (every process calls this; Orbax coordinates).
+
+        Raises:
+          NonFiniteStateError: a parameter or optimizer-state array holds NaN or inf; nothing
+            is written, so the latest checkpoint stays the last good one.
+        """
         import orbax.checkpoint as ocp
 
         if step in self.checkpoints.all_steps():
             return
+        bad = nonfinite_leaves(state)
+        if bad:
+            folder = self.base_folder / "checkpoints"
+            latest = self.checkpoints.latest_step()
+            kept = (
+                f"the last good checkpoint (step {latest}) is kept in {folder}"
+                if latest is not None
+                else f"no checkpoint was written to {folder} before"
+            )
+            shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+            raise NonFiniteStateError(
+                f"step {step}: not saving a checkpoint: NaN or infinite values in {shown}; {kept}"
+            )
         self.checkpoints.save(step, args=ocp.args.StandardSave(state))
         self.checkpoints.wait_until_finished()
 
@@ -330,25 +425,49 @@ class Experiment:
             resolution=cfg.resolution,
             move_threshold=cfg.move_threshold_m * units,
             undo_rigid=cfg.undo_rigid,
+            rigid_fade=cfg.rigid_fade_m * units,
         )
 
     def guide_grids(self, show_progress: bool = True) -> guide.GuideGrids:
-        """The FLAME-guide grids of every frame of `capture.ids`, built once and cached."""
+        """The FLAME-guide grids of every frame of `capture.ids`, built once and cached.
+
+        Their folding (`guide.folded_fraction`) is measured when they are built, kept with
+        them, printed with `show_progress` and left in `guide_stats`.
+        """
         settings = self.guide_settings()
-        key = hashlib.sha256(
-            f"{packing.capture_key(self.capture)}|{settings}|{GUIDE_VERSION}".encode()
-        ).hexdigest()[:16]
-        path = packing.cache_root() / "guides" / f"{key}.npz"
+        path = guide_cache_path(self.capture, settings)
+        names = [field.name for field in dataclasses.fields(guide.GuideGrids)]
         if path.is_file():
             with np.load(path) as data:
-                return guide.GuideGrids(data["values"], data["lower"], data["upper"])
-        posed, neutral = self.posed_and_neutral(settings.undo_rigid)
-        grids = guide.build_grids(posed, neutral, settings, show_progress)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{jax.process_index()}.tmp.npz")
-        np.savez(tmp, values=grids.values, lower=grids.lower, upper=grids.upper)
-        tmp.replace(path)
+                grids = guide.GuideGrids(**{name: data[name] for name in names})
+                stats = guide.GuideStats(
+                    folded=data["folded"], rigid_margin=float(data["rigid_margin"])
+                )
+        else:
+            posed, neutral = self.posed_and_neutral(settings.undo_rigid)
+            grids = guide.build_grids(
+                posed,
+                neutral,
+                settings,
+                show_progress,
+                transforms=self.head_motion(),
+                head=guide.head_vertices(self.capture.flame_model),
+            )
+            stats = guide.folded_fraction(grids, posed, settings.sigma)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{jax.process_index()}.tmp.npz")
+            arrays = {name: getattr(grids, name) for name in names}
+            np.savez(tmp, folded=stats.folded, rigid_margin=stats.rigid_margin, **arrays)
+            tmp.replace(path)
+        self._guide_stats = stats
+        if show_progress:
+            print(stats.summary())
         return grids
+
+    @property
+    def guide_stats(self) -> guide.GuideStats | None:
+        """The folding of the guide map over the capture's frames (after `guide_grids`)."""
+        return self._guide_stats
 
     def posed_and_neutral(self, undo_rigid: bool) -> tuple[np.ndarray, np.ndarray]:
         """Normalised (F, V, 3) FLAME vertices of every frame and of its neutral."""
@@ -356,6 +475,14 @@ class Experiment:
         posed, neutral = guide.posed_and_neutral(self.capture.flame_model, params, undo_rigid)
         to_scene = self.capture.scene.flame_to_scene
         return to_scene(posed), to_scene(neutral)
+
+    def head_motion(self, flame_params: list[Any] | None = None) -> np.ndarray:
+        """(F, 4, 4) the head's rest -> posed transforms in the normalised frame, for the
+        parameters of every frame of `capture.ids` (or the given ones)."""
+        if flame_params is None:
+            flame_params = [self.capture.flame_params[i] for i in self.capture.ids]
+        transforms = guide.head_transforms(self.capture.flame_model, list(flame_params))
+        return guide.in_frame(transforms, self.capture.scene.flame_to_scene)
 
     def grids_for(self, flame_params: list[Any]) -> guide.GuideGrids | None:
         """Guide grids of meshes posed with other parameters (grid i for `flame_params[i]`,
@@ -368,25 +495,38 @@ class Experiment:
             self.capture.flame_model, list(flame_params), settings.undo_rigid
         )
         to_scene = self.capture.scene.flame_to_scene
-        grids = guide.build_grids(to_scene(posed), to_scene(neutral), settings)
+        grids = guide.build_grids(
+            to_scene(posed),
+            to_scene(neutral),
+            settings,
+            transforms=self.head_motion(flame_params),
+            head=guide.head_vertices(self.capture.flame_model),
+        )
         return jax.device_put(grids, training.replicated(self.mesh))
 
     def extras(self) -> dict[str, Any]:
         """Per-capture arrays the train step reads, replicated over the mesh.
 
-        "vertices": (F, V, 3) FLAME vertices where the learned warp sees them (the neutral
-        ones when the FLAME guide moves samples there first), for the FLAME warp penalty;
-        "guide": the frames' guide grids.
+        "vertices": (F, V, 3) the frames' posed FLAME vertices where the learned warp sees
+        them (moved by the FLAME guide when it is on), for the FLAME warp penalty;
+        "vertex_targets": (F, V, 3) where the warp should take them (with the guide: their
+        canonical, neutral positions; without: None, i.e. stay put); "guide": the frames'
+        guide grids.
         """
         if self._extras is None:
-            extras: dict[str, Any] = {"vertices": None, "guide": None}
+            extras: dict[str, Any] = {"vertices": None, "vertex_targets": None, "guide": None}
+            if self.needs_grids:
+                extras["guide"] = self.guide_grids(show_progress=jax.process_index() == 0)
             weight = self.loss_config.flame_warp_weight
             if self.warp_config.warp_type != "none" and weight != 0:
                 posed, neutral = self.posed_and_neutral(self.guide_config.undo_rigid)
-                table = neutral if self.guide_config.enabled else posed
-                extras["vertices"] = jnp.asarray(table, jnp.float32)
-            if self.needs_grids:
-                extras["guide"] = self.guide_grids(show_progress=jax.process_index() == 0)
+                table = jnp.asarray(posed, jnp.float32)
+                if self.guide_config.enabled:
+                    # The guide leaves the warp only what it does not explain itself.
+                    frames = jnp.arange(len(posed))
+                    table = jax.jit(guide.apply)(extras["guide"], frames, table)[0]
+                    extras["vertex_targets"] = jnp.asarray(neutral, jnp.float32)
+                extras["vertices"] = table
             self._extras = jax.device_put(extras, training.replicated(self.mesh))
         return self._extras
 

@@ -108,6 +108,28 @@ class RadianceField(nn.Module):
         return rgb, sigma
 
 
+def region_weight(points: Array, lower: Array, upper: Array, fade: float) -> Array:
+    """1 inside the box [lower, upper], falling smoothly (smoothstep) to 0 at `fade` outside.
+
+    Args:
+      points: (..., 3); lower, upper: (3,) box corners; fade: > 0, same units.
+
+    Returns:
+      (...,) weights in [0, 1], with a continuous gradient.
+    """
+    q = jnp.maximum(jnp.asarray(lower) - points, points - jnp.asarray(upper))
+    d2 = jnp.sum(jnp.maximum(q, 0.0) ** 2, axis=-1)
+    positive = d2 > 0
+    distance = jnp.where(positive, jnp.sqrt(jnp.where(positive, d2, 1.0)), 0.0)
+    t = jnp.clip(distance / fade, 0.0, 1.0)
+    return 1.0 - t * t * (3.0 - 2.0 * t)
+
+
+def confine(points: Array, warped: Array, weight: Array) -> Array:
+    """The warp faded by `weight`: points + weight * (warped - points); (..., 3)."""
+    return points + weight[..., None] * (warped - points)
+
+
 class FlameNerf(nn.Module):
     """FLAME-in-NeRF: warp field + expression-conditioned canonical NeRF.
 
@@ -120,6 +142,9 @@ class FlameNerf(nn.Module):
       near, far: ray bounds in normalised units.
       use_guide: move samples with the FLAME-guided prior (`guide.GuideGrids` input).
       mesh_radius: ("mesh" spatial prior) radius around the FLAME mesh, normalised units.
+      warp_region: ((3,), (3,)) lower and upper corner of the box where the learned warp
+        acts fully (in the space the warp sees), or None for everywhere.
+      warp_fade: distance beyond the box over which the warp fades to the identity.
     """
 
     model: ModelConfig
@@ -131,6 +156,8 @@ class FlameNerf(nn.Module):
     far: float
     use_guide: bool = False
     mesh_radius: float = 0.0
+    warp_region: tuple[tuple[float, ...], tuple[float, ...]] | None = None
+    warp_fade: float = 0.0
 
     def setup(self):
         if self.warp.warp_type != "none":
@@ -144,6 +171,11 @@ class FlameNerf(nn.Module):
             )
         if self.model.appearance_dim > 0:
             self.appearance_codes = modules.GLOEmbed(self.num_codes, self.model.appearance_dim)
+            if self.model.appearance_mode == "color":
+                zeros = nn.initializers.zeros
+                self.color_transform = nn.Dense(
+                    6, kernel_init=zeros, bias_init=zeros, name="color_transform"
+                )
         if self.expression.where != "none" and self.expression.projection_dim > 0:
             self.projection = nn.Dense(self.expression.projection_dim, name="projection")
         self.fields = {
@@ -175,12 +207,36 @@ class FlameNerf(nn.Module):
             code.reshape(code.shape[:1] + (1,) * (points.ndim - 2) + code.shape[1:]),
             points.shape[:-1] + code.shape[-1:],
         )
-        return self.warp_field(points, code, alpha)["warped_points"]
+        warped = self.warp_field(points, code, alpha)["warped_points"]
+        if self.warp_region is None:
+            return warped
+        return confine(points, warped, self._region_weight(points))
+
+    def _region_weight(self, points: Array) -> Array:
+        return region_weight(points, *self.warp_region, self.warp_fade)
 
     def warp_jacobian(self, points: Array, warp_id: Array, alpha: Array) -> Array:
-        """(N, 3, 3) Jacobians of the warp at points (N, 3) (for the elastic loss)."""
+        """(N, 3, 3) Jacobians of the (confined) warp at points (N, 3) (elastic loss)."""
         code = self.warp_codes(warp_id)
-        return self.warp_field(points, code, alpha, return_jacobian=True)["jacobian"]
+        out = self.warp_field(points, code, alpha, return_jacobian=True)
+        if self.warp_region is None:
+            return out["jacobian"]
+        # d/dx [x + w (W - x)] = I + w (J_W - I) + (W - x) grad(w)^T.
+        weight, push = jax.linearize(self._region_weight, points)
+        grad = jnp.stack(
+            [
+                push(jnp.broadcast_to(jnp.eye(3, dtype=points.dtype)[k], points.shape))
+                for k in range(3)
+            ],
+            axis=-1,
+        )
+        eye = jnp.eye(3, dtype=points.dtype)
+        moved = out["warped_points"] - points
+        return (
+            eye
+            + weight[..., None, None] * (out["jacobian"] - eye)
+            + moved[..., :, None] * grad[..., None, :]
+        )
 
     def condition(self, rays: dict[str, Array], randomized: bool) -> Array | None:
         """The conditioning vector each ray's field sees: (N, C') or None.
@@ -222,7 +278,8 @@ class FlameNerf(nn.Module):
 
         Returns:
           {"coarse": ..., "fine": ...}, each with rgb (N, 3), depth (N,), acc (N,),
-          weights (N, S), z_vals (N, S) and the observation-space points (N, S, 3).
+          weights (N, S), z_vals (N, S), the observation-space points (N, S, 3) and
+          the points the learned warp sees (N, S, 3) (moved by the FLAME guide if on).
         """
         needs_grids = self.use_guide or self.expression.spatial_prior == "mesh"
         if needs_grids and guide_grids is None:
@@ -232,6 +289,7 @@ class FlameNerf(nn.Module):
         appearance = (
             self.appearance_codes(rays["appearance_id"]) if self.model.appearance_dim > 0 else None
         )
+        field_appearance = appearance if self.model.appearance_mode == "field" else None
         condition = self.condition(rays, randomized)
         key = lambda: self.make_rng("sampling") if randomized else jax.random.PRNGKey(0)
 
@@ -260,20 +318,42 @@ class FlameNerf(nn.Module):
                 )
             canonical, level_condition = points, condition
             if needs_grids:
-                displacement, distance = guide.lookup(guide_grids, rays["frame"], points)
+                guided, distance = guide.apply(guide_grids, rays["frame"], points)
                 if self.use_guide:
-                    canonical = points + displacement
+                    canonical = guided
                 if level_condition is not None and self.expression.spatial_prior == "mesh":
                     near_mesh = (distance < self.mesh_radius).astype(points.dtype)
                     level_condition = condition[:, None, :] * near_mesh[..., None]
+            warp_inputs = canonical
             canonical = self.warp_points(canonical, rays["warp_id"], warp_alpha)
-            rgb, sigma = self.fields[level](canonical, viewdirs, appearance, level_condition)
+            rgb, sigma = self.fields[level](canonical, viewdirs, field_appearance, level_condition)
             if randomized and self.model.noise_std > 0:
                 noise = jax.random.normal(self.make_rng("sampling"), sigma.shape)
                 sigma = jax.nn.relu(sigma + self.model.noise_std * noise)
             result = rendering.volumetric_rendering(rgb, sigma, z_vals, directions)
-            outputs[level] = dict(result, z_vals=z_vals, points=points)
+            if appearance is not None and field_appearance is None:
+                result["rgb"] = color_correct(
+                    result["rgb"], result["acc"], self.color_transform(appearance)
+                )
+            outputs[level] = dict(result, z_vals=z_vals, points=points, warp_inputs=warp_inputs)
         return outputs
+
+
+def color_correct(rgb: Array, acc: Array, gain_bias: Array) -> Array:
+    """A per-ray affine colour change: exposure and white balance, nothing view-dependent.
+
+    Volume rendering is linear in colour, so applying `c -> c * (1 + g) + b` to every sample
+    equals applying it to the composited colour with the bias scaled by the opacity.
+
+    Args:
+      rgb: (N, 3) composited colours; acc: (N,) opacities.
+      gain_bias: (N, 6) per-ray gain offsets g (3) and biases b (3); zeros are the identity.
+
+    Returns:
+      (N, 3) rgb * (1 + g) + b * acc.
+    """
+    gain, bias = gain_bias[..., :3], gain_bias[..., 3:]
+    return rgb * (1.0 + gain) + bias * acc[..., None]
 
 
 def make_model(
@@ -286,14 +366,28 @@ def make_model(
     far: float,
     use_guide: bool = False,
     mesh_radius: float = 0.0,
+    warp_region: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
+    warp_fade: float = 0.0,
 ) -> FlameNerf:
     """Builds the model, checking the configuration's consistency."""
     if expression.where == "skip" and not (model.coarse.skips and model.fine.skips):
         raise ValueError("ExpressionConfig.where = 'skip' needs FieldConfig.skips in both fields")
     if model.num_fine_samples <= 0 or model.num_coarse_samples < 2:
         raise ValueError("ModelConfig: need num_coarse_samples >= 2 and num_fine_samples >= 1")
+    if warp_region is not None and warp_fade <= 0:
+        raise ValueError(f"make_model: warp_fade must be > 0 with a warp region, found {warp_fade}")
     return FlameNerf(
-        model, warp, expression, num_codes, condition_dim, near, far, use_guide, mesh_radius
+        model,
+        warp,
+        expression,
+        num_codes,
+        condition_dim,
+        near,
+        far,
+        use_guide,
+        mesh_radius,
+        warp_region,
+        warp_fade,
     )
 
 

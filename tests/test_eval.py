@@ -143,7 +143,7 @@ def test_code_frame_distances_by_hand(tmp_path):
 
     # Cameras at x = 0.01 k m (k: the frame's index), frame k >= 3 uses the code of t02.
     capture = load_capture(write_capture(tmp_path / "cap", num_train=3, num_val=2))
-    assert capture.scene.scale == 2.0  # the distances come back in world units
+    assert capture.file_scene.scale == 2.0  # the distances come back in metres, whatever it is
     distances = evaluation.code_frame_distances(capture, ["v01", "v00", "t01"])
     assert list(distances) == ["v01", "v00", "t01"]
     assert distances["v00"] == pytest.approx(0.01) and distances["v01"] == pytest.approx(0.02)

@@ -162,3 +162,111 @@ def test_mesh_prior_zeroes_condition_far_from_mesh():
     a = render(far, params, near_ray, grids)["fine"]["rgb"]
     b = render(far, params, rays(np.full(5, 2.0), np.ones(N)), grids)["fine"]["rgb"]
     np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-frame codes only for what changes per frame: the warp region and colour-only appearance.
+
+REGION = ((-0.2, -0.2, -0.2), (0.2, 0.2, 0.2))
+
+
+def test_region_weight_is_one_inside_zero_beyond_fade_and_smooth():
+    lower, upper = np.array(REGION[0]), np.array(REGION[1])
+    points = jnp.array([[0.0, 0.0, 0.0], [0.2, 0.2, 0.2], [0.25, 0, 0], [0.3, 0, 0], [0.5, 0.5, 0]])
+    w = model_lib.region_weight(points, lower, upper, 0.1)
+    # Inside and on the box: 1; 0.05 outside (half the fade): smoothstep(0.5) = 0.5; beyond: 0.
+    np.testing.assert_allclose(w, [1.0, 1.0, 0.5, 0.0, 0.0], atol=1e-6)
+    grad = jax.vmap(jax.grad(lambda p: model_lib.region_weight(p, lower, upper, 0.1)))(points)
+    assert np.all(np.isfinite(grad))
+    # Analytic derivative of smoothstep at t = 0.5: 6 t (1 - t) / fade = 15 along -x.
+    np.testing.assert_allclose(grad[2], [-15.0, 0.0, 0.0], atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def confined_model_and_params():
+    model = make(warp_region=REGION, warp_fade=0.1)
+    params = model_lib.init_params(model, jax.random.PRNGKey(0))
+    # Make the warp move points visibly (its output layer starts tiny) and the field vary.
+    scale = {"warp_field": 300.0, "warp_codes": 100.0, "triplane": 3.0}
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, x: (
+            x * next((v for k, v in scale.items() if k in jax.tree_util.keystr(path)), 1.0)
+        ),
+        params,
+    )
+    return model, params
+
+
+def test_confined_warp_is_identity_beyond_fade_and_moves_inside(confined_model_and_params):
+    model, params = confined_model_and_params
+    points = jnp.array([[0.0, 0.05, 0.1], [0.1, -0.1, 0.0], [0.31, 0.0, 0.0], [1.5, -2.0, 3.0]])
+    ids = jnp.array([0, 1, 2, 3])
+    warped = model.apply(
+        {"params": params}, points, ids, jnp.asarray(2.0), method=model_lib.FlameNerf.warp_points
+    )
+    np.testing.assert_array_equal(warped[2:], points[2:])
+    assert np.all(np.linalg.norm(warped[:2] - points[:2], axis=-1) > 1e-3)
+
+
+def test_confined_warp_jacobian_matches_autodiff(confined_model_and_params):
+    model, params = confined_model_and_params
+    # Points inside, in the fade shell and outside; code 1 for every point.
+    points = jnp.array([[0.0, 0.05, 0.1], [0.24, 0.1, -0.05], [0.22, 0.27, 0.0], [0.5, 0, 0]])
+    ids = jnp.ones((4,), jnp.int32)
+    alpha = jnp.asarray(2.0)
+
+    def warp_one(p):
+        return model.apply(
+            {"params": params}, p[None], ids[:1], alpha, method=model_lib.FlameNerf.warp_points
+        )[0]
+
+    expected = jnp.stack([jax.jacfwd(warp_one)(p) for p in points])
+    found = model.apply(
+        {"params": params}, points, ids, alpha, method=model_lib.FlameNerf.warp_jacobian
+    )
+    np.testing.assert_allclose(found, expected, rtol=1e-2, atol=1e-2)
+
+
+def test_static_part_unchanged_by_warp_codes(confined_model_and_params):
+    """Two frames' warp codes rendered from one camera: rays that never enter the warp region
+    (plus fade) give identical pixels; rays through the head differ."""
+    model, params = confined_model_and_params
+    n = 4
+    # Rays along +z at x = 0 (through the box) and at x = 0.6, 0.8, -0.7 (miss box + fade).
+    origins = jnp.array([[0.0, 0.0, -1.2], [0.6, 0.0, -1.2], [0.8, 0.1, -1.2], [-0.7, 0, -1.2]])
+    batch = rays(np.zeros(5), np.zeros(n), n=n)
+    batch["origins"] = origins
+    batch["directions"] = jnp.tile(jnp.array([[0.0, 0.0, 1.0]]), (n, 1))
+    outputs = []
+    for code in (0, 3):
+        frame = dict(batch, warp_id=jnp.full((n,), code), appearance_id=jnp.zeros((n,), int))
+        outputs.append(render(model, params, frame)["fine"]["rgb"])
+    np.testing.assert_array_equal(outputs[0][1:], outputs[1][1:])
+    assert np.abs(outputs[0][0] - outputs[1][0]).max() > 1e-3
+
+
+def test_color_appearance_is_affine_and_starts_as_identity():
+    model_cfg = dataclasses.replace(MODEL, appearance_mode="color")
+    model = make(model=model_cfg)
+    params = model_lib.init_params(model, jax.random.PRNGKey(0))
+    batch = rays(np.zeros(5), np.ones(N))
+    base = render(model, params, batch)["fine"]
+    # Zero-initialised transform: the identity for every code.
+    same_codes = dict(batch, appearance_id=jnp.zeros((N,), int))
+    np.testing.assert_allclose(render(model, params, same_codes)["fine"]["rgb"], base["rgb"])
+    # A set transform acts as rgb * (1 + g) + b * acc, for exactly the rays of that code.
+    bias = np.zeros(6, np.float32)
+    bias[:3], bias[3:] = [0.5, -0.2, 0.1], [0.05, 0.0, -0.1]
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, x: (
+            jnp.asarray(bias)
+            if "color_transform" in jax.tree_util.keystr(path) and x.ndim == 1
+            else x
+        ),
+        params,
+    )
+    out = render(model, params, batch)["fine"]
+    expected = base["rgb"] * (1 + bias[:3]) + bias[3:] * base["acc"][:, None]
+    np.testing.assert_allclose(out["rgb"], expected, atol=1e-6)
+    # The field itself never sees the appearance code: no colour-branch input for it.
+    assert "color_transform" in params

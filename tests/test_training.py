@@ -174,6 +174,55 @@ def test_nan_stops_training_and_keeps_last_checkpoint(tmp_path, capture_dir, mon
     assert exp.checkpoints.latest_step() == 20
 
 
+@pytest.mark.parametrize(
+    "checkpoint_every, poison_from, interrupt_at, refused, kept",
+    [(10, 16, None, 20, 10), (10, 16, 18, 17, 10), (20, 30, None, 30, 20)],
+    ids=["periodic_save", "ctrl_c_save", "final_save"],
+)
+def test_nonfinite_state_is_never_checkpointed(
+    tmp_path,
+    capture_dir,
+    monkeypatch,
+    capsys,
+    checkpoint_every,
+    poison_from,
+    interrupt_at,
+    refused,
+    kept,
+):
+    # Parameters turn NaN between logged steps (log_every > max_steps): only the check in
+    # Experiment.save stands between them and the checkpoint.
+    exp = make_experiment(
+        tmp_path,
+        capture_dir,
+        [
+            "TrainConfig.max_steps = 30",
+            "TrainConfig.log_every = 100",
+            f"TrainConfig.checkpoint_every = {checkpoint_every}",
+        ],
+    )
+    real_step = exp.train_step()
+
+    def poisoned():
+        def step(state, batch, key, extras):
+            if interrupt_at is not None and int(state.step) + 1 == interrupt_at:
+                raise KeyboardInterrupt
+            state, stats = real_step(state, batch, key, extras)
+            if int(state.step) >= poison_from:
+                state = state.replace(params=jax.tree.map(lambda x: x * jnp.nan, state.params))
+            return state, stats
+
+        return step
+
+    monkeypatch.setattr(exp, "train_step", poisoned)
+    assert train.train(exp) == 3
+    err = capsys.readouterr().err
+    assert f"error: step {refused}: not saving a checkpoint: NaN or infinite values in " in err
+    assert f"the last good checkpoint (step {kept}) is kept" in err
+    assert "Traceback" not in err
+    assert exp.checkpoints.all_steps() == list(range(checkpoint_every, kept + 1, checkpoint_every))
+
+
 def test_validation_rays_cover_the_frame(tmp_path, capture_dir):
     exp = make_experiment(tmp_path, capture_dir)
     batch = rays.frame_rays(exp.capture, exp.capture.val_ids[0], True)
