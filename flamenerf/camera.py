@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-ROTATION_TOLERANCE = 1e-4  # max |R R^T - I| and |det R - 1| accepted for `orientation`
+from flamenerf import strict_json
+
 UNDISTORT_ITERATIONS = 10  # Newton steps used by `pixels_to_rays` to invert the distortion
 
 # Expected shape and a human description of every JSON field, in the spec's order.
@@ -65,16 +66,6 @@ def _short(value: Any, limit: int = 80) -> str:
     if isinstance(value, str):
         return f"the string {text}"
     return text
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """json object_pairs_hook refusing a key given twice (json keeps the last silently)."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise ValueError(f"key '{key}' appears twice in one object")
-        out[key] = value
-    return out
 
 
 def _is_number(value: Any) -> bool:
@@ -126,14 +117,7 @@ def _check_values(
     source: str,
 ) -> None:
     """Checks what the shapes cannot: a rotation, positive focal, aspect and image size."""
-    error = np.abs(orientation @ orientation.T - np.eye(3)).max()
-    det = np.linalg.det(orientation)
-    if not (error <= ROTATION_TOLERANCE and abs(det - 1.0) <= ROTATION_TOLERANCE):
-        raise ValueError(
-            f"{source}: field 'orientation': found a matrix with max |R R^T - I| = {error:.3g} "
-            f"and det = {det:.6g}, expected a rotation (orthonormal rows, det +1, "
-            f"within {ROTATION_TOLERANCE:g})"
-        )
+    strict_json.check_rotation(orientation, f"{source}: field 'orientation'")
     if not focal_length > 0:
         raise ValueError(
             f"{source}: field 'focal_length': found {focal_length!r}, expected a number > 0"
@@ -284,17 +268,7 @@ class Camera:
             raise ValueError(
                 f"{path}: cannot read the file ({e.strerror or e}), expected a camera"
             ) from None
-        try:
-            raw = json.loads(data.decode("utf-8"), object_pairs_hook=_unique_keys)
-        except UnicodeDecodeError as e:
-            raise ValueError(
-                f"{path}: found bytes that are not UTF-8 ({e}), expected a camera"
-            ) from None
-        except RecursionError:
-            raise ValueError(f"{path}: found JSON nested too deeply, expected a camera") from None
-        except ValueError as e:  # invalid JSON, a repeated key, an integer of too many digits
-            raise ValueError(f"{path}: found invalid JSON ({e}), expected a camera") from None
-        return cls.from_dict(raw, source=str(path))
+        return cls.from_dict(strict_json.parse(data, path, "a camera"), source=str(path))
 
     def to_dict(self) -> dict[str, Any]:
         """The capture-format schema: plain floats and lists, image_size as ints."""

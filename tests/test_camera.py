@@ -269,7 +269,7 @@ def test_from_json_errors_name_the_file(tmp_path):
     raw = simple_camera().to_dict()
     path = tmp_path / "cam.json"
     cases = {
-        "key 'skew' appears twice": '{"skew": 0.0, ' + json.dumps(raw)[1:],
+        "key 'skew' twice in one object": '{"skew": 0.0, ' + json.dumps(raw)[1:],
         "not UTF-8": b'{"skew": "\xff"}',
         "nested too deeply": "[" * 100000 + "]" * 100000,
         "invalid JSON": '{"focal_length": ' + "9" * 5000 + "}",  # beyond int digit limits

@@ -33,8 +33,8 @@ import jax
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from flamenerf import flame, rasterize
-from flamenerf.camera import ROTATION_TOLERANCE, Camera
+from flamenerf import flame, rasterize, strict_json
+from flamenerf.camera import Camera
 
 IMAGE_SCALES = (1, 2, 4, 8)
 MASK_THRESHOLD = 127  # mask pixels > this value are inside the FLAME silhouette
@@ -198,20 +198,6 @@ def _found(value: Any) -> str:
     return _clip(text)
 
 
-class _DuplicateKey(ValueError):
-    pass
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """json object_pairs_hook refusing a key given twice (json.loads keeps the last silently)."""
-    out: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in out:
-            raise _DuplicateKey(key)
-        out[key] = value
-    return out
-
-
 def _check_file(path: Path, what: str, root: Path | None) -> None:
     """Checks that `path` is a regular file and, given `root`, that it resolves inside `root`.
 
@@ -269,23 +255,7 @@ def read_json(path: Path, root: Path | None = None, what: str = "a JSON file") -
         twice in one object.
     """
     path = Path(path)
-    data = _read_bytes(path, what, root)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(
-            f"{path}: found bytes that are not UTF-8 text ({error}); expected {what}"
-        ) from None
-    try:
-        return json.loads(text, object_pairs_hook=_unique_keys)
-    except _DuplicateKey as error:
-        raise ValueError(
-            f"{path}: found key '{error}' twice in one object; expected each key once ({what})"
-        ) from None
-    except RecursionError:
-        raise ValueError(f"{path}: found JSON nested too deeply; expected {what}") from None
-    except ValueError as error:  # JSONDecodeError, or an integer of too many digits
-        raise ValueError(f"{path}: found invalid JSON ({error}); expected {what}") from None
+    return strict_json.parse(_read_bytes(path, what, root), path, what)
 
 
 def _object(raw: Any, path: Path, what: str) -> Mapping[str, Any]:
@@ -581,14 +551,7 @@ def read_scene(root: Path, flame_model: str | Path | None = None) -> Scene:
         (3, 3),
         where + ".rotation'",
     )
-    error = np.abs(rotation @ rotation.T - np.eye(3)).max()
-    det = np.linalg.det(rotation)
-    if not (error <= ROTATION_TOLERANCE and abs(det - 1.0) <= ROTATION_TOLERANCE):
-        raise ValueError(
-            f"{where}.rotation': found a matrix with max |R R^T - I| = {error:.3g} and "
-            f"det = {det:.6g}, expected a rotation (orthonormal rows, det +1, within "
-            f"{ROTATION_TOLERANCE:g})"
-        )
+    strict_json.check_rotation(rotation, where + ".rotation'")
     placement = ToWorld(
         scale=_number(
             _field(to_world, "scale", path, "a number > 0", "flame.to_world.scale"),
