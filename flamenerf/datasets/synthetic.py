@@ -55,9 +55,9 @@ of the nearest training frame in time. Ids are the zero-padded time index.
   max(1 mm x DEGREES, min(5 mm, 5 mm x DEGREES / 3)) (1 cm at 10 degrees, 2 cm at 20).
 - Vrig (`vrig=N`, Nerfies' second phone): N more validation frames at the times of N evenly
   spread training frames (so with their expression, jaw and head pose), seen by a second
-  phone on its own smooth trajectory (seed stream 5): 18 to 34 cm from the training camera
-  of the same time (its direction from the aim point turned towards the middle, up to 25
-  degrees off horizontal, at 0.56 +- 0.05 m), aimed at the same point, roll +-3 degrees. Ids
+  phone held like the first (same motion statistics) but moving independently (seed stream
+  5): its views lie in the range the training views cover, while its camera at that time is
+  anywhere from beside the training camera to about 40 cm away. Ids
   "vrig_" + the time index (e.g. "vrig_0012"), appended to val_ids; their metadata names the
   codes of the training frame of the same time, with camera_id 1.
 
@@ -98,6 +98,7 @@ from flamenerf import flame, head, paths, rasterize, textures
 from flamenerf.camera import Camera, look_at, look_at_rotation
 
 GENERATOR_VERSION = f"1-head{head.VERSION}"  # bump when the output of the same arguments changes
+VRIG_VERSION = 2  # bump when the second phone's cameras change (only captures with vrig > 0)
 
 # Defaults: the demo capture (DESIGN.md 2.7).
 DEFAULTS: dict[str, Any] = {
@@ -134,11 +135,6 @@ YAW_DEG, PITCH_DEG, ROLL_DEG = 20.0, 8.0, 2.0  # amplitudes of the smooth motion
 POSITION_JITTER, TARGET_JITTER, ROLL_JITTER_DEG = 0.0015, 0.002, 0.4  # per-frame noise (std)
 FOV_DEG = 40.0  # horizontal (= vertical) field of view
 ORBIT_FRAMES, ORBIT_YAW_DEG = 60, 30.0
-# The second phone of the vrig validation frames (distances in metres).
-VRIG_SEPARATION = (0.18, 0.34)  # distance to the training camera of the same time
-VRIG_DISTANCE_SWING = 0.05  # its distance from TARGET: DISTANCE +- this
-VRIG_ELEVATION_DEG = 25.0  # how far the offset turns from horizontal towards vertical
-VRIG_ROLL_DEG = 3.0
 
 # Expressions and motion.
 SHAPE_STD, SHAPE_RANGE = 0.7, (-1.0, 1.5)
@@ -233,7 +229,8 @@ def capture_key(**kwargs: Any) -> str:
     extras = ""
     if args["vrig"]:
         keyed["vrig"] = args["vrig"]
-        extras += f"-vrig{args['vrig']}"
+        keyed["vrig_version"] = VRIG_VERSION
+        extras += f"-vrig{args['vrig']}v{VRIG_VERSION}"
     if args["normalisation"] != DEFAULTS["normalisation"]:
         keyed["normalisation"] = args["normalisation"]
         extras += f"-{args['normalisation']}"
@@ -400,7 +397,21 @@ def _camera(position: np.ndarray, target: np.ndarray, roll: float, size: int) ->
 
 def camera_trajectory(seed: int, t: np.ndarray, size: int) -> list[Camera]:
     """The handheld trajectory: one camera per time in t (T,)."""
-    rng = _rng(seed, 1)
+    return _handheld(_rng(seed, 1), t, size)
+
+
+def vrig_cameras(seed: int, t: np.ndarray, size: int) -> list[Camera]:
+    """The second phone: one camera per time in t (T,).
+
+    It is held like the first (the same motion statistics: yaw, pitch, distance, roll and
+    jitter) but moves independently (seed stream 5), so its views lie in the range the
+    training views cover while its camera at a given time may be anywhere in that range:
+    from beside the first phone to about 40 cm away.
+    """
+    return _handheld(_rng(seed, 5), t, size)
+
+
+def _handheld(rng: np.random.Generator, t: np.ndarray, size: int) -> list[Camera]:
     yaw = np.radians(YAW_DEG) * _smooth(rng, t, 3, 0.6, 2.5)
     pitch = np.radians(PITCH_DEG) * _smooth(rng, t, 3, 0.6, 2.5)
     distance = DISTANCE + DISTANCE_SWING * _smooth(rng, t, 2, 0.5, 2.0)
@@ -417,41 +428,6 @@ def camera_trajectory(seed: int, t: np.ndarray, size: int) -> list[Camera]:
         )
         for i in range(len(t))
     ]
-
-
-def vrig_cameras(seed: int, t: np.ndarray, partners: Sequence[Camera], size: int) -> list[Camera]:
-    """The second phone: one camera per time in t (T,), beside the training camera there.
-
-    `partners` (T cameras) are the training cameras of the same times. The second phone
-    follows its own smooth trajectory (seed stream 5, independent of the first phone's):
-    its distance to the partner is VRIG_SEPARATION (18 to 34 cm), its distance to TARGET
-    DISTANCE +- VRIG_DISTANCE_SWING, and its direction from TARGET is the partner's turned
-    by the angle that gives that separation, towards the middle (the yaw's sign flips) and up
-    or down by up to VRIG_ELEVATION_DEG from horizontal; it aims at TARGET (plus jitter)
-    with up to VRIG_ROLL_DEG of roll.
-    """
-    rng = _rng(seed, 5)
-    lo, hi = VRIG_SEPARATION
-    separation = 0.5 * (lo + hi) + 0.5 * (hi - lo) * _smooth(rng, t, 3, 0.6, 2.5)
-    distance = DISTANCE + VRIG_DISTANCE_SWING * _smooth(rng, t, 2, 0.5, 2.0)
-    elevation = np.radians(VRIG_ELEVATION_DEG) * _smooth(rng, t, 3, 0.6, 2.5)
-    roll = np.radians(VRIG_ROLL_DEG) * _smooth(rng, t, 2, 0.5, 2.0)
-    target_jitter = rng.normal(0.0, TARGET_JITTER, (len(t), 3))
-    cameras = []
-    for i, partner in enumerate(partners):
-        offset = partner.position - TARGET
-        r1 = float(np.linalg.norm(offset))
-        u1 = offset / r1
-        r2, d = float(distance[i]), float(separation[i])
-        # The angle between the two directions that puts the phones d apart (law of cosines).
-        angle = math.acos(float(np.clip((r1 * r1 + r2 * r2 - d * d) / (2.0 * r1 * r2), -1, 1)))
-        horizontal = np.array([u1[2], 0.0, -u1[0]]) / math.hypot(u1[0], u1[2])  # + yaw
-        vertical = np.cross(u1, horizontal)  # + pitch
-        side = -1.0 if u1[0] > 0.0 else 1.0  # towards the middle
-        towards = side * math.cos(elevation[i]) * horizontal + math.sin(elevation[i]) * vertical
-        u2 = math.cos(angle) * u1 + math.sin(angle) * towards
-        cameras.append(_camera(TARGET + r2 * u2, TARGET + target_jitter[i], roll[i], size))
-    return cameras
 
 
 def orbit_cameras(size: int) -> list[Camera]:
@@ -562,7 +538,7 @@ def make_timeline(
     cameras = camera_trajectory(seed, t, size)
     time_index = np.arange(total)
     shared = np.flatnonzero(~is_val)[vrig_training_positions(frames, vrig)]
-    second = vrig_cameras(seed, t[shared], [cameras[i] for i in shared], size)
+    second = vrig_cameras(seed, t[shared], size)
     return Timeline(
         ids=ids + [f"vrig_{ids[i]}" for i in shared],
         is_val=np.concatenate([is_val, np.ones(len(shared), dtype=bool)]),
@@ -1241,7 +1217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=(
             "add N validation frames seen by a second phone (Nerfies vrig): at the times of N "
             "evenly spread training frames (their expression and head pose; their codes), "
-            "from 18 to 34 cm beside the training camera; ids vrig_<time>, camera_id 1 "
+            "held like the first phone but moving independently (0 to about 40 cm from the "
+            "training camera of that time); ids vrig_<time>, camera_id 1 "
             "(0..frames; default 0)"
         ),
     )
