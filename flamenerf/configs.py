@@ -27,6 +27,7 @@ FieldType = Literal["mlp", "triplane"]
 WarpType = Literal["none", "translation", "se3"]
 ConditionWhere = Literal["none", "trunk", "skip", "color"]
 SpatialPrior = Literal["silhouette", "mesh", "none"]
+NoiseScale = Literal["absolute", "spread"]
 DensityActivation = Literal["relu", "softplus"]
 AppearanceMode = Literal["field", "color"]
 WarpRegion = Literal["everywhere", "head"]
@@ -247,6 +248,10 @@ class ExpressionConfig(_Checked):
     mesh_radius_m: Positive = 0.02  # ("mesh") distance from the FLAME mesh, metres
     projection_dim: Count = 0  # >0: learned linear projection to this size before the field
     noise_std: NonNegative = 0.0  # Gaussian noise on the vector during training (generalisation)
+    # How noise_std applies per component: "absolute": the same std for every component;
+    # "spread": times the component's std over the training frames (a component constant
+    # there, std < 1e-6, gets none), so that narrow ones (the jaw, 0-0.35 rad) are not swamped
+    noise_scale: NoiseScale = "absolute"
     dropout: Probability = 0.0  # probability of zeroing a ray's whole vector during training
 
 

@@ -31,7 +31,7 @@ import numpy as np
 from flamenerf import configs, evaluation, guide, paths, training
 from flamenerf.datasets import capture as capture_lib
 from flamenerf.datasets import packing, rays
-from flamenerf.model import FlameNerf, init_params, make_model
+from flamenerf.model import FlameNerf, condition_spread, init_params, make_model
 
 PROJECT_GIN = Path(__file__).resolve().parents[1] / "gin"
 GUIDE_VERSION = "2"  # bump when the guide grids' construction changes (invalidates caches)
@@ -256,6 +256,11 @@ class Experiment:
         model_config, warp_config = configs.ModelConfig(), configs.WarpConfig()
         guide_config = configs.GuideConfig()
         region, fade = warp_region(capture, warp_config, guide_config)
+        spread = None
+        if expression.noise_scale == "spread":
+            spread = condition_spread(
+                np.stack([capture.condition(i, expression.use_jaw) for i in capture.train_ids])
+            )
         try:
             model = make_model(
                 model_config,
@@ -269,6 +274,7 @@ class Experiment:
                 mesh_radius=expression.mesh_radius_m * units_per_metre(capture),
                 warp_region=region,
                 warp_fade=fade,
+                condition_spread=spread,
             )
         except ValueError as error:
             raise UserError(str(error)) from None

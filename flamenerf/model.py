@@ -19,11 +19,13 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from flamenerf import grid, guide, modules, rendering, warping
 from flamenerf.configs import ExpressionConfig, FieldConfig, ModelConfig, WarpConfig
 
 Array = jax.Array
+SPREAD_FLOOR = 1e-6  # components whose spread over the training frames is below: no noise
 
 
 def _density(raw: Array, activation: str, bias: float) -> Array:
@@ -145,6 +147,9 @@ class FlameNerf(nn.Module):
       warp_region: ((3,), (3,)) lower and upper corner of the box where the learned warp
         acts fully (in the space the warp sees), or None for everywhere.
       warp_fade: distance beyond the box over which the warp fades to the identity.
+      condition_spread: (C,) each conditioning component's spread over the training frames
+        (`condition_spread`), the noise's per-component scale with
+        `ExpressionConfig.noise_scale = "spread"`; None otherwise.
     """
 
     model: ModelConfig
@@ -158,6 +163,7 @@ class FlameNerf(nn.Module):
     mesh_radius: float = 0.0
     warp_region: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     warp_fade: float = 0.0
+    condition_spread: tuple[float, ...] | None = None
 
     def setup(self):
         if self.warp.warp_type != "none":
@@ -242,14 +248,19 @@ class FlameNerf(nn.Module):
         """The conditioning vector each ray's field sees: (N, C') or None.
 
         Training noise and dropout (when configured) are applied before the spatial prior,
-        so rays outside the silhouette always see exactly zero.
+        so rays outside the silhouette always see exactly zero. The noise of component k has
+        standard deviation `noise_std` ("absolute") or `noise_std * condition_spread[k]`
+        ("spread"), the same draws either way.
         """
         cfg = self.expression
         if cfg.where == "none":
             return None
         cond = rays["condition"]
         if randomized and cfg.noise_std > 0:
-            cond = cond + cfg.noise_std * jax.random.normal(self.make_rng("condition"), cond.shape)
+            std = cfg.noise_std
+            if cfg.noise_scale == "spread":
+                std = cfg.noise_std * jnp.asarray(self.condition_spread, cond.dtype)
+            cond = cond + std * jax.random.normal(self.make_rng("condition"), cond.shape)
         if randomized and cfg.dropout > 0:
             keep = jax.random.bernoulli(self.make_rng("condition"), 1 - cfg.dropout, cond.shape[:1])
             cond = cond * keep[:, None]
@@ -356,6 +367,29 @@ def color_correct(rgb: Array, acc: Array, gain_bias: Array) -> Array:
     return rgb * (1.0 + gain) + bias * acc[..., None]
 
 
+def condition_spread(conditions: np.ndarray) -> tuple[float, ...]:
+    """Each conditioning component's spread over frames (`ExpressionConfig.noise_scale`).
+
+    Args:
+      conditions: (F, C) the training frames' conditioning vectors (`Capture.condition`).
+
+    Returns:
+      C floats: the standard deviation of each component over the F frames, 0 where it is
+      below SPREAD_FLOOR. A component constant over the training frames (an expression
+      coefficient the tracker never moved, a jaw axis never used) gets no noise rather than
+      a tiny one: there is no variation to generalise over, and noise would be the only
+      change the field ever saw on it.
+    """
+    conditions = np.asarray(conditions, np.float64)
+    if conditions.ndim != 2 or len(conditions) == 0:
+        raise ValueError(
+            f"condition_spread: expected (F, C) conditioning vectors with F >= 1, "
+            f"found shape {conditions.shape}"
+        )
+    spread = conditions.std(axis=0)
+    return tuple(float(s) if s >= SPREAD_FLOOR else 0.0 for s in spread)
+
+
 def make_model(
     model: ModelConfig,
     warp: WarpConfig,
@@ -368,14 +402,33 @@ def make_model(
     mesh_radius: float = 0.0,
     warp_region: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
     warp_fade: float = 0.0,
+    condition_spread: tuple[float, ...] | None = None,
 ) -> FlameNerf:
-    """Builds the model, checking the configuration's consistency."""
+    """Builds the model, checking the configuration's consistency.
+
+    Args:
+      condition_spread: (condition_dim,) the components' spread over the training frames
+        (`condition_spread`); needed when the noise is on with `noise_scale = "spread"`.
+    """
     if expression.where == "skip" and not (model.coarse.skips and model.fine.skips):
         raise ValueError("ExpressionConfig.where = 'skip' needs FieldConfig.skips in both fields")
     if model.num_fine_samples <= 0 or model.num_coarse_samples < 2:
         raise ValueError("ModelConfig: need num_coarse_samples >= 2 and num_fine_samples >= 1")
     if warp_region is not None and warp_fade <= 0:
         raise ValueError(f"make_model: warp_fade must be > 0 with a warp region, found {warp_fade}")
+    noisy = expression.where != "none" and expression.noise_std > 0
+    if noisy and expression.noise_scale == "spread" and condition_spread is None:
+        raise ValueError(
+            "ExpressionConfig.noise_scale = 'spread' needs the conditioning components' "
+            "spread over the training frames (make_model's condition_spread)"
+        )
+    if condition_spread is not None:
+        condition_spread = tuple(float(s) for s in condition_spread)
+        if len(condition_spread) != condition_dim:
+            raise ValueError(
+                f"make_model: condition_spread has {len(condition_spread)} components, "
+                f"expected condition_dim = {condition_dim}"
+            )
     return FlameNerf(
         model,
         warp,
@@ -388,6 +441,7 @@ def make_model(
         mesh_radius,
         warp_region,
         warp_fade,
+        condition_spread,
     )
 
 

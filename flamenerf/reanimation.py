@@ -17,8 +17,20 @@ Relative transfer (`relative_transfer`) moves a driving sequence onto the subjec
 The jaw offset is taken on the axis-angle vectors (exact for rotations about one axis, as jaw
 opening nearly is). By default the subject's neutral is FLAME's neutral face (zero expression
 and jaw, `neutral_of`); a frame of the capture in which the subject looks neutral can be used
-instead. Everything here works on host NumPy arrays except `posed_vertices` (one jitted FLAME
-forward pass over the batch).
+instead.
+
+The head pose (FLAME's global pose, neck pose and translation) is the chosen frame's unless
+it is driven too (`with_head_pose`). Relative transfer of the head pose (`relative_head_pose`)
+composes the driving pose's offset from the driving neutral's onto the chosen frame's pose:
+
+    R_global = R_global(frame) R_global(driving_neutral)^T R_global(driving)     (neck alike)
+    translation = translation(frame) + (translation(driving) - translation(driving_neutral))
+
+The rotation offset R_neutral^T R_driving is taken in the joint's own frame: it does not
+depend on how the driving capture's FLAME space is oriented (the translation offset does:
+both captures should share their axes). `turn_head` turns a head about its neck joint by a yaw
+and a pitch in the head's own frame. Everything here works on host NumPy arrays except
+`posed_vertices` (one jitted FLAME forward pass over the batch).
 """
 
 from __future__ import annotations
@@ -29,12 +41,14 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from flamenerf import flame, rasterize
 from flamenerf.camera import Camera
 from flamenerf.datasets import capture as capture_lib
 
 JAW_SIZE = 3
+HEAD_POSE_FIELDS = ("global_pose", "neck_pose", "translation")  # what `with_head_pose` moves
 
 
 def expression_and_jaw(
@@ -110,6 +124,77 @@ def with_expression(
 def neutral_of(params: flame.FlameParams) -> flame.FlameParams:
     """The same parameters with zero expression and jaw pose: FLAME's neutral face."""
     return params._replace(expression=None, jaw_pose=None)
+
+
+def head_pose(params: flame.FlameParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The head pose: global pose (3,), neck pose (3,) (axis-angle) and translation (3,),
+    float64, zeros for missing fields."""
+    return tuple(
+        np.zeros(3)
+        if getattr(params, name) is None
+        else np.asarray(getattr(params, name), np.float64).reshape(3)
+        for name in HEAD_POSE_FIELDS
+    )
+
+
+def with_head_pose(
+    params: flame.FlameParams,
+    global_pose: np.ndarray | None,
+    neck_pose: np.ndarray | None,
+    translation: np.ndarray | None,
+) -> flame.FlameParams:
+    """`params` with another head pose (each (3,) or None for zeros); the rest is kept."""
+    as_array = lambda v: None if v is None else np.asarray(v, np.float32).reshape(3)
+    return params._replace(
+        global_pose=as_array(global_pose),
+        neck_pose=as_array(neck_pose),
+        translation=as_array(translation),
+    )
+
+
+def _matrix(rotvec: np.ndarray) -> np.ndarray:
+    return Rotation.from_rotvec(np.asarray(rotvec, np.float64)).as_matrix()
+
+
+def relative_head_pose(
+    driving: flame.FlameParams,
+    driving_neutral: flame.FlameParams,
+    subject: flame.FlameParams,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The driving head pose's offset from its neutral, composed onto the subject's pose.
+
+    Returns:
+      global pose (3,) and neck pose (3,) as axis-angle vectors of R_subject R_neutral^T
+      R_driving, and translation (3,) = subject + (driving - neutral) (module docstring).
+    """
+    (d_global, d_neck, d_shift), (n_global, n_neck, n_shift), (s_global, s_neck, s_shift) = (
+        head_pose(p) for p in (driving, driving_neutral, subject)
+    )
+    compose = lambda d, n, s: Rotation.from_matrix(
+        _matrix(s) @ _matrix(n).T @ _matrix(d)
+    ).as_rotvec()
+    return (
+        compose(d_global, n_global, s_global),
+        compose(d_neck, n_neck, s_neck),
+        s_shift + (d_shift - n_shift),
+    )
+
+
+def turn_head(
+    params: flame.FlameParams, yaw_degrees: float, pitch_degrees: float
+) -> flame.FlameParams:
+    """The head turned about its neck joint, in its own frame: neck R -> R R_y(yaw) R_x(pitch).
+
+    FLAME's axes: y up, z out of the face, x towards the subject's left. A positive yaw turns
+    the face towards the subject's left (+x), a positive pitch tilts it down (towards -y).
+    Zero angles give `params` unchanged.
+    """
+    if yaw_degrees == 0 and pitch_degrees == 0:
+        return params
+    _, neck, _ = head_pose(params)
+    turn = Rotation.from_euler("YX", [yaw_degrees, pitch_degrees], degrees=True)
+    rotvec = (Rotation.from_rotvec(neck) * turn).as_rotvec()
+    return params._replace(neck_pose=np.asarray(rotvec, np.float32))
 
 
 def relative_transfer(

@@ -7,24 +7,37 @@ ffmpeg works) and `DIR/render.json` (what each frame shows). Subcommands (DESIGN
 
   path        a camera path of the capture (`--path NAME`, from `camera-paths/NAME/`) or an
               orbit of N cameras around the FLAME mesh centre (`--orbit N`, the default), with
-              the expression of one frame (`--expression_frame ID`): novel views.
+              the expression of one frame (`--expression_frame ID`): novel views. Or the
+              camera stays (the code frame's) and the head turns: `--head_yaw A B` and/or
+              `--head_pitch A B` (degrees, about the neck joint in the head's own frame,
+              `reanimation.turn_head`) swept over `--frames N`.
   expression  one camera (`--camera_frame ID`); expressions interpolated from that frame's to
               another's (`--to_frame ID2`) or one coefficient swept (`--coefficient K
               --range A B`).
   reanimate   one frame per `--flame_dir DIR/*.json` (FLAME parameters, sorted by name) seen
               from `--camera CAMERA.json` (default: the code frame's camera), optionally
-              transferred as offsets from a neutral (`--relative NEUTRAL.json`).
+              transferred as offsets from a neutral (`--relative NEUTRAL.json`); the head
+              pose stays the code frame's (`--head_pose code`) or follows the driving
+              parameters (`--head_pose driving`).
 
 Every frame uses the warp and appearance codes of one capture frame, the "code frame"
 (`--code_frame`; by default the expression frame, the camera frame, or the first training
-frame), whose identity (`shape`) and head pose are kept; only the expression and jaw change.
-The silhouette bit of each render comes from rasterising the mesh posed with the parameters
-rendered (DESIGN.md 2.6). Relative transfer (`reanimate --relative`):
+frame), whose identity (`shape`) and eyes are kept, and its head pose (FLAME's global pose,
+neck pose and translation) unless `--head_pose driving` or a head sweep moves it. The
+silhouette bit of each render, and the FLAME-guide grids, come from the mesh posed with the
+parameters rendered (DESIGN.md 2.6). Relative transfer (`reanimate --relative`):
 
     expression = subject_neutral + (driving - driving_neutral)       (jaw pose alike)
 
 where driving_neutral is NEUTRAL.json and the subject's neutral is FLAME's neutral face (zero
-expression and jaw), or the expression and jaw of `--subject_neutral FRAME` when given.
+expression and jaw), or the expression and jaw of `--subject_neutral FRAME` when given. With
+`--head_pose driving` the head pose transfers the same way onto the code frame's pose
+(rotations composed, translations added: `reanimation.relative_head_pose`).
+
+A head pose other than the code frame's needs a model that undoes the head's motion: the
+FLAME guide with its rigid part (`GuideConfig.enabled`, `GuideConfig.undo_rigid`), which maps
+the head's ball back to rest and leaves everything beyond its fade (torso, room) in place.
+Without it only the silhouette would move, so such renders are refused.
 Rendering is deterministic and sharded over all devices.
 """
 
@@ -50,6 +63,8 @@ from flamenerf.video import VideoResult, write_png, write_video
 DEFAULT_ORBIT_FRAMES = 48
 DEFAULT_ORBIT_DEGREES = 60.0  # arc of generated orbits (the capture covers about +-20 degrees)
 DEFAULT_EXPRESSION_FRAMES = 30
+DEFAULT_HEAD_SWEEP_FRAMES = 30
+HEAD_POSE_CHOICES = ("code", "driving")
 
 
 @dataclasses.dataclass
@@ -85,6 +100,46 @@ def _condition(exp: experiment.Experiment, expression: np.ndarray, jaw: np.ndarr
     )
 
 
+def check_head_motion(exp: experiment.Experiment, flag: str) -> None:
+    """UserError naming `flag` unless the model can render another head pose.
+
+    That needs the FLAME guide's rigid part (`GuideConfig.enabled` and `undo_rigid`): it
+    carries the head's ball back to rest, so the canonical head follows the pose. Without it
+    the rendered head stays where the code frame had it and only the silhouette would move.
+    """
+    cfg = exp.guide_config
+    if not (cfg.enabled and cfg.undo_rigid):
+        raise experiment.UserError(
+            f"{flag}: this experiment cannot move the head (GuideConfig.enabled = "
+            f"{cfg.enabled}, GuideConfig.undo_rigid = {cfg.undo_rigid}; expected both True, "
+            f"see {exp.base_folder / 'config.gin'}): only its silhouette would follow the pose"
+        )
+
+
+def _views(
+    exp: experiment.Experiment,
+    camera: Camera,
+    driven: list[flame.FlameParams],
+    labels: list[dict[str, Any]],
+    show_progress: bool = False,
+) -> list[View]:
+    """Views of one camera, one per parameter set rendered (condition and silhouette)."""
+    from tqdm.auto import tqdm
+
+    capture = exp.capture
+    num_expression = capture.scene.num_expression
+    vertices = reanimation.posed_vertices(capture.flame_model, capture.scene, driven)
+    views = []
+    items = zip(driven, vertices, labels, strict=True)
+    for params, verts, label in tqdm(
+        items, total=len(labels), desc="silhouettes", disable=not show_progress, leave=False
+    ):
+        expression, jaw = reanimation.expression_and_jaw(params, num_expression)
+        inside = reanimation.silhouette(capture.flame_model, verts, camera)
+        views.append(View(camera, _condition(exp, expression, jaw), inside, params, label))
+    return views
+
+
 def _one_camera_views(
     exp: experiment.Experiment,
     camera: Camera,
@@ -94,19 +149,8 @@ def _one_camera_views(
     show_progress: bool = False,
 ) -> list[View]:
     """Views of one camera, one per (expression, jaw), posed on the subject."""
-    from tqdm.auto import tqdm
-
-    capture = exp.capture
     driven = [reanimation.with_expression(subject, e, j) for e, j in expressions]
-    vertices = reanimation.posed_vertices(capture.flame_model, capture.scene, driven)
-    views = []
-    items = zip(expressions, driven, vertices, labels, strict=True)
-    for (expression, jaw), params, verts, label in tqdm(
-        items, total=len(labels), desc="silhouettes", disable=not show_progress, leave=False
-    ):
-        inside = reanimation.silhouette(capture.flame_model, verts, camera)
-        views.append(View(camera, _condition(exp, expression, jaw), inside, params, label))
-    return views
+    return _views(exp, camera, driven, labels, show_progress)
 
 
 def orbit_cameras(
@@ -133,8 +177,14 @@ def path_views(
     orbit: int | None = None,
     orbit_degrees: float = DEFAULT_ORBIT_DEGREES,
     code_frame: str | None = None,
+    head_yaw: tuple[float, float] | None = None,
+    head_pitch: tuple[float, float] | None = None,
+    frames: int | None = None,
 ) -> tuple[list[View], str]:
-    """Novel views: the capture's camera path `path`, or an orbit of `orbit` cameras.
+    """Novel views: the capture's camera path `path`, or an orbit of `orbit` cameras; or,
+    with `head_yaw` and/or `head_pitch` (degrees, from A to B), the code frame's camera and
+    the head turned (`reanimation.turn_head`) over `frames` frames (end points included;
+    default DEFAULT_HEAD_SWEEP_FRAMES), the angle not given staying 0.
 
     The expression and jaw are those of `expression_frame` (default: the first training
     frame), posed on the code frame (default: the expression frame).
@@ -147,11 +197,25 @@ def path_views(
     code_frame = _frame(exp, code_frame or expression_frame, "--code_frame")
     if path is not None and orbit is not None:
         raise experiment.UserError("path: give --path NAME or --orbit N, not both")
+    sweep = head_yaw is not None or head_pitch is not None
+    if sweep and (path is not None or orbit is not None):
+        raise experiment.UserError(
+            "path: --head_yaw/--head_pitch keep the code frame's camera; not with --path or --orbit"
+        )
+    if frames is not None and not sweep:
+        raise experiment.UserError(
+            f"--frames {frames}: goes with --head_yaw/--head_pitch (an orbit's count is --orbit N)"
+        )
     subject = capture.flame_params[code_frame]
     expression, jaw = reanimation.expression_and_jaw(
         capture.flame_params[expression_frame], capture.scene.num_expression
     )
     driven = reanimation.with_expression(subject, expression, jaw)
+    if sweep:
+        views = _head_sweep_views(
+            exp, driven, head_yaw, head_pitch, frames, code_frame, expression_frame
+        )
+        return views, code_frame
     vertices = reanimation.posed_vertices(capture.flame_model, capture.scene, [driven])[0]
     if path is not None:
         try:
@@ -176,6 +240,45 @@ def path_views(
         label = {"camera": name, "expression": expression_frame}
         views.append(View(camera, condition, inside, driven, label))
     return views, code_frame
+
+
+def _head_sweep_views(
+    exp: experiment.Experiment,
+    driven: flame.FlameParams,
+    head_yaw: tuple[float, float] | None,
+    head_pitch: tuple[float, float] | None,
+    frames: int | None,
+    code_frame: str,
+    expression_frame: str,
+) -> list[View]:
+    """The code frame's camera, the head of `driven` turned from (yaw A, pitch A) to (B, B)."""
+    flag = "--head_yaw" if head_yaw is not None else "--head_pitch"
+    check_head_motion(exp, flag)
+    frames = DEFAULT_HEAD_SWEEP_FRAMES if frames is None else frames
+    if frames < 1:
+        raise experiment.UserError(f"--frames {frames}: expected at least 1")
+    for name, pair in (("--head_yaw", head_yaw), ("--head_pitch", head_pitch)):
+        if pair is not None and not all(np.isfinite(pair)):
+            raise experiment.UserError(f"{name} {pair[0]} {pair[1]}: expected finite degrees")
+    weights = np.linspace(0.0, 1.0, frames) if frames > 1 else np.zeros(1)
+    sweep = lambda pair: (
+        np.zeros(frames) if pair is None else pair[0] + weights * (pair[1] - pair[0])
+    )
+    yaws, pitches = sweep(head_yaw), sweep(head_pitch)
+    turned = [
+        reanimation.turn_head(driven, float(y), float(p))
+        for y, p in zip(yaws, pitches, strict=True)
+    ]
+    labels = [
+        {
+            "camera": code_frame,
+            "expression": expression_frame,
+            "head_yaw": float(y),
+            "head_pitch": float(p),
+        }
+        for y, p in zip(yaws, pitches, strict=True)
+    ]
+    return _views(exp, exp.capture.cameras[code_frame], turned, labels)
 
 
 def expression_views(
@@ -245,20 +348,31 @@ def reanimate_views(
     relative: str | Path | None = None,
     subject_neutral: str | None = None,
     show_progress: bool = False,
+    head_pose: str = "code",
 ) -> tuple[list[View], str]:
     """One view per `flame_dir/*.json` (sorted), on the code frame (default: first training).
 
     Args:
       camera: a camera JSON in capture world coordinates at 1x (default: the code frame's).
-      relative: the driving sequence's neutral parameters; expressions then transfer as
-        offsets from it onto the subject's neutral (see the module docstring).
+      relative: the driving sequence's neutral parameters; expressions (and with
+        `head_pose = "driving"` the head pose) then transfer as offsets from it onto the
+        subject's neutral (the code frame's pose; see the module docstring).
       subject_neutral: a capture frame whose expression and jaw are the subject's neutral
         (default: zeros). Only with `relative`.
+      head_pose: "code": the code frame's global pose, neck pose and translation;
+        "driving": the driving parameters' (needs `check_head_motion`).
 
     Raises:
-      experiment.UserError: missing or invalid files (naming the file and the field).
+      experiment.UserError: missing or invalid files (naming the file and the field), a bad
+        `head_pose`, or a driven head pose the model cannot render.
     """
     capture = exp.capture
+    if head_pose not in HEAD_POSE_CHOICES:
+        raise experiment.UserError(
+            f"--head_pose {head_pose}: expected one of {', '.join(HEAD_POSE_CHOICES)}"
+        )
+    if head_pose == "driving":
+        check_head_motion(exp, "--head_pose driving")
     code_frame = _frame(exp, code_frame or capture.train_ids[0], "--code_frame")
     num_expression = capture.scene.num_expression
     try:
@@ -286,8 +400,19 @@ def reanimate_views(
         ]
     else:
         expressions = [reanimation.expression_and_jaw(p, num_expression) for _, p in sequence]
+    driven = [reanimation.with_expression(subject, e, j) for e, j in expressions]
+    if head_pose == "driving":
+        if driving_neutral is None:  # the driving values as they are
+            poses = [(p.global_pose, p.neck_pose, p.translation) for _, p in sequence]
+        else:
+            poses = [
+                reanimation.relative_head_pose(p, driving_neutral, subject) for _, p in sequence
+            ]
+        driven = [
+            reanimation.with_head_pose(d, *pose) for d, pose in zip(driven, poses, strict=True)
+        ]
     labels = [{"flame": f"{name}.json"} for name, _ in sequence]
-    views = _one_camera_views(exp, view_camera, subject, expressions, labels, show_progress)
+    views = _views(exp, view_camera, driven, labels, show_progress)
     return views, code_frame
 
 
@@ -415,9 +540,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
     path = commands.add_parser(
         "path",
-        help="novel views: a capture camera path or an orbit, with one frame's expression",
+        help="novel views: a capture camera path or an orbit, with one frame's expression; "
+        "or the head turned before a fixed camera",
         description="Novel views along a camera path of the capture (camera-paths/NAME/) or "
-        "an orbit around the FLAME mesh centre, with the expression of one frame.",
+        "an orbit around the FLAME mesh centre, with the expression of one frame; or, with "
+        "--head_yaw/--head_pitch, the code frame's camera and the head turned (torso and "
+        "room stay; needs the FLAME guide's rigid part).",
     )
     path.add_argument(
         "--path", default=None, metavar="NAME", help="camera path camera-paths/NAME/*.json"
@@ -443,6 +571,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         metavar="ID",
         help="frame whose expression and jaw are rendered (default: the first training frame)",
+    )
+    path.add_argument(
+        "--head_yaw",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("A", "B"),
+        help="instead of moving the camera, keep the code frame's and turn the head about the "
+        "neck from yaw A to B degrees (positive: towards the subject's left; default: no "
+        "sweep, yaw 0 when only --head_pitch is given)",
+    )
+    path.add_argument(
+        "--head_pitch",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("A", "B"),
+        help="the same for the pitch (positive: the face tilts down; default: no sweep, "
+        "pitch 0 when only --head_yaw is given)",
+    )
+    path.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        metavar="N",
+        help="frames of a --head_yaw/--head_pitch sweep, end points included (default "
+        f"{DEFAULT_HEAD_SWEEP_FRAMES})",
     )
     _common_flags(path, suppress=True)
 
@@ -487,7 +642,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "reanimate",
         help="one frame per FLAME parameter file of a driving sequence",
         description="Reanimate the subject: one frame per DIR/*.json (FLAME parameters in "
-        "the capture's flame/ID.json form, sorted by file name).",
+        "the capture's flame/ID.json form, sorted by file name). The head pose stays the "
+        "code frame's unless --head_pose driving.",
     )
     reanimate.add_argument(
         "--flame_dir", required=True, metavar="DIR", help="folder of FLAME parameter files"
@@ -511,6 +667,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="ID",
         help="with --relative: frame whose expression and jaw are the subject's neutral "
         "(default: zero expression and jaw)",
+    )
+    reanimate.add_argument(
+        "--head_pose",
+        default="code",
+        metavar="|".join(HEAD_POSE_CHOICES),
+        help="head pose rendered (FLAME global pose, neck pose, translation): the code "
+        "frame's, or the driving parameters' (with --relative: their offset from NEUTRAL.json "
+        "composed onto the code frame's pose); torso and room stay (default: code)",
     )
     _common_flags(reanimate, suppress=True)
     args = parser.parse_args(argv)
@@ -536,6 +700,9 @@ def run(args: argparse.Namespace) -> Path:
                 args.orbit,
                 args.orbit_degrees,
                 args.code_frame,
+                None if args.head_yaw is None else tuple(args.head_yaw),
+                None if args.head_pitch is None else tuple(args.head_pitch),
+                args.frames,
             )
         elif args.command == "expression":
             views, code = expression_views(
@@ -556,6 +723,7 @@ def run(args: argparse.Namespace) -> Path:
                 args.relative,
                 args.subject_neutral,
                 show_progress=chief,
+                head_pose=args.head_pose,
             )
         outputs = render_views(
             exp, state.params, exp.warp_alpha(checkpoint), views, code, show_progress=chief
@@ -569,6 +737,8 @@ def run(args: argparse.Namespace) -> Path:
                 "code_frame": code,
                 "frames": [v.label for v in views],
             }
+            if args.command == "reanimate":
+                info["head_pose"] = args.head_pose
             result = write_outputs(out_dir, [o["rgb"] for o in outputs], info, args.fps)
             if result.note:
                 print(f"note: {result.note}", file=sys.stderr)
@@ -582,6 +752,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.fps is not None and not args.fps > 0:
         print(f"error: --fps {args.fps}: expected a number > 0", file=sys.stderr)
+        return 2
+    head_pose = getattr(args, "head_pose", "code")
+    if head_pose not in HEAD_POSE_CHOICES:
+        expected = " or ".join(HEAD_POSE_CHOICES)
+        print(f"error: --head_pose {head_pose}: expected {expected}", file=sys.stderr)
         return 2
     try:
         run(args)

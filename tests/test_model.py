@@ -270,3 +270,95 @@ def test_color_appearance_is_affine_and_starts_as_identity():
     np.testing.assert_allclose(out["rgb"], expected, atol=1e-6)
     # The field itself never sees the appearance code: no colour-branch input for it.
     assert "color_transform" in params
+
+
+# ---------------------------------------------------------------------------------------------
+# Conditioning noise scaled per component by its spread over the training frames.
+
+SPREAD = (0.8, 0.0, 0.05, 2.0, 0.0)  # two constant components (zero spread)
+
+
+def noisy_condition(noise_scale, spread, n=20000, key=7):
+    """The conditioning vector the field sees in training (noise on, no prior, no dropout)."""
+    expression = dataclasses.replace(
+        EXPRESSION, spatial_prior="none", noise_std=0.5, noise_scale=noise_scale
+    )
+    model = make(expression=expression, condition_spread=spread)
+    params = model_lib.init_params(model, jax.random.PRNGKey(0))
+    base = np.array([0.3, -1.0, 0.1, 2.0, 0.0], np.float32)
+    batch = {"condition": jnp.tile(jnp.asarray(base), (n, 1)), "inside": jnp.ones((n,))}
+    out = model.apply(
+        {"params": params},
+        batch,
+        True,
+        method=model_lib.FlameNerf.condition,
+        rngs={"condition": jax.random.PRNGKey(key)},
+    )
+    return np.asarray(out, np.float64) - base
+
+
+def test_spread_noise_has_each_components_scale():
+    n = 20000
+    noise = noisy_condition("spread", SPREAD, n)
+    expected = 0.5 * np.array(SPREAD)
+    moving = expected > 0
+    # The sample std of n normal draws has relative standard error 1 / sqrt(2 n) (0.5%).
+    np.testing.assert_allclose(
+        noise[:, moving].std(axis=0), expected[moving], rtol=5 / np.sqrt(2 * n)
+    )
+    assert np.all(np.abs(noise[:, moving].mean(axis=0)) < 5 * expected[moving] / np.sqrt(n))
+    np.testing.assert_array_equal(noise[:, ~moving], 0.0)  # constant components: no noise
+
+
+def test_absolute_noise_is_unchanged_and_the_same_for_every_component():
+    n = 20000
+    absolute = noisy_condition("absolute", None, n)
+    np.testing.assert_allclose(absolute.std(axis=0), 0.5, rtol=5 / np.sqrt(2 * n))
+    # The same draws as "spread" with a unit spread: only the scale differs.
+    ones = noisy_condition("spread", (1.0,) * 5, n)
+    np.testing.assert_array_equal(absolute, ones)
+    scaled = noisy_condition("spread", SPREAD, n)
+    np.testing.assert_allclose(scaled, absolute * np.array(SPREAD), rtol=1e-5, atol=1e-6)
+
+
+def test_condition_spread_against_numpy_and_make_model_checks():
+    rng = np.random.default_rng(0)
+    conditions = np.stack(
+        [
+            rng.normal(0, 1.5, 50),
+            np.full(50, 0.2),
+            rng.uniform(0, 0.35, 50),
+            1e-8 * rng.normal(size=50),
+        ],
+        axis=1,
+    )
+    spread = model_lib.condition_spread(conditions)
+    expected = np.std(conditions, axis=0)
+    expected[[1, 3]] = 0.0  # below the floor: no noise
+    np.testing.assert_allclose(spread, expected, rtol=1e-12)
+    spread_noise = dataclasses.replace(EXPRESSION, noise_std=0.5, noise_scale="spread")
+    with pytest.raises(ValueError, match="noise_scale = 'spread' needs"):
+        make(expression=spread_noise)
+    with pytest.raises(ValueError, match="condition_spread has 3 components, expected"):
+        make(expression=spread_noise, condition_spread=(1.0, 1.0, 1.0))
+    make(expression=dataclasses.replace(spread_noise, noise_std=0.0))  # no noise: not needed
+
+
+def test_experiment_passes_the_training_frames_spread(tmp_path):
+    from capture_util import write_capture
+
+    from flamenerf import experiment
+
+    capture = write_capture(tmp_path / "cap", num_train=4, num_val=2)
+    exp = experiment.Experiment.create(
+        tmp_path / "exp",
+        [],
+        ["ExpressionConfig.noise_std = 0.5", "ExpressionConfig.noise_scale = 'spread'"],
+        data_dir=str(capture),
+        write_config=False,
+    )
+    # Training frames k = 0..3: expression (0.1 k, -0.2, 0), jaw (0.05 k, 0, 0) (capture_util).
+    k = np.arange(4.0)
+    expected = [np.std(0.1 * k), 0.0, 0.0, np.std(0.05 * k), 0.0, 0.0]
+    np.testing.assert_allclose(exp.model.condition_spread, expected, rtol=1e-5)
+    exp.close()
