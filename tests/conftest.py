@@ -1,15 +1,31 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""Test set-up: four simulated CPU devices (for the data-parallel tests) and a private cache."""
+"""Test set-up: four simulated CPU devices (for the data-parallel tests) and private caches."""
 
+import atexit
 import os
-
-# Must precede the first `import jax` anywhere in the test session.
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
-).strip()
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
+import shutil
+import tempfile
 
 import pytest
+
+# Must precede the first `import jax` anywhere in the test session (pytest-xdist's workers
+# inherit the flag from the controlling process: added once).
+_DEVICES = "--xla_force_host_platform_device_count=4"
+if _DEVICES not in os.environ.get("XLA_FLAGS", "").split():
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _DEVICES).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+# JAX's persistent compilation cache, private to this test run and removed at its end: tests,
+# their subprocesses (`python -m ...`) and the notebooks' kernels inherit the variable, build
+# the same tiny models many times and compile each program once. Nothing from an earlier run is
+# read (a fresh folder each run), so a clean machine runs exactly what CI runs. The controlling
+# pytest process makes the folder; pytest-xdist's workers (started by it) share it.
+if "FLAMENERF_TEST_COMPILATION_CACHE" not in os.environ:
+    os.environ["FLAMENERF_TEST_COMPILATION_CACHE"] = tempfile.mkdtemp(prefix="flamenerf_jax_")
+    atexit.register(
+        shutil.rmtree, os.environ["FLAMENERF_TEST_COMPILATION_CACHE"], ignore_errors=True
+    )
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["FLAMENERF_TEST_COMPILATION_CACHE"]
 
 
 @pytest.fixture(scope="session", autouse=True)

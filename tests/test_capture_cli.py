@@ -1,9 +1,16 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""`python -m flamenerf.capture`: every step is listed, and bad input exits 2 with a message."""
+"""`python -m flamenerf.capture`: every step is listed, and bad input exits 2 with a message.
+
+Two checks run the command as a process (`--help`, which imports every step, and a refusal's
+exit code 2); the others call its `main` in-process, which is what that process runs, so that
+the module does not pay a Python and JAX start-up per check.
+"""
 
 import json
 import subprocess
 import sys
+
+import pytest
 
 from flamenerf.capture import __main__ as capture_main
 
@@ -14,14 +21,28 @@ def run(*args):
     )
 
 
+def run_in_process(capsys, *args):
+    """`main(args)` as `sys.exit(main())` runs it: (exit code, stdout, stderr)."""
+    capsys.readouterr()
+    try:
+        code = capture_main.main(list(args))
+    except SystemExit as done:  # argparse's --help and usage errors
+        code = done.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def test_help_lists_every_step():
     done = run("--help")
     assert done.returncode == 0
     for step in ("frames", "cameras", "import-flame", "fit", "check"):
         assert step in done.stdout
-    for step in capture_main.STEPS:
-        sub = run(step, "--help")
-        assert sub.returncode == 0 and "usage: python -m flamenerf.capture " + step in sub.stdout
+
+
+@pytest.mark.parametrize("step", capture_main.STEPS)
+def test_every_step_has_help(step, capsys):
+    code, out, _ = run_in_process(capsys, step, "--help")
+    assert code == 0 and "usage: python -m flamenerf.capture " + step in out
 
 
 def test_a_missing_video_is_a_clear_error(tmp_path):
@@ -31,29 +52,29 @@ def test_a_missing_video_is_a_clear_error(tmp_path):
     assert not (tmp_path / "cap").exists()  # nothing written on refusal
 
 
-def test_a_capture_without_cameras_is_refused_by_fit(tmp_path):
+def test_a_capture_without_cameras_is_refused_by_fit(tmp_path, capsys):
     (tmp_path / "cap").mkdir()
-    done = run("fit", str(tmp_path / "cap"))
-    assert done.returncode == 2 and "error: " in done.stderr and "cap" in done.stderr
+    code, _, err = run_in_process(capsys, "fit", str(tmp_path / "cap"))
+    assert code == 2 and "error: " in err and "cap" in err
 
 
-def test_fit_refuses_a_scene_without_the_normalisation(tmp_path):
+def test_fit_refuses_a_scene_without_the_normalisation(tmp_path, capsys):
     from capture_util import write_capture
 
     cap = write_capture(tmp_path / "cap", num_train=3, num_val=0, width=8, height=6)
     scene = json.loads((cap / "scene.json").read_text())
     del scene["near"]
     (cap / "scene.json").write_text(json.dumps(scene))
-    done = run("fit", str(cap))
-    assert done.returncode == 2
-    assert "scene.json: missing field(s) ['near'] (run the `cameras` step first)" in done.stderr
+    code, _, err = run_in_process(capsys, "fit", str(cap))
+    assert code == 2
+    assert "scene.json: missing field(s) ['near'] (run the `cameras` step first)" in err
 
 
-def test_cameras_names_an_unreadable_frame(tmp_path):
+def test_cameras_names_an_unreadable_frame(tmp_path, capsys):
     from capture_util import write_capture
 
     cap = write_capture(tmp_path / "cap", num_train=3, num_val=0, width=8, height=6)
     broken = sorted((cap / "rgb" / "1x").glob("*.png"))[0]
     broken.write_bytes(b"not a png")
-    done = run("cameras", str(cap))
-    assert done.returncode == 2 and f"{broken}: cannot read the image" in done.stderr
+    code, _, err = run_in_process(capsys, "cameras", str(cap))
+    assert code == 2 and f"{broken}: cannot read the image" in err

@@ -3,6 +3,7 @@
 
 import dataclasses
 
+import gin
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -362,3 +363,4 @@ def test_experiment_passes_the_training_frames_spread(tmp_path):
     expected = [np.std(0.1 * k), 0.0, 0.0, np.std(0.05 * k), 0.0, 0.0]
     np.testing.assert_allclose(exp.model.condition_spread, expected, rtol=1e-5)
     exp.close()
+    gin.clear_config()  # the bindings above must not reach later tests' configs
