@@ -228,14 +228,8 @@ class FlameNerf(nn.Module):
         if self.warp_region is None:
             return out["jacobian"]
         # d/dx [x + w (W - x)] = I + w (J_W - I) + (W - x) grad(w)^T.
-        weight, push = jax.linearize(self._region_weight, points)
-        grad = jnp.stack(
-            [
-                push(jnp.broadcast_to(jnp.eye(3, dtype=points.dtype)[k], points.shape))
-                for k in range(3)
-            ],
-            axis=-1,
-        )
+        region = warping.with_jacobian(self._region_weight, points)
+        weight, grad = region["warped_points"], region["jacobian"]  # (N,) and (N, 3)
         eye = jnp.eye(3, dtype=points.dtype)
         moved = out["warped_points"] - points
         return (

@@ -35,7 +35,7 @@ def _trunk_inputs(points: Array, code: Array, num_freqs: int, alpha: float | Arr
     return jnp.concatenate([encoded, code], axis=-1)
 
 
-def _with_jacobian(warp: Callable[[Array], Array], points: Array) -> dict[str, Array]:
+def with_jacobian(warp: Callable[[Array], Array], points: Array) -> dict[str, Array]:
     """Evaluates `warp` and its per-point Jacobian by linearising once, then 3 tangents.
 
     Points are independent, so pushing the tangent e_k through every point at once yields the
@@ -97,7 +97,7 @@ class TranslationField(nn.Module):
             return {"warped_points": warp(points)}
         if self.is_initializing():
             warp(points)  # creates the parameters outside the jax transform
-        return _with_jacobian(warp, points)
+        return with_jacobian(warp, points)
 
 
 class SE3Field(nn.Module):
@@ -168,4 +168,4 @@ class SE3Field(nn.Module):
             return {"warped_points": warp(points)}
         if self.is_initializing():
             warp(points)  # creates the parameters outside the jax transform
-        return _with_jacobian(warp, points)
+        return with_jacobian(warp, points)
