@@ -32,12 +32,14 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from flamenerf import eval as evaluate
-from flamenerf import experiment, flame, train
-from flamenerf.camera import Camera
+from flamenerf import train
 from flamenerf.capture import io, trackers
 from flamenerf.capture.__main__ import main as capture_main
-from flamenerf.datasets import synthetic
-from flamenerf.video import ffmpeg_path
+from flamenerf.geometry import flame
+from flamenerf.geometry.camera import Camera
+from flamenerf.io.media import ffmpeg_path
+from flamenerf.synthetic import generator as synthetic
+from flamenerf.training import experiment
 
 
 def true_landmarks(truth: Path, frame_id: str, model: flame.FlameModel) -> np.ndarray:

@@ -33,8 +33,10 @@ import jax
 import numpy as np
 
 from flamenerf import eval as evaluate
-from flamenerf import evaluation, experiment, train
-from flamenerf.datasets import synthetic
+from flamenerf import train
+from flamenerf.evaluation import renderer as evaluation
+from flamenerf.synthetic import generator as synthetic
+from flamenerf.training import experiment
 
 VARIANTS = ("no_expression", "paper_conditioning", "flame_guided", "both")
 

@@ -23,11 +23,13 @@ import jax.numpy as jnp
 import numpy as np
 from common import compiled_flops, matmul_peak_gflops
 
-from flamenerf import camera as camera_lib
-from flamenerf import configs, evaluation, experiment, training
+from flamenerf import configs, sharding
 from flamenerf import eval as eval_lib
 from flamenerf.datasets import rays
-from flamenerf.model import dummy_grids, init_params, make_model
+from flamenerf.evaluation import renderer as evaluation
+from flamenerf.geometry import camera as camera_lib
+from flamenerf.nerf.model import dummy_grids, init_params, make_model
+from flamenerf.training import experiment
 
 
 def fresh_model(gin_configs: list[str], gin_bindings: list[str], condition_dim: int):
@@ -106,14 +108,14 @@ def main(argv: list[str] | None = None) -> int:
                 args.gin_configs, args.gin_bindings, args.condition_dim
             )
             chunk = args.chunk or chunk
-            condition_dim, mesh = args.condition_dim, training.make_mesh()
+            condition_dim, mesh = args.condition_dim, sharding.make_mesh()
             needs = model.use_guide or model.expression.spatial_prior == "mesh"
             grids = dummy_grids() if needs else None
     except (experiment.UserError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     renderer = evaluation.Renderer(model, mesh, chunk)
-    params = jax.device_put(params, training.replicated(mesh))
+    params = jax.device_put(params, sharding.replicated(mesh))
     print(f"devices: {mesh.devices.size} x {jax.devices()[0].platform}, chunk {renderer.chunk}")
 
     peak = matmul_peak_gflops(args.matmul, max(args.repeats, 1)) * 1e9

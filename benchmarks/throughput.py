@@ -18,7 +18,7 @@ from pathlib import Path
 import jax
 from common import compiled_flops, matmul_peak_gflops
 
-from flamenerf import experiment
+from flamenerf.training import experiment
 
 
 def measure(config: str, steps: int, data_dir: str | None, batch_size: int | None) -> dict:

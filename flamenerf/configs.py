@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 import gin
 
-from flamenerf import schedules
+from flamenerf.training import schedules
 
 FieldType = Literal["mlp", "triplane"]
 WarpType = Literal["none", "translation", "se3"]

@@ -49,9 +49,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from flamenerf import configs, evaluation, experiment, reanimation
+from flamenerf import configs
 from flamenerf.datasets import rays
-from flamenerf.video import write_png
+from flamenerf.evaluation import renderer as evaluation
+from flamenerf.io.media import write_png
+from flamenerf.training import experiment
+from flamenerf.views import reanimation
 
 TABLE_COLUMNS = (
     "psnr",
@@ -168,11 +171,11 @@ _jitted: dict[str, Any] = {}
 
 
 def _metric(name: str):
-    """jax.jit of flamenerf.metrics.NAME (compiled once per image shape)."""
+    """jax.jit of flamenerf.evaluation.metrics.NAME (compiled once per image shape)."""
     if name not in _jitted:
         import jax
 
-        from flamenerf import metrics
+        from flamenerf.evaluation import metrics
 
         _jitted[name] = jax.jit(getattr(metrics, name))
     return _jitted[name]
@@ -187,7 +190,7 @@ def frame_metrics(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> dic
     SSIM and MS-SSIM are NaN (and `ms_ssim_scales` 0) for images smaller than the 11-px
     SSIM window.
     """
-    from flamenerf import metrics
+    from flamenerf.evaluation import metrics
 
     values = evaluation.image_metrics(pred, target, mask)
     pred, target = np.asarray(pred, np.float32), np.asarray(target, np.float32)

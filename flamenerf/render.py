@@ -53,12 +53,14 @@ from typing import Any
 
 import numpy as np
 
-from flamenerf import camera as camera_lib
 from flamenerf import eval as eval_lib
-from flamenerf import experiment, flame, reanimation
-from flamenerf.camera import Camera
 from flamenerf.datasets import rays
-from flamenerf.video import VideoResult, write_png, write_video
+from flamenerf.geometry import camera as camera_lib
+from flamenerf.geometry import flame
+from flamenerf.geometry.camera import Camera
+from flamenerf.io.media import VideoResult, write_png, write_video
+from flamenerf.training import experiment
+from flamenerf.views import reanimation
 
 DEFAULT_ORBIT_FRAMES = 48
 DEFAULT_ORBIT_DEGREES = 60.0  # arc of generated orbits (the capture covers about +-20 degrees)

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flamenerf import experiment
+from flamenerf.training import experiment
 
 # Summaries are only written by process 0; the others run the same loop silently.
 

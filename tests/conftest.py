@@ -44,6 +44,7 @@ def _private_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def head_model(_private_cache):
     """The procedural head as a FlameModel (built once per session, in the private cache)."""
-    from flamenerf import flame, head
+    from flamenerf.geometry import flame
+    from flamenerf.synthetic import head
 
     return flame.load_model(head.default_head_path())

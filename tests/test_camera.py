@@ -1,5 +1,5 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""Tests for flamenerf.camera: projection, rays, scaling, JSON and look_at."""
+"""Tests for flamenerf.geometry.camera: projection, rays, scaling, JSON and look_at."""
 
 import json
 import re
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from flamenerf import camera as camera_lib
-from flamenerf.camera import Camera
+from flamenerf.geometry import camera as camera_lib
+from flamenerf.geometry.camera import Camera
 
 
 def random_camera(rng: np.random.Generator, distorted: bool) -> Camera:

@@ -13,12 +13,12 @@ import pytest
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
-from flamenerf.camera import Camera, look_at
 from flamenerf.capture import cameras, frames, io
 from flamenerf.capture.io import StepError
 from flamenerf.datasets import capture as capture_lib
-from flamenerf.datasets import synthetic
-from flamenerf.video import ffmpeg_path
+from flamenerf.geometry.camera import Camera, look_at
+from flamenerf.io.media import ffmpeg_path
+from flamenerf.synthetic import generator as synthetic
 
 RENDERED, KEPT = 24, 20  # synthetic frames rendered, frames kept by `frames`
 

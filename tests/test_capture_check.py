@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flamenerf import flame
 from flamenerf.capture import check, io, landmarks
 from flamenerf.datasets import capture as capture_lib
-from flamenerf.datasets import synthetic
+from flamenerf.geometry import flame
+from flamenerf.synthetic import generator as synthetic
 
 NOISE_PX = 0.3
 

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from flamenerf import flame, head
-from flamenerf.camera import Camera
 from flamenerf.capture import check, fit, io, landmarks
 from flamenerf.datasets import capture as capture_lib
-from flamenerf.datasets import synthetic
+from flamenerf.geometry import flame
+from flamenerf.geometry.camera import Camera
+from flamenerf.synthetic import generator as synthetic
+from flamenerf.synthetic import head
 
 SIZE, NOISE_PX = 192, 1.0
 NO_FACE = "0005"  # a frame whose landmarks say no face was found

@@ -13,7 +13,7 @@ from PIL import Image
 
 from flamenerf.capture import frames
 from flamenerf.capture.io import StepError
-from flamenerf.video import ffmpeg_path
+from flamenerf.io.media import ffmpeg_path
 
 SIZE = 64
 NUM_FRAMES = 12

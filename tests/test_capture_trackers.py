@@ -15,12 +15,12 @@ from capture_util import tree_digest, write_capture
 from scipy.optimize import least_squares
 from scipy.spatial.transform import Rotation
 
-from flamenerf import flame
-from flamenerf.camera import Camera, look_at
 from flamenerf.capture import __main__ as capture_main
 from flamenerf.capture import trackers
 from flamenerf.capture.io import StepError
 from flamenerf.datasets.capture import load_capture
+from flamenerf.geometry import flame
+from flamenerf.geometry.camera import Camera, look_at
 
 IDS = ["t00", "t01", "t02", "v00"]  # write_capture's frames (3 train, 1 validation)
 WIDTH, HEIGHT = 8, 6  # write_capture's image size

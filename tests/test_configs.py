@@ -11,7 +11,8 @@ import gin
 import numpy as np
 import pytest
 
-from flamenerf import configs, experiment, schedules
+from flamenerf import configs
+from flamenerf.training import experiment, schedules
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = [

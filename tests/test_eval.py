@@ -18,7 +18,7 @@ from capture_util import write_capture
 from PIL import Image
 
 from flamenerf import eval as eval_lib
-from flamenerf import evaluation
+from flamenerf.evaluation import renderer as evaluation
 
 TINY = str(Path(__file__).parent / "gin" / "tiny.gin")
 STEPS = 20
@@ -39,7 +39,8 @@ def tiny_experiment(tmp_path_factory) -> Path:
 
 
 def _train(tmp_path_factory) -> Path:
-    from flamenerf import experiment, train
+    from flamenerf import train
+    from flamenerf.training import experiment
 
     root = tmp_path_factory.mktemp("tiny_experiment")
     capture = write_capture(root / "cap", num_train=6, num_val=2, width=16, height=12)

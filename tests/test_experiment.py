@@ -9,7 +9,9 @@ import numpy as np
 import optax
 import pytest
 
-from flamenerf import configs, experiment, training
+from flamenerf import configs, sharding
+from flamenerf.training import experiment
+from flamenerf.training import step as training
 
 
 def bare_experiment(folder):
@@ -87,14 +89,14 @@ def test_nonfinite_leaves_names_every_bad_leaf_and_skips_integers():
 
 
 def test_nonfinite_leaves_checks_replicated_and_sharded_arrays():
-    mesh = training.make_mesh()
+    mesh = sharding.make_mesh()
     assert mesh.devices.size == 4
-    replicated = jax.device_put(jnp.asarray([1.0, np.nan]), training.replicated(mesh))
+    replicated = jax.device_put(jnp.asarray([1.0, np.nan]), sharding.replicated(mesh))
     values = np.zeros((8,), np.float32)
     values[-1] = np.nan  # only the last device's shard holds it
-    sharded = jax.device_put(jnp.asarray(values), training.batch_sharding(mesh))
+    sharded = jax.device_put(jnp.asarray(values), sharding.batch_sharding(mesh))
     assert experiment.nonfinite_leaves({"r": replicated, "s": sharded}) == ["['r']", "['s']"]
-    fine = jax.device_put(jnp.zeros((8,)), training.batch_sharding(mesh))
+    fine = jax.device_put(jnp.zeros((8,)), sharding.batch_sharding(mesh))
     assert experiment.nonfinite_leaves({"s": fine}) == []
 
 
@@ -108,7 +110,8 @@ def test_two_normalisations_render_the_same_image(tmp_path):
     region on, renders the same validation image from both."""
     from pathlib import Path
 
-    from flamenerf.datasets import rays, synthetic
+    from flamenerf.datasets import rays
+    from flamenerf.synthetic import generator as synthetic
 
     tiny_gin = str(Path(__file__).parent / "gin" / "tiny.gin")
     bindings = [

@@ -1,5 +1,5 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""Tests of flamenerf.flame against an independent float64 brute-force LBS."""
+"""Tests of flamenerf.geometry.flame against an independent float64 brute-force LBS."""
 
 import io
 import os
@@ -13,7 +13,7 @@ import pytest
 import scipy.sparse
 from scipy.spatial.transform import Rotation
 
-from flamenerf import flame
+from flamenerf.geometry import flame
 
 PARENTS = [-1, 0, 1, 1, 1]
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.interpolate import RegularGridInterpolator
 
-from flamenerf import grid
+from flamenerf.nerf import grid
 
 RESOLUTIONS = (5, 9)
 FEATURES = 3

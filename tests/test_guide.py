@@ -12,8 +12,11 @@ from capture_util import write_capture
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
-from flamenerf import configs, experiment, flame, guide
-from flamenerf import model as model_lib
+from flamenerf import configs
+from flamenerf.geometry import flame
+from flamenerf.nerf import guide
+from flamenerf.nerf import model as model_lib
+from flamenerf.training import experiment
 
 SETTINGS = guide.GuideSettings(
     sigma=0.004, resolution=24, move_threshold=0.002, undo_rigid=True, rigid_fade=0.06

@@ -1,5 +1,6 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""Tests of flamenerf.head, the procedural FLAME-format head (one build shared per session)."""
+"""Tests of flamenerf.synthetic.head, the procedural FLAME-format head
+(one build shared per session)."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,8 @@ import scipy.sparse
 import scipy.sparse.csgraph
 from scipy.spatial.transform import Rotation
 
-from flamenerf import flame, head
+from flamenerf.geometry import flame
+from flamenerf.synthetic import head
 
 # iBUG indices (0-based, 68-point scheme) of landmarks used below; the embedding holds 17-67.
 NOSE_TIP, RIGHT_MOUTH_CORNER, LEFT_MOUTH_CORNER = 30, 48, 54
@@ -266,7 +268,7 @@ def test_jaw_opening_opens_the_mouth(arrays, mesh):
     band = arrays["region"] == head.MOUTH_INTERIOR
     assert np.ptp(opened[band, 1]) > 0.012
     assert opened[band, 2].min() < mesh["v"][band, 2].min() - 0.01
-    # The forehead does not move; the same pose through flamenerf.flame agrees.
+    # The forehead does not move; the same pose through flamenerf.geometry.flame agrees.
     top = mesh["v"][:, 1] > 0.06
     np.testing.assert_allclose(opened[top], mesh["v"][top], atol=1e-9)
     model = flame.model_from_arrays(arrays)

@@ -1,5 +1,6 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""Tests for flamenerf.metrics against hand-computed values and brute-force numpy/scipy."""
+"""Tests for flamenerf.evaluation.metrics against hand-computed values and brute-force
+numpy/scipy."""
 
 import math
 
@@ -9,7 +10,7 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
-from flamenerf import metrics
+from flamenerf.evaluation import metrics
 
 WEIGHTS = np.array([0.0448, 0.2856, 0.3001, 0.2363, 0.1333])
 C1, C2 = 0.01**2, 0.03**2

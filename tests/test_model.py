@@ -9,8 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flamenerf import configs, guide
-from flamenerf import model as model_lib
+from flamenerf import configs
+from flamenerf.nerf import guide
+from flamenerf.nerf import model as model_lib
 
 FIELD = configs.FieldConfig(
     field_type="triplane",
@@ -348,7 +349,7 @@ def test_condition_spread_against_numpy_and_make_model_checks():
 def test_experiment_passes_the_training_frames_spread(tmp_path):
     from capture_util import write_capture
 
-    from flamenerf import experiment
+    from flamenerf.training import experiment
 
     capture = write_capture(tmp_path / "cap", num_train=4, num_val=2)
     exp = experiment.Experiment.create(

@@ -1,5 +1,5 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""Tests of flamenerf.modules against hand-computed values."""
+"""Tests of flamenerf.nerf.layers against hand-computed values."""
 
 import math
 
@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flamenerf import modules
+from flamenerf.nerf import layers as modules
 
 NUM_FREQS = 6
 

@@ -7,8 +7,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from flamenerf import experiment, head, paths
-from flamenerf.datasets import packing, synthetic
+from flamenerf.datasets import packing
+from flamenerf.io import paths
+from flamenerf.synthetic import generator as synthetic
+from flamenerf.synthetic import head
+from flamenerf.training import experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -79,7 +82,7 @@ def test_only_paths_reads_the_variable():
     readers = []
     for folder in ("flamenerf", "benchmarks", "colab"):
         for path in sorted((ROOT / folder).rglob("*")):
-            if path.suffix in (".py", ".ipynb") and path != ROOT / "flamenerf" / "paths.py":
+            if path.suffix in (".py", ".ipynb") and path != ROOT / "flamenerf" / "io" / "paths.py":
                 text = path.read_text()
                 # Docstrings and comments may say where the cache is; code may not build it.
                 code = "\n".join(

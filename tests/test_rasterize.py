@@ -1,13 +1,13 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""Tests for flamenerf.rasterize against brute-force and analytic references."""
+"""Tests for flamenerf.geometry.rasterize against brute-force and analytic references."""
 
 import numpy as np
 import pytest
 from scipy.spatial import ConvexHull
 from scipy.spatial.transform import Rotation
 
-from flamenerf import camera as camera_lib
-from flamenerf import rasterize as rasterize_lib
+from flamenerf.geometry import camera as camera_lib
+from flamenerf.geometry import rasterize as rasterize_lib
 
 EPS = 1e-9  # pixels this close to an edge (or depth ties this close) are not compared
 

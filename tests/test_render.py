@@ -15,8 +15,12 @@ from scipy.spatial.transform import Rotation
 from test_eval import tiny_experiment
 
 from flamenerf import eval as eval_lib
-from flamenerf import evaluation, flame, reanimation, render, video
+from flamenerf import render
 from flamenerf.datasets import rays
+from flamenerf.evaluation import renderer as evaluation
+from flamenerf.geometry import flame
+from flamenerf.io import media as video
+from flamenerf.views import reanimation
 
 
 @pytest.fixture(scope="session")

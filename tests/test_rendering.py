@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flamenerf import rendering
+from flamenerf.nerf import volume as rendering
 
 KEY = jax.random.PRNGKey(0)
 

@@ -1,5 +1,5 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""Tests of flamenerf.rigid_body against scipy.linalg.expm and hand-derived derivatives."""
+"""Tests of flamenerf.geometry.rigid_body against scipy.linalg.expm and hand-derived derivatives."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.linalg import expm
 
-from flamenerf import rigid_body
+from flamenerf.geometry import rigid_body
 
 ATOL = 1e-5
 

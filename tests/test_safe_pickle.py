@@ -1,5 +1,5 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""Tests of flamenerf.safe_pickle: official-style FLAME pickles load; hostile pickles, pickle
+"""Tests of flamenerf.io.safe_pickle: official-style FLAME pickles load; hostile pickles, pickle
 bombs and corrupted model files are refused with a ValueError naming the file."""
 
 import functools
@@ -27,7 +27,8 @@ from test_flame import (
     random_params,
 )
 
-from flamenerf import flame, safe_pickle
+from flamenerf.geometry import flame
+from flamenerf.io import safe_pickle
 
 FILE = "generic_model.pkl"
 P2, P4 = b"\x80\x02", b"\x80\x04"
@@ -363,7 +364,7 @@ def test_bombs_are_refused(bombs, name):
 CHILD = r"""
 import json, re, resource, sys, time
 from pathlib import Path
-from flamenerf import flame
+from flamenerf.geometry import flame
 
 def peaks():
     # ru_maxrss (KiB) keeps a floor inherited at exec from the parent (pytest), so it can hide

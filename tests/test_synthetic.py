@@ -1,5 +1,5 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""Tests of flamenerf.datasets.synthetic (tiny captures) and flamenerf.textures."""
+"""Tests of flamenerf.synthetic.generator (tiny captures) and flamenerf.synthetic.textures."""
 
 import dataclasses
 import hashlib
@@ -10,9 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flamenerf import evaluation, flame, head, rasterize, textures
 from flamenerf.datasets import capture as capture_lib
-from flamenerf.datasets import synthetic, validate
+from flamenerf.datasets import validate
+from flamenerf.evaluation import renderer as evaluation
+from flamenerf.geometry import flame, rasterize
+from flamenerf.synthetic import generator as synthetic
+from flamenerf.synthetic import head, textures
 
 TINY = {"size": 16, "frames": 6, "val": 2, "seed": 0}
 MOTION8 = {"size": 8, "frames": 3, "val": 1, "seed": 0}  # with the bare head_motion

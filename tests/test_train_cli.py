@@ -63,7 +63,7 @@ def run(args):
 
 
 def final_params(base_folder):
-    from flamenerf import experiment
+    from flamenerf.training import experiment
 
     exp = experiment.Experiment.create(Path(base_folder), [], [], write_config=False)
     state, step = exp.restore_or_init_state()

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 from capture_util import write_capture
 
-from flamenerf import experiment, train, training
+from flamenerf import sharding, train
 from flamenerf.datasets import rays
+from flamenerf.training import experiment
+from flamenerf.training import step as training
 
 TINY = str(Path(__file__).parent / "gin" / "tiny.gin")
 
@@ -65,8 +67,8 @@ def test_four_devices_equal_one(tmp_path, capture_dir, bindings):
     extras = exp.extras()
     results = []
     for devices in (jax.devices()[:1], jax.devices()):
-        mesh = training.make_mesh(devices)
-        state = jax.device_put(exp.init_state(), training.replicated(mesh))
+        mesh = sharding.make_mesh(devices)
+        state = jax.device_put(exp.init_state(), sharding.replicated(mesh))
         step = training.make_train_step(
             mesh,
             exp.model,
@@ -77,9 +79,9 @@ def test_four_devices_equal_one(tmp_path, capture_dir, bindings):
         for batch in batches:
             state, stats = step(
                 state,
-                training.shard_batch(batch, mesh),
+                sharding.shard_batch(batch, mesh),
                 jax.random.PRNGKey(1),
-                jax.device_put(extras, training.replicated(mesh)),
+                jax.device_put(extras, sharding.replicated(mesh)),
             )
         results.append((jax.device_get(state.params), float(stats["loss"])))
     (p1, l1), (p4, l4) = results

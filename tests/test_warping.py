@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.linalg import expm
 
-from flamenerf import warping
+from flamenerf.nerf import warping
 
 CODE_DIM = 8
 NUM_FREQS = 6

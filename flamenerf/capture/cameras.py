@@ -56,9 +56,9 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from flamenerf.camera import Camera
 from flamenerf.capture import io
 from flamenerf.capture.io import StepError
+from flamenerf.geometry.camera import Camera
 
 # COLMAP camera models the spec can hold: parameter names in COLMAP's order.
 PARAMETERS: dict[str, tuple[str, ...]] = {

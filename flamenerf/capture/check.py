@@ -32,12 +32,12 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from flamenerf import flame, rasterize
-from flamenerf.camera import Camera
 from flamenerf.capture import io, landmarks
 from flamenerf.capture.io import StepError
 from flamenerf.datasets.capture import Capture, CaptureError, load_capture
 from flamenerf.datasets.validate import summary
+from flamenerf.geometry import flame, rasterize
+from flamenerf.geometry.camera import Camera
 
 MAD_K = 5.0  # robust threshold: median + MAD_K * 1.4826 * MAD
 RELATIVE_FLOOR = 0.005  # the robust threshold is at least this fraction of the image diagonal

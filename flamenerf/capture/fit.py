@@ -48,11 +48,11 @@ import numpy as np
 import optax
 from PIL import Image
 
-from flamenerf import flame
-from flamenerf.camera import Camera
 from flamenerf.capture import io, landmarks
 from flamenerf.capture.io import StepError
 from flamenerf.datasets.capture import read_camera
+from flamenerf.geometry import flame
+from flamenerf.geometry.camera import Camera
 
 # Units: parameters of similar size (a few units) keep the problem well conditioned.
 TRANSLATION_UNIT = 0.01  # metres of FLAME space per translation parameter (1 cm)

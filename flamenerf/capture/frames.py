@@ -37,10 +37,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from flamenerf import rasterize
 from flamenerf.capture import io
 from flamenerf.capture.io import StepError
-from flamenerf.video import ffmpeg_path
+from flamenerf.geometry import rasterize
+from flamenerf.io.media import ffmpeg_path
 
 SCALES = (1, 2, 4)  # rgb/{s}x folders written (2x, 4x only when the size divides)
 MIN_ID_DIGITS = 6

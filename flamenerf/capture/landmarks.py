@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from flamenerf import flame
 from flamenerf.capture.io import StepError
+from flamenerf.geometry import flame
 
 NUM_MEDIAPIPE = 478  # FaceLandmarker points: 468 face mesh + 2 x 5 iris
 LAYOUTS = ("mediapipe478", "model")

@@ -77,10 +77,11 @@ import numpy as np
 from PIL import Image
 from scipy.spatial.transform import Rotation
 
-from flamenerf import flame, safe_pickle
-from flamenerf.camera import Camera
 from flamenerf.capture import io
 from flamenerf.capture.io import StepError
+from flamenerf.geometry import flame
+from flamenerf.geometry.camera import Camera
+from flamenerf.io import safe_pickle
 
 TRACKERS = ("vhap", "metrical", "insta", "imavatar", "deca")
 PLACEMENTS = ("auto", "similarity", "per-frame")
@@ -520,7 +521,7 @@ def read_vhap(path: Path) -> Track:
 def read_torch_zip(path: Path) -> Any:
     """The object of a torch.save zip archive (`PREFIX/data.pkl`), read without torch.
 
-    data.pkl is read by `flamenerf.safe_pickle` with its metrical-tracker allow-list: numpy
+    data.pkl is read by `flamenerf.io.safe_pickle` with its metrical-tracker allow-list: numpy
     arrays and scalars of plain dtypes and `_codecs.encode` (how protocol 2 stores bytes);
     every other global, torch's persistent storages and pickle bombs are refused before
     anything runs or is allocated, and the result must be a small tree of dicts, lists,

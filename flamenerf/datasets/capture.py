@@ -33,8 +33,9 @@ import jax
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from flamenerf import flame, rasterize, strict_json
-from flamenerf.camera import Camera
+from flamenerf.geometry import flame, rasterize
+from flamenerf.geometry.camera import Camera
+from flamenerf.io import strict_json
 
 IMAGE_SCALES = (1, 2, 4, 8)
 MASK_THRESHOLD = 127  # mask pixels > this value are inside the FLAME silhouette

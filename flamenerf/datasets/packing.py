@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from tqdm.auto import tqdm
 
-from flamenerf import paths
 from flamenerf.datasets.capture import Capture
+from flamenerf.io import paths
 
 PACK_VERSION = "1.0.0"
 

@@ -19,8 +19,8 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from flamenerf.camera import Camera
 from flamenerf.datasets.capture import Capture
+from flamenerf.geometry.camera import Camera
 
 
 class RayBatch(NamedTuple):

@@ -28,12 +28,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flamenerf import configs, evaluation, guide, paths, training
+from flamenerf import configs, sharding
 from flamenerf.datasets import capture as capture_lib
 from flamenerf.datasets import packing, rays
-from flamenerf.model import FlameNerf, condition_spread, init_params, make_model
+from flamenerf.evaluation import renderer as evaluation
+from flamenerf.io import paths
+from flamenerf.nerf import guide
+from flamenerf.nerf.model import FlameNerf, condition_spread, init_params, make_model
+from flamenerf.training import step as training
 
-PROJECT_GIN = Path(__file__).resolve().parents[1] / "gin"
+PROJECT_GIN = Path(__file__).resolve().parents[2] / "gin"
 GUIDE_VERSION = "2"  # bump when the guide grids' construction changes (invalidates caches)
 
 
@@ -177,7 +181,7 @@ def parse_gin(files: list[str], bindings: list[str]) -> None:
 
 
 def default_capture_path() -> Path:
-    from flamenerf.datasets import synthetic
+    from flamenerf.synthetic import generator as synthetic
 
     return synthetic.default_capture()
 
@@ -244,7 +248,7 @@ class Experiment:
         except capture_lib.CaptureError as error:
             raise UserError("broken capture:\n  " + "\n  ".join(error.problems)) from None
         train_config = configs.TrainConfig()
-        mesh = training.make_mesh()
+        mesh = sharding.make_mesh()
         devices = mesh.devices.size
         if train_config.batch_size % devices:
             raise UserError(
@@ -330,7 +334,7 @@ class Experiment:
         optimizer = training.make_optimizer(self.train_config)
         create = jax.jit(
             lambda key: training.create_state(init_params(self.model, key), optimizer),
-            out_shardings=training.replicated(self.mesh),
+            out_shardings=sharding.replicated(self.mesh),
         )
         return create(jax.random.PRNGKey(self.train_config.seed))
 
@@ -347,9 +351,9 @@ class Experiment:
                 f"(have {sorted(self.checkpoints.all_steps())})"
             )
         # The state's structure without computing it (initialisation is slow eagerly).
-        sharding = training.replicated(self.mesh)
+        replicated = sharding.replicated(self.mesh)
         abstract = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
+            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
             jax.eval_shape(self.init_state),
         )
         restored = self.checkpoints.restore(step, args=ocp.args.StandardRestore(abstract))
@@ -417,7 +421,7 @@ class Experiment:
         return rays.Prefetcher(sampler.batches(skip=start_step), self.data_config.prefetch)
 
     def shard(self, batch: rays.RayBatch) -> dict[str, jax.Array]:
-        return training.shard_batch(batch, self.mesh)
+        return sharding.shard_batch(batch, self.mesh)
 
     @property
     def needs_grids(self) -> bool:
@@ -508,7 +512,7 @@ class Experiment:
             transforms=self.head_motion(flame_params),
             head=guide.head_vertices(self.capture.flame_model),
         )
-        return jax.device_put(grids, training.replicated(self.mesh))
+        return jax.device_put(grids, sharding.replicated(self.mesh))
 
     def extras(self) -> dict[str, Any]:
         """Per-capture arrays the train step reads, replicated over the mesh.
@@ -533,7 +537,7 @@ class Experiment:
                     table = jax.jit(guide.apply)(extras["guide"], frames, table)[0]
                     extras["vertex_targets"] = jnp.asarray(neutral, jnp.float32)
                 extras["vertices"] = table
-            self._extras = jax.device_put(extras, training.replicated(self.mesh))
+            self._extras = jax.device_put(extras, sharding.replicated(self.mesh))
         return self._extras
 
     def train_step(self):
@@ -574,7 +578,7 @@ class Experiment:
         return self._renderer
 
     def warp_alpha(self, step: int) -> float:
-        from flamenerf import schedules
+        from flamenerf.training import schedules
 
         return float(schedules.as_schedule(self.train_config.warp_alpha_schedule)(step))
 

@@ -13,10 +13,11 @@ gradient noise at frequency f is about 1 / (2 f) across. The demo capture sees t
 about 7 mm per pixel (64x64) and 3.5 mm per pixel (128x128), and the wall at about 2 cm per
 pixel, so each texture carries detail at several scales around those sizes.
 
-Materials (`MATERIALS`, the order of the renderer's material index): the 13 head regions of
-`flamenerf.head` (their label is their index here), then `EYEBALL` (the eyeball spheres, whose
-pupil, iris and sclera are drawn per pixel from the angle about the eye's axis, so they are
-crisp whatever the mesh resolution), `SHIRT` (the torso) and `WALL` (the background).
+Materials (`MATERIALS`, the order of the renderer's material index): the 13 head regions
+of `flamenerf.synthetic.head` (their label is their index here), then `EYEBALL` (the eyeball
+spheres, whose pupil, iris and sclera are drawn per pixel from the angle about the eye's
+axis, so they are crisp whatever the mesh resolution),
+`SHIRT` (the torso) and `WALL` (the background).
 Each material function maps points (N, 3) to linear RGB colours (N, 3) in [0, 1].
 
 Expression appearance (`expression_appearance`, the synthetic generator's
@@ -36,7 +37,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from flamenerf import head
+from flamenerf.synthetic import head
 
 # Material indices: the head's region labels, then three more.
 EYEBALL = 13
@@ -55,7 +56,8 @@ _GRADIENTS = np.array(
     dtype=np.float64,
 )  # fmt: skip
 
-# Eyeball angles (radians from the eye's +z axis), as `flamenerf.head` labels its vertices.
+# Eyeball angles (radians from the eye's +z axis), as `flamenerf.synthetic.head` labels its
+# vertices.
 PUPIL_ANGLE = 0.215
 IRIS_ANGLE = 0.53
 
@@ -395,7 +397,7 @@ def smile_creases(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x, y, z = p[:, 0], p[:, 1], p[:, 2]
     ax = np.abs(x)
     # Nasolabial folds: from beside the nose wings down to beside the mouth corners (where
-    # `flamenerf.head` carves its shallow grooves), with the cheek bulging beside them.
+    # `flamenerf.synthetic.head` carves its shallow grooves), with the cheek bulging beside them.
     fold_x = 0.020 + 0.35 * (-(y + 0.012)) + 0.0008 * gradient_noise(p * 80.0, seed=211)
     along = smoothstep(y, -0.064, -0.054) * smoothstep(y, -0.007, -0.015)
     along = along * smoothstep(z, 0.020, 0.040)

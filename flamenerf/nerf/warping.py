@@ -21,7 +21,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from flamenerf import modules, rigid_body
+from flamenerf.geometry import rigid_body
+from flamenerf.nerf import layers as modules
 
 Array = jax.Array
 

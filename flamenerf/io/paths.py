@@ -1,10 +1,10 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
 """Where flamenerf keeps generated files: one cache root for every reader.
 
-cache_root()/head/       the procedural FLAME-format head (flamenerf.head)
-cache_root()/captures/   synthetic captures (flamenerf.datasets.synthetic)
+cache_root()/head/       the procedural FLAME-format head (flamenerf.synthetic.head)
+cache_root()/captures/   synthetic captures (flamenerf.synthetic.generator)
 cache_root()/packed/     TFDS array_record packs of captures (flamenerf.datasets.packing)
-cache_root()/guides/     FLAME-guide grids (flamenerf.experiment)
+cache_root()/guides/     FLAME-guide grids (flamenerf.training.experiment)
 cache_root()/notebooks/  the Colab notebooks' outputs (colab/)
 """
 

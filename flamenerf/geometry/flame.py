@@ -16,7 +16,7 @@ non-root joints; joints are regressed from the vertices after the shape and expr
 the global rotation pivots about the root joint; translation is added last.
 
 Official pickles wrap arrays in chumpy objects and `J_regressor` in a scipy sparse matrix. They
-are read by `flamenerf.safe_pickle`, whose FLAME allow-list holds only the numpy, scipy.sparse,
+are read by `flamenerf.io.safe_pickle`, whose FLAME allow-list holds only the numpy, scipy.sparse,
 chumpy and set names such a file needs (chumpy itself is not needed); anything else is refused
 before it runs, and so are pickle bombs.
 """
@@ -34,7 +34,7 @@ import numpy as np
 import scipy.sparse
 from flax import struct
 
-from flamenerf import safe_pickle
+from flamenerf.io import safe_pickle
 
 NUM_JOINTS = 5
 JOINT_NAMES = ("root", "neck", "jaw", "left_eye", "right_eye")
@@ -399,7 +399,7 @@ _ARRAY_LIKE = (np.ndarray, np.generic, int, float, bool, str, bytes, type(None))
 def load_pickle(path: str | Path) -> dict[str, Any]:
     """Loads a FLAME-style pickle (Python 2 or 3) safely into numpy arrays.
 
-    The file is read by `flamenerf.safe_pickle` with its FLAME allow-list: numpy arrays and
+    The file is read by `flamenerf.io.safe_pickle` with its FLAME allow-list: numpy arrays and
     scalars of plain dtypes, chumpy arrays (`chumpy.ch.Ch`, whose state holds the array `x`
     beside a set, a dict, None and bools), scipy sparse matrices and sets of plain values.
     Anything else the pickle names is refused before it runs, and pickle bombs (huge declared

@@ -43,9 +43,9 @@ import jax
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from flamenerf import flame, rasterize
-from flamenerf.camera import Camera
 from flamenerf.datasets import capture as capture_lib
+from flamenerf.geometry import flame, rasterize
+from flamenerf.geometry.camera import Camera
 
 JAW_SIZE = 3
 HEAD_POSE_FIELDS = ("global_pose", "neck_pose", "translation")  # what `with_head_pose` moves

@@ -17,10 +17,10 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from flamenerf import metrics
 from flamenerf.datasets.rays import RayBatch, pad_to_multiple, split_chunks
-from flamenerf.model import FlameNerf
-from flamenerf.training import batch_sharding, replicated
+from flamenerf.evaluation import metrics
+from flamenerf.nerf.model import FlameNerf
+from flamenerf.sharding import batch_sharding, replicated
 
 RENDER_KEYS = ("rgb", "depth", "acc")
 

@@ -13,7 +13,7 @@ z-buffer, so there is no Python loop per triangle.
 
 Conventions:
 - Pixel index (i, j) has its centre at continuous coordinate (i + 0.5, j + 0.5) (see
-  `flamenerf.camera`). A pixel is covered by a triangle when its centre is inside the
+  `flamenerf.geometry.camera`). A pixel is covered by a triangle when its centre is inside the
   triangle or on its boundary (inclusive test, no tie rule): pixels whose centre is on an
   edge shared by two triangles are covered by both and the z-buffer picks one, so closed
   meshes have no cracks. Ties in depth are broken arbitrarily (but deterministically).
@@ -32,7 +32,7 @@ import dataclasses
 
 import numpy as np
 
-from flamenerf.camera import Camera
+from flamenerf.geometry.camera import Camera
 
 _TILE = 256  # largest tile side in pixels; bigger triangle bounding boxes are split
 _CHUNK = 1 << 19  # candidate pixel centres evaluated per vectorised step (memory bound)

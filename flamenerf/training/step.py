@@ -17,17 +17,17 @@ from typing import Any
 import flax
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
 
-from flamenerf import grid, metrics, schedules
+from flamenerf import sharding
 from flamenerf.configs import LossConfig, TrainConfig
-from flamenerf.datasets.rays import RayBatch
-from flamenerf.model import FlameNerf
+from flamenerf.evaluation import metrics
+from flamenerf.nerf import grid
+from flamenerf.nerf.model import FlameNerf
+from flamenerf.training import schedules
 
 Array = jax.Array
-DATA_AXIS = "data"
 
 
 @flax.struct.dataclass
@@ -50,33 +50,6 @@ def create_state(params: Any, optimizer: optax.GradientTransformation) -> TrainS
     return TrainState(
         step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params)
     )
-
-
-def make_mesh(devices: list | None = None) -> Mesh:
-    """A 1-D mesh over `devices` (default: every device of every process)."""
-    devices = devices if devices is not None else jax.devices()
-    return Mesh(np.asarray(devices), (DATA_AXIS,))
-
-
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
-
-
-def replicated(mesh: Mesh) -> NamedSharding:
-    return NamedSharding(mesh, PartitionSpec())
-
-
-def shard_batch(batch: RayBatch, mesh: Mesh) -> dict[str, Array]:
-    """Places this process's rows of a batch on the mesh, split along the data axis.
-
-    On one host `batch` is the global batch; on several, each process passes its own share
-    and the global batch is their concatenation (`make_array_from_process_local_data`).
-    """
-    sharding = batch_sharding(mesh)
-    return {
-        name: jax.make_array_from_process_local_data(sharding, np.asarray(value))
-        for name, value in batch._asdict().items()
-    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,7 +252,7 @@ def make_train_step(
         loss_config=loss_config,
         train_config=train_config,
     )
-    rep, data = replicated(mesh), batch_sharding(mesh)
+    rep, data = sharding.replicated(mesh), sharding.batch_sharding(mesh)
     return jax.jit(
         step,
         in_shardings=(rep, data, rep, rep),

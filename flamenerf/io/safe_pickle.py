@@ -47,7 +47,7 @@ as soon as one of them objects:
    can share sub-lists so that a few hundred bytes expand to 2**40 elements: "billion laughs")
    and a depth limit; the stand-ins' `to_numpy` validate their state (a chumpy `x` must be an
    array, a sparse matrix must be well-formed and at most `MAX_SPARSE_DENSE_ENTRIES` when
-   densified). `flamenerf.flame` requires arrays for the model keys.
+   densified). `flamenerf.geometry.flame` requires arrays for the model keys.
 
 Usage:
 

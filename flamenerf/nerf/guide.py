@@ -68,7 +68,7 @@ from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 from tqdm.auto import tqdm
 
-from flamenerf import flame
+from flamenerf.geometry import flame
 
 Array = jax.Array
 FAR = 1e4  # distance stored outside the mesh's neighbourhood (normalised units)

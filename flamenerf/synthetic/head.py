@@ -3,7 +3,7 @@
 
 The real FLAME model cannot be redistributed, so flamenerf builds, deterministically and
 without randomness, a head in the FLAME file layout (`docs/capture-format.md`, "FLAME model
-file") that `flamenerf.flame.load_model` reads like the official one:
+file") that `flamenerf.geometry.flame.load_model` reads like the official one:
 
     path = default_head_path()       # $FLAMENERF_CACHE/head/procedural_head_v1.npz, built once
     model = flame.load_model(path)
@@ -42,7 +42,7 @@ texture each vertex: `SKIN`, `LIPS`, `BROW`, `SCLERA`, `IRIS`, `PUPIL`, `HAIR`, 
 opening, behind the eyeball: the strip at the lid margin reads as lashes; the skin deeper
 inside is labelled `SCLERA`, so wide-open lids show white), `NOSTRIL`, `EAR`.
 
-CLI: `python -m flamenerf.head --out head.npz [--plot head.png]`.
+CLI: `python -m flamenerf.synthetic.head --out head.npz [--plot head.png]`.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ import numpy as np
 from scipy.optimize import nnls
 from scipy.spatial import ConvexHull, cKDTree
 
-from flamenerf import paths
+from flamenerf.io import paths
 
 # --------------------------------------------------------------------------------------------
 # Public constants.
@@ -1510,8 +1510,8 @@ def render_image(
     Returns:
       (size, size, 3) float image in [0, 1].
     """
-    from flamenerf import camera as camera_lib
-    from flamenerf import rasterize
+    from flamenerf.geometry import camera as camera_lib
+    from flamenerf.geometry import rasterize
 
     az, el = np.radians(azimuth_deg), np.radians(elevation_deg)
     direction = np.array([np.sin(az) * np.cos(el), np.sin(el), np.cos(az) * np.cos(el)])
@@ -1552,8 +1552,8 @@ _PLOT_STATES = (
 
 
 def _posed_vertices(arrays: dict[str, np.ndarray], states: Sequence[dict]) -> np.ndarray:
-    """Vertices (len(states), V, 3) posed by `flamenerf.flame.forward`."""
-    from flamenerf import flame
+    """Vertices (len(states), V, 3) posed by `flamenerf.geometry.flame.forward`."""
+    from flamenerf.geometry import flame
 
     model = flame.model_from_arrays(arrays, "procedural head")
     expression = np.zeros((len(states), NUM_EXPRESSION), np.float32)
@@ -1570,7 +1570,7 @@ def plot_head(arrays: dict[str, np.ndarray], path: str | os.PathLike[str], size:
     """Draws the head with its semantic expressions, jaw opening and closed eyes to `path`.
 
     Each state is shown from the front and from a three-quarter view (region colours,
-    Lambert shading), posed through `flamenerf.flame.forward`.
+    Lambert shading), posed through `flamenerf.geometry.flame.forward`.
 
     Args:
       arrays: the dict of `build_head` (or a loaded `.npz`).
@@ -1610,9 +1610,9 @@ def plot_head(arrays: dict[str, np.ndarray], path: str | os.PathLike[str], size:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m flamenerf.head --out head.npz [--plot head.png]`."""
+    """`python -m flamenerf.synthetic.head --out head.npz [--plot head.png]`."""
     parser = argparse.ArgumentParser(
-        prog="python -m flamenerf.head",
+        prog="python -m flamenerf.synthetic.head",
         description="Writes the procedural FLAME-format head (the model flamenerf uses when no "
         "FLAME file is given) as a spec .npz, and optionally a picture of it.",
     )

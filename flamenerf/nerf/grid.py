@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from flamenerf.modules import Initializer
+from flamenerf.nerf.layers import Initializer
 
 Array = jax.Array
 

@@ -21,8 +21,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flamenerf import grid, guide, modules, rendering, warping
 from flamenerf.configs import ExpressionConfig, FieldConfig, ModelConfig, WarpConfig
+from flamenerf.nerf import grid, guide, warping
+from flamenerf.nerf import layers as modules
+from flamenerf.nerf import volume as rendering
 
 Array = jax.Array
 SPREAD_FLOOR = 1e-6  # components whose spread over the training frames is below: no noise

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from flamenerf import strict_json
+from flamenerf.io import strict_json
 
 UNDISTORT_ITERATIONS = 10  # Newton steps used by `pixels_to_rays` to invert the distortion
 
