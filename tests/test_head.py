@@ -449,7 +449,7 @@ def test_landmark_embedding(arrays, mesh):
 
 
 def test_write_read_round_trip(arrays, tmp_path, monkeypatch):
-    monkeypatch.setattr(head, "build_head", lambda: arrays)
+    monkeypatch.setattr(head.model_file, "build_head", lambda: arrays)
     path = head.write_head(tmp_path / "head.npz")
     assert path == tmp_path / "head.npz"
     assert [p.name for p in tmp_path.iterdir()] == ["head.npz"]  # no temporary left over
@@ -463,7 +463,7 @@ def test_write_read_round_trip(arrays, tmp_path, monkeypatch):
 def test_default_head_path_builds_once(arrays, tmp_path, monkeypatch):
     calls = []
     monkeypatch.setenv("FLAMENERF_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(head, "build_head", lambda: calls.append(1) or arrays)
+    monkeypatch.setattr(head.model_file, "build_head", lambda: calls.append(1) or arrays)
     first = head.default_head_path()
     assert first == tmp_path / "cache" / "head" / f"procedural_head_v{head.VERSION}.npz"
     assert first.name == "procedural_head_v1.npz" and first.exists()
@@ -478,7 +478,7 @@ def test_cli(arrays, tmp_path, monkeypatch, capsys):
     assert info.value.code == 0
     text = capsys.readouterr().out
     assert all(flag in text for flag in ("--out", "--plot", "--size"))
-    monkeypatch.setattr(head, "build_head", lambda: arrays)
+    monkeypatch.setattr(head.model_file, "build_head", lambda: arrays)
     assert head.main(["--out", str(tmp_path / "missing" / "h.npz")]) == 2
     assert "does not exist" in capsys.readouterr().err
     out, picture = tmp_path / "h.npz", tmp_path / "h.png"

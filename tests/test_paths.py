@@ -37,7 +37,9 @@ def test_cache_root_expands_the_tilde(home, monkeypatch):
 
 
 def test_head_is_cached_under_the_root(home, monkeypatch):
-    monkeypatch.setattr(head, "write_head", lambda path: Path(path).write_bytes(b"") and path)
+    monkeypatch.setattr(
+        head.model_file, "write_head", lambda path: Path(path).write_bytes(b"") and path
+    )
     assert head.default_head_path() == home / "x" / "head" / f"procedural_head_v{head.VERSION}.npz"
     assert head.default_head_path().is_file()
 
