@@ -15,7 +15,7 @@ from flamenerf.capture.io import StepError
 STEPS = {
     "frames": "flamenerf.capture.frames",
     "cameras": "flamenerf.capture.cameras",
-    "import-flame": "flamenerf.capture.trackers",
+    "import-flame": "flamenerf.capture.trackers.command",
     "fit": "flamenerf.capture.fit",
     "check": "flamenerf.capture.check",
 }
