@@ -12,6 +12,8 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.11",
     packages=find_packages(include=["flamenerf", "flamenerf.*"]),
+    # `flamenerf COMMAND ...` is `python -m flamenerf COMMAND ...` (flamenerf/__main__.py).
+    entry_points={"console_scripts": ["flamenerf=flamenerf.__main__:main"]},
     install_requires=[
         "jax>=0.10,<0.11",
         "jaxlib>=0.10,<0.11",

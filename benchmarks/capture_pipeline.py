@@ -31,10 +31,11 @@ import mediapy
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from flamenerf import eval as evaluate
 from flamenerf import train
-from flamenerf.capture import io, trackers
+from flamenerf.capture import io
 from flamenerf.capture.__main__ import main as capture_main
+from flamenerf.capture.trackers.similarity import umeyama
+from flamenerf.evaluation import evaluate
 from flamenerf.geometry import flame
 from flamenerf.geometry.camera import Camera
 from flamenerf.io.media import ffmpeg_path
@@ -108,7 +109,7 @@ def make_inputs(out: Path, size: int, frames: int, noise_px: float) -> tuple[Pat
     ids = sorted(train_ids + val_ids)
     found = {i: Camera.from_json(capture / "camera" / f"{i}.json") for i in ids}
     real = {i: Camera.from_json(truth / "camera" / f"{to_truth[i]}.json") for i in ids}
-    align = trackers.umeyama(
+    align = umeyama(
         np.stack([found[i].position for i in ids]), np.stack([real[i].position for i in ids])
     )
     position_error = [

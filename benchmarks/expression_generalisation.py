@@ -10,17 +10,17 @@
 For each synthetic capture (seed, static head or head motion) it trains every variant on top
 of gin/demo.gin with the same step budget, then reports on the validation frames (novel
 cameras and novel expressions): PSNR of the whole image, inside the FLAME silhouette (face)
-and outside, the expression disentanglement figure (DESIGN 2.6: mean absolute change outside
-/ inside the union of the two silhouettes when the expression is swapped), and the baselines
-of DESIGN 2.7 on the same frames: the mean colour of the training images and the nearest
-training frame by camera, and the mean PSNR of the nearest and the farthest third of the
-frames by the distance from their camera to the camera of the training frame whose codes they
-use (`evaluation.distance_report`; `near - far` is their difference, `r` the Pearson
-correlation of distance and PSNR). The generator's options pick the captures: `--head_motion`
-the degrees of the "motion" captures, `--vrig N` second-phone validation frames,
-`--normalisation room` another tool's scene.json, `--expression_appearance` wrinkles, flush,
-teeth and tongue that no mesh deformation explains. Nothing else should run on the machine
-meanwhile.
+and outside, the expression disentanglement figure
+(docs/architecture.md#rendering-with-other-parameters: mean absolute change outside / inside the
+union of the two silhouettes when the expression is swapped), and the baselines of
+docs/architecture.md#the-demo-capture on the same frames: the mean colour of the training images
+and the nearest training frame by camera, and the mean PSNR of the nearest and the farthest third
+of the frames by the distance from their camera to the camera of the training frame whose codes
+they use (`evaluation.distance.distance_report`; `near - far` is their difference, `r` the Pearson
+correlation of distance and PSNR). The generator's options pick the captures: `--head_motion` the
+degrees of the "motion" captures, `--vrig N` second-phone validation frames, `--normalisation room`
+another tool's scene.json, `--expression_appearance` wrinkles, flush, teeth and tongue that no mesh
+deformation explains. Nothing else should run on the machine meanwhile.
 """
 
 from __future__ import annotations
@@ -32,13 +32,15 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from flamenerf import eval as evaluate
 from flamenerf import train
-from flamenerf.evaluation import renderer as evaluation
+from flamenerf.evaluation import evaluate, metrics
+from flamenerf.evaluation.distance import code_frame_distances, distance_report
 from flamenerf.synthetic import generator as synthetic
 from flamenerf.training import experiment
 
 VARIANTS = ("no_expression", "paper_conditioning", "flame_guided", "both")
+# The baselines are scored with the PSNRs of training-time validation.
+BASELINE_METRICS = ("psnr", "psnr_face", "psnr_outside")
 
 
 def nearest_training_frame(capture, frame_id: str) -> str:
@@ -65,13 +67,17 @@ def baselines(capture) -> dict[str, dict[str, float]]:
         target = capture.image(frame_id) / 255.0
         mask = capture.mask(frame_id)
         flat = np.broadcast_to(mean_colour, target.shape)
-        scores["mean colour"][frame_id] = evaluation.image_metrics(flat, target, mask)
+        scores["mean colour"][frame_id] = metrics.frame_metrics(
+            flat, target, mask, BASELINE_METRICS
+        )
         near = capture.image(nearest_training_frame(capture, frame_id)) / 255.0
-        scores["nearest frame"][frame_id] = evaluation.image_metrics(near, target, mask)
-    distances = evaluation.code_frame_distances(capture, capture.val_ids)
+        scores["nearest frame"][frame_id] = metrics.frame_metrics(
+            near, target, mask, BASELINE_METRICS
+        )
+    distances = code_frame_distances(capture, capture.val_ids)
     table = {}
     for name, frames in scores.items():
-        report = evaluation.distance_report({i: v["psnr"] for i, v in frames.items()}, distances)
+        report = distance_report({i: v["psnr"] for i, v in frames.items()}, distances)
         table[name] = {**_mean(list(frames.values())), **_distance_columns(report)}
     return table
 
@@ -81,7 +87,7 @@ def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
 
 
 def _distance_columns(report: dict) -> dict[str, float]:
-    """The printed columns of an `evaluation.distance_report`."""
+    """The printed columns of a `distance_report`."""
     return {
         "near third": report["near_third_psnr"],
         "far third": report["far_third_psnr"],

@@ -4,7 +4,7 @@
     python benchmarks/render_speed.py --base_folder EXP            # a trained experiment
     python benchmarks/render_speed.py --gin_configs gin/demo.gin   # a freshly initialised model
 
-Frames are rendered with `evaluation.Renderer` (chunks sharded over every device) from a
+Frames are rendered with `evaluation.renderer.Renderer` (chunks sharded over every device) from a
 camera looking at the origin; the first frame of each size (compilation) is not timed. The
 same run measures the fp32 matmul peak of the devices (a jitted N x N matmul) and prints the
 ratio of the renderer's achieved FLOP rate (XLA's cost analysis of one chunk) to that peak.
@@ -14,6 +14,7 @@ Run it on an otherwise idle machine; `--sizes 16 --repeats 1 --matmul 256` is a 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,6 @@ import numpy as np
 from common import compiled_flops, matmul_peak_gflops
 
 from flamenerf import configs, sharding
-from flamenerf import eval as eval_lib
 from flamenerf.datasets import rays
 from flamenerf.evaluation import renderer as evaluation
 from flamenerf.geometry import camera as camera_lib
@@ -78,7 +78,7 @@ def chunk_flops(model, params, chunk: int, condition_dim: int, grids) -> float |
     fn = jax.jit(
         lambda p, r, g: model.apply({"params": p}, r, jnp.float32(0.0), False, g)["fine"]["rgb"]
     )
-    flops = compiled_flops(fn, params, batch._asdict(), grids)
+    flops = compiled_flops(fn, params, batch, grids)
     return flops if flops > 0 else None
 
 
@@ -96,12 +96,18 @@ def main(argv: list[str] | None = None) -> int:
         "--condition_dim", type=int, default=13, help="conditioning size (fresh model)"
     )
     args = parser.parse_args(argv)
+    with contextlib.ExitStack() as stack:
+        return run(args, stack)
 
+
+def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
+    """Measures and prints; a restored experiment stays open (in `stack`) while it renders."""
     try:
         if args.base_folder:
-            exp, state, step, _ = eval_lib.load(Path(args.base_folder), chunk=args.chunk)
+            restore = experiment.Experiment.restore(Path(args.base_folder), chunk=args.chunk)
+            exp, state, step, _ = stack.enter_context(restore)
             model, params, chunk = exp.model, state.params, exp.renderer.chunk
-            grids = exp.extras()["guide"]
+            grids = exp.extras().guide
             alpha, condition_dim, mesh = exp.warp_alpha(step), exp.model.condition_dim, exp.mesh
         else:
             model, params, chunk, alpha = fresh_model(

@@ -21,10 +21,9 @@ from typing import Annotated, Any, Literal
 
 import gin
 
-from flamenerf.training import schedules
+from flamenerf import schedules
 
 FieldType = Literal["mlp", "triplane"]
-WarpType = Literal["none", "translation", "se3"]
 ConditionWhere = Literal["none", "trunk", "skip", "color"]
 SpatialPrior = Literal["silhouette", "mesh", "none"]
 NoiseScale = Literal["absolute", "spread"]
@@ -32,6 +31,7 @@ DensityActivation = Literal["relu", "softplus"]
 AppearanceMode = Literal["field", "color"]
 WarpRegion = Literal["everywhere", "head"]
 ImageScale = Literal[1, 2, 4, 8]
+# WarpType: "none" or a registered warp field (`nerf.warping.WARP_FIELDS`), at the end.
 
 
 # --------------------------------------------------------------------------------------------
@@ -341,3 +341,10 @@ def build_all() -> dict[str, Any]:
             LossConfig,
         )
     }
+
+
+# The warp types are the names of the warp registry, next to the fields in `nerf/warping.py`
+# (adding a warp type there is enough). Imported last: the model imports this module.
+from flamenerf.nerf.warping import warp_type_names  # noqa: E402
+
+WarpType = Literal[warp_type_names()]

@@ -32,14 +32,14 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec())
 
 
-def shard_batch(batch: RayBatch, mesh: Mesh) -> dict[str, Array]:
+def shard_batch(batch: RayBatch, mesh: Mesh) -> RayBatch:
     """Places this process's rows of a batch on the mesh, split along the data axis.
 
     On one host `batch` is the global batch; on several, each process passes its own share
     and the global batch is their concatenation (`make_array_from_process_local_data`).
+    Returns the same RayBatch type, its fields now global jax arrays (the model's input).
     """
     sharding = batch_sharding(mesh)
-    return {
-        name: jax.make_array_from_process_local_data(sharding, np.asarray(value))
-        for name, value in batch._asdict().items()
-    }
+    return RayBatch(
+        *(jax.make_array_from_process_local_data(sharding, np.asarray(value)) for value in batch)
+    )

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flamenerf import errors
 from flamenerf.training import experiment
 
 # Summaries are only written by process 0; the others run the same loop silently.
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     except experiment.UserError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return errors.EXIT_USER_ERROR
     return train(exp)
 
 
@@ -110,7 +111,7 @@ def train(exp: experiment.Experiment) -> int:
     if start_step >= train_config.max_steps:
         if chief:
             print(f"{exp.base_folder}: already trained to step {start_step}; nothing to do")
-        return 0
+        return errors.EXIT_OK
 
     batches = exp.ray_batches(start_step)
     train_step = exp.train_step()
@@ -150,7 +151,7 @@ def train(exp: experiment.Experiment) -> int:
                         f"{exp.base_folder / 'checkpoints'}",
                         file=sys.stderr,
                     )
-                    code = 3
+                    code = errors.EXIT_NONFINITE
                     break
                 elapsed = time.time() - window_start
                 stats["rays_per_s"] = window_steps * train_config.batch_size / max(elapsed, 1e-9)
@@ -167,7 +168,7 @@ def train(exp: experiment.Experiment) -> int:
                 exp.validate(state, step, writer)
             checkpoint_now = step % train_config.checkpoint_every == 0
             if (checkpoint_now or out_of_time or stop.requested) and not _save(exp, state, step):
-                code = 3
+                code = errors.EXIT_NONFINITE
                 break
             if out_of_time or stop.requested:
                 reason = "time budget reached" if out_of_time else "stopped by SIGTERM"
@@ -183,7 +184,7 @@ def train(exp: experiment.Experiment) -> int:
         bar.close()
         batches.close()  # join the prefetch thread before validation and exit
     if code == 0 and step == train_config.max_steps and not _save(exp, state, step):
-        code = 3
+        code = errors.EXIT_NONFINITE
     if code == 0:
         val = exp.validate(state, step, writer) if train_config.val_frames else {}
         if chief:

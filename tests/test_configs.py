@@ -11,8 +11,8 @@ import gin
 import numpy as np
 import pytest
 
-from flamenerf import configs
-from flamenerf.training import experiment, schedules
+from flamenerf import configs, schedules
+from flamenerf.training import experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = [

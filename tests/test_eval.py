@@ -1,8 +1,8 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""Evaluation: metrics against hand-computed values, the files and table of the eval CLI.
+"""The eval command line: its files, table and errors on a trained experiment.
 
 `tiny_experiment` trains one tiny experiment (20 steps, warp off) once per session; the
-render tests share it.
+evaluation, experiment and render tests share it.
 """
 
 import contextlib
@@ -18,7 +18,6 @@ from capture_util import write_capture
 from PIL import Image
 
 from flamenerf import eval as eval_lib
-from flamenerf.evaluation import renderer as evaluation
 
 TINY = str(Path(__file__).parent / "gin" / "tiny.gin")
 STEPS = 20
@@ -80,105 +79,6 @@ def evaluated(trained, tmp_path_factory):
             ["--base_folder", str(trained), str(copy), "--table_csv", str(table), "--frames", "2"]
         )
     return [trained, copy], table, code, stdout.getvalue()
-
-
-# ------------------------------------------------------------------------------------------
-# Pure metrics.
-
-
-def test_frame_metrics_match_hand_computed_values():
-    rng = np.random.default_rng(0)
-    target = rng.uniform(0.3, 0.7, (12, 16, 3)).astype(np.float32)
-    mask = np.zeros((12, 16), bool)
-    mask[2:8, 4:12] = True  # 48 face pixels, 144 outside
-    pred = target + np.where(mask[..., None], 0.1, 0.2).astype(np.float32)
-    values = eval_lib.frame_metrics(pred, target, mask)
-    assert values["psnr_face"] == pytest.approx(20.0, abs=1e-3)
-    assert values["psnr_outside"] == pytest.approx(-10 * np.log10(0.04), abs=1e-3)
-    whole = (48 * 0.01 + 144 * 0.04) / 192
-    assert values["psnr"] == pytest.approx(-10 * np.log10(whole), abs=1e-3)
-    assert values["ms_ssim_scales"] == 1  # a 12-px side holds one 11-px window
-    same = eval_lib.frame_metrics(target, target, mask)
-    assert same["ssim"] == pytest.approx(1.0, abs=1e-5)
-    assert same["ms_ssim"] == pytest.approx(1.0, abs=1e-5)
-    big = np.zeros((64, 64, 3))
-    assert eval_lib.frame_metrics(big, big, np.ones((64, 64), bool))["ms_ssim_scales"] == 3
-
-
-def test_small_images_have_no_ssim():
-    values = eval_lib.frame_metrics(np.zeros((8, 8, 3)), np.ones((8, 8, 3)), np.ones((8, 8), bool))
-    assert np.isnan(values["ssim"]) and values["ms_ssim_scales"] == 0
-    assert values["psnr"] == pytest.approx(0.0)
-
-
-def test_mean_is_the_mean_of_frames_without_nans():
-    frames = {
-        "a": {"psnr": 10.0, "psnr_face": float("nan"), "ms_ssim_scales": 1, "disent_driver": "b"},
-        "b": {"psnr": 20.0, "psnr_face": 30.0, "ms_ssim_scales": 1, "disent_driver": "a"},
-    }
-    mean = eval_lib.mean_metrics(frames)
-    assert mean == {"psnr": 15.0, "psnr_face": 30.0, "ms_ssim_scales": 1}
-
-
-def test_disentanglement_regions_by_hand():
-    a = np.zeros((8, 8, 3))
-    mask_a = np.zeros((8, 8), bool)
-    mask_a[3:5, 3:5] = True
-    mask_b = np.zeros((8, 8), bool)
-    mask_b[3:5, 5] = True
-    b = a.copy()
-    b[4, 6] = 0.6  # next to the union: inside the 1-px dilation
-    b[2, 2] = 0.3  # diagonal neighbour of the union: inside too (3x3 dilation)
-    b[0, 0] = 0.9  # two pixels away: outside
-    values = evaluation.disentanglement(a, b, mask_a, mask_b)
-    region = np.zeros((8, 8), bool)
-    region[2:6, 2:7] = True  # union (rows 3-4, cols 3-5) dilated by one pixel
-    assert values["disent_inside"] == pytest.approx((0.6 + 0.3) / region.sum())
-    assert values["disent_outside"] == pytest.approx(0.9 / (~region).sum())
-    figure = evaluation.disentanglement_figure(a, b, mask_a, mask_b)
-    assert figure.shape == (8, 24, 3)
-
-
-def test_code_frame_distances_by_hand(tmp_path):
-    from flamenerf.datasets.capture import load_capture
-
-    # Cameras at x = 0.01 k m (k: the frame's index), frame k >= 3 uses the code of t02.
-    capture = load_capture(write_capture(tmp_path / "cap", num_train=3, num_val=2))
-    assert capture.file_scene.scale == 2.0  # the distances come back in metres, whatever it is
-    distances = evaluation.code_frame_distances(capture, ["v01", "v00", "t01"])
-    assert list(distances) == ["v01", "v00", "t01"]
-    assert distances["v00"] == pytest.approx(0.01) and distances["v01"] == pytest.approx(0.02)
-    assert distances["t01"] == 0.0
-    with pytest.raises(ValueError, match="no frame 'x9'"):
-        evaluation.code_frame_distances(capture, ["x9"])
-
-
-def test_distance_report_against_scipy_and_by_hand():
-    from scipy import stats
-
-    distance = {"a": 0.30, "b": 0.10, "c": 0.20, "d": 0.05, "e": 0.25, "f": 0.15, "g": 0.4}
-    psnr = {"a": 20.0, "b": 27.0, "c": 24.0, "d": 29.0, "e": 22.0, "f": 25.0, "g": 21.0}
-    report = evaluation.distance_report(psnr, distance)
-    ids = list(psnr)
-    r = stats.pearsonr([distance[i] for i in ids], [psnr[i] for i in ids]).statistic
-    assert report["pearson"] == pytest.approx(r, abs=1e-12) and report["pearson"] < 0
-    # 7 frames: thirds of round(7 / 3) = 2; nearest d (0.05), b (0.10); farthest a, g.
-    assert report["count"] == 7 and report["third"] == 2
-    assert report["near_third_psnr"] == pytest.approx((29.0 + 27.0) / 2)
-    assert report["far_third_psnr"] == pytest.approx((20.0 + 21.0) / 2)
-    assert report["near_minus_far"] == pytest.approx(28.0 - 20.5)
-    assert report["near_third_distance_m"] == pytest.approx(0.075)
-    assert report["far_third_distance_m"] == pytest.approx(0.35)
-    assert [p["id"] for p in report["pairs"]] == ["d", "b", "f", "c", "e", "a", "g"]
-    assert report["pairs"][0] == {"id": "d", "distance_m": 0.05, "psnr": 29.0}
-    # NaN PSNRs are left out; one frame is its own near and far third; no spread: no r.
-    one = evaluation.distance_report({"a": 20.0, "b": float("nan")}, distance)
-    assert one["count"] == 1 and one["third"] == 1 and np.isnan(one["pearson"])
-    assert one["near_third_psnr"] == one["far_third_psnr"] == 20.0
-    flat = evaluation.distance_report({"a": 20.0, "b": 20.0}, distance)
-    assert np.isnan(flat["pearson"]) and flat["near_minus_far"] == 0.0
-    with pytest.raises(ValueError, match="no distance"):
-        evaluation.distance_report({"zz": 1.0}, distance)
 
 
 # ------------------------------------------------------------------------------------------

@@ -132,7 +132,113 @@ def test_two_normalisations_render_the_same_image(tmp_path):
         frame_id = exp.capture.val_ids[0]
         batch = rays.frame_rays(exp.capture, frame_id, jaw=True)
         shape = exp.capture.cameras[frame_id].image_shape
-        out = exp.renderer.render_image(state.params, batch, 1.0, shape, exp.extras()["guide"])
+        out = exp.renderer.render_image(state.params, batch, 1.0, shape, exp.extras().guide)
         images.append(np.asarray(out["rgb"]))
         exp.close()
     assert np.abs(images[0] - images[1]).max() < 1e-4
+
+
+# ---------------------------------------------------------------------------------------------
+# Experiment.restore: a trained experiment reopened at a checkpoint (test_eval's tiny one).
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from test_eval import tiny_experiment
+
+    return tiny_experiment(tmp_path_factory)
+
+
+@pytest.fixture
+def closed(monkeypatch):
+    """The experiments closed during the test, in order."""
+    calls = []
+    close = experiment.Experiment.close
+
+    def recording_close(self):
+        calls.append(self)
+        close(self)
+
+    monkeypatch.setattr(experiment.Experiment, "close", recording_close)
+    return calls
+
+
+def test_restore_yields_the_checkpoint_and_closes_the_experiment(trained, closed):
+    from test_eval import STEPS
+
+    with experiment.Experiment.restore(trained) as restored:
+        assert restored.checkpoint == STEPS and int(restored.state.step) == STEPS
+        assert restored.trained_scale == 1 and restored.exp.capture.scale == 1
+        assert restored.eval_folder == trained / "eval" / f"step_{STEPS}"
+        assert restored.exp.base_folder == trained and closed == []
+        exp, state, step, scale = restored  # unpacks like the old eval.load
+        assert (exp, step, scale) == (restored.exp, STEPS, 1)
+    assert closed == [restored.exp]
+
+
+def test_restore_overrides_scale_and_chunk_and_closes_on_errors(trained, closed):
+    from test_eval import STEPS
+
+    with pytest.raises(RuntimeError, match="inside the block"):
+        with experiment.Experiment.restore(trained, STEPS, scale=2, chunk=8) as restored:
+            assert restored.trained_scale == 1 and restored.exp.capture.scale == 2
+            assert restored.eval_folder == trained / "eval" / f"step_{STEPS}" / "scale_2"
+            assert restored.exp.train_config.render_chunk == 8
+            raise RuntimeError("inside the block")
+    assert closed == [restored.exp]
+
+
+def test_restore_errors_name_the_folder_and_close_what_they_opened(trained, tmp_path, closed):
+    from test_eval import STEPS
+
+    def restore(folder, *args, **kwargs):
+        with experiment.Experiment.restore(folder, *args, **kwargs):
+            raise AssertionError("restored")
+
+    with pytest.raises(experiment.UserError) as info:
+        restore(tmp_path)
+    assert str(info.value) == f"{tmp_path}: not an experiment folder (no config.gin)"
+    with pytest.raises(experiment.UserError) as info:
+        restore(trained, chunk=0)
+    assert str(info.value) == "--chunk 0: expected a positive number of rays"
+    assert closed == []
+    with pytest.raises(experiment.UserError) as info:
+        restore(trained, 7)
+    message = f"{trained / 'checkpoints'}: no checkpoint at step 7 (have [{STEPS}])"
+    assert str(info.value) == message
+    untrained = tmp_path / "untrained"
+    untrained.mkdir()
+    (untrained / "config.gin").write_text((trained / "config.gin").read_text())
+    with pytest.raises(experiment.UserError) as info:
+        restore(untrained)
+    message = f"{untrained / 'checkpoints'}: no checkpoints (train the experiment first)"
+    assert str(info.value) == message
+    assert len(closed) == 2
+
+
+def test_validation_scores_frames_as_eval_does(trained, tmp_path):
+    """Training-time validation and eval share the per-frame path: the same frames give the
+    same PSNRs, logged to metrics.jsonl."""
+    import json
+    import shutil
+
+    from test_eval import STEPS
+
+    from flamenerf.evaluation import evaluate
+
+    copy = tmp_path / "exp"
+    shutil.copytree(trained, copy)
+    with experiment.Experiment.restore(copy) as restored:
+        exp = restored.exp
+        exp.train_config = dataclasses.replace(exp.train_config, val_frames=2)
+        means = exp.validate(restored.state, STEPS)
+        report = evaluate.evaluate(
+            exp, restored.state, STEPS, show_progress=False, out_dir=tmp_path / "eval"
+        )
+    assert exp.validation_ids() == list(report["frames"]) == ["v00", "v01"]
+    assert list(means) == ["psnr", "psnr_face", "psnr_outside"]
+    for name, value in means.items():
+        assert value == pytest.approx(report["mean"][name], rel=1e-6)
+    record = json.loads((copy / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["step"] == STEPS and record["split"] == "val"
+    assert {k: record[k] for k in means} == pytest.approx(means)

@@ -13,6 +13,7 @@ from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from flamenerf import configs
+from flamenerf.datasets.rays import RayBatch
 from flamenerf.geometry import flame
 from flamenerf.nerf import guide
 from flamenerf.nerf import model as model_lib
@@ -357,15 +358,16 @@ def test_gradient_reaches_the_field_not_the_guide(frames):
     np.testing.assert_array_equal(jac.reshape(15, 15), np.eye(15))  # no gradient through it
     model = guided_model(where="trunk")
     params = jax.jit(lambda key: model_lib.init_params(model, key))(jax.random.PRNGKey(0))
-    batch = {
-        "origins": jnp.asarray(posed[0][:4] + [0, 0, 0.5], jnp.float32),
-        "directions": jnp.array([[0, 0, -1.0]] * 4),
-        "frame": jnp.array([0, 1, 0, 1]),
-        "warp_id": jnp.zeros(4, jnp.int32),
-        "appearance_id": jnp.zeros(4, jnp.int32),
-        "condition": jnp.ones((4, 3)),
-        "inside": jnp.ones(4),
-    }
+    batch = RayBatch(
+        origins=jnp.asarray(posed[0][:4] + [0, 0, 0.5], jnp.float32),
+        directions=jnp.array([[0, 0, -1.0]] * 4),
+        rgb=jnp.zeros((4, 3)),
+        frame=jnp.array([0, 1, 0, 1]),
+        warp_id=jnp.zeros(4, jnp.int32),
+        appearance_id=jnp.zeros(4, jnp.int32),
+        condition=jnp.ones((4, 3)),
+        inside=jnp.ones(4),
+    )
     loss = lambda p, g: jnp.sum(model.apply({"params": p}, batch, 0.0, False, g)["fine"]["rgb"])
     grads = jax.jit(jax.grad(loss))(params, grids)
     assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
@@ -420,15 +422,16 @@ def test_far_ray_renders_identically_for_two_expressions(frames, head_model):
     # Ray 0 passes through a lower-lip vertex (samples every ~1 mm around it); ray 1 passes
     # 0.4 m beside the head, beyond the rigid part's reach and the residual's box.
     origins = jnp.array([lip + [0, 0, 0.05], lip + [0.4, 0, 0.05]], jnp.float32)
-    batch = {
-        "origins": origins,
-        "directions": jnp.array([[0, 0, -1.0]] * 2),
-        "frame": jnp.zeros(2, jnp.int32),
-        "warp_id": jnp.zeros(2, jnp.int32),
-        "appearance_id": jnp.zeros(2, jnp.int32),
-        "condition": jnp.zeros((2, 3)),
-        "inside": jnp.ones(2),
-    }
+    batch = RayBatch(
+        origins=origins,
+        directions=jnp.array([[0, 0, -1.0]] * 2),
+        rgb=jnp.zeros((2, 3)),
+        frame=jnp.zeros(2, jnp.int32),
+        warp_id=jnp.zeros(2, jnp.int32),
+        appearance_id=jnp.zeros(2, jnp.int32),
+        condition=jnp.zeros((2, 3)),
+        inside=jnp.ones(2),
+    )
     render = jax.jit(
         lambda g: model.apply({"params": weights}, batch, 0.0, False, g)["fine"]["rgb"]
     )
@@ -456,8 +459,8 @@ def test_experiment_penalises_only_what_the_guide_leaves(tmp_path):
     assert exp.guide_stats is not None and len(exp.guide_stats.folded) == len(exp.capture.ids)
     assert exp.guide_stats.rigid_margin > 0
     posed, neutral = exp.posed_and_neutral(undo_rigid=True)
-    table = np.asarray(extras["vertices"])
-    targets = np.asarray(extras["vertex_targets"])
+    table = np.asarray(extras.vertices)
+    targets = np.asarray(extras.vertex_targets)
     np.testing.assert_allclose(targets, neutral, atol=1e-6)
     # The guide takes the posed vertices to their canonical positions (the octahedron's
     # rigid motion exactly, its expression to within the grid), so the penalty of an
@@ -470,5 +473,5 @@ def test_experiment_penalises_only_what_the_guide_leaves(tmp_path):
         tmp_path / "exp", [TINY], bindings, data_dir=str(capture), write_config=False
     )
     grids = again.guide_grids(show_progress=False)
-    np.testing.assert_array_equal(grids.values, extras["guide"].values)
+    np.testing.assert_array_equal(grids.values, extras.guide.values)
     np.testing.assert_array_equal(again.guide_stats.folded, exp.guide_stats.folded)

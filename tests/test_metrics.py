@@ -243,3 +243,95 @@ def test_ms_ssim_clips_negative_terms(jit_ms_ssim):
     x = np.random.default_rng(9).random((24, 24, 1)).astype(np.float32)
     # An inverted image has negative structure correlation: the product is clipped to 0.
     assert float(jit_ms_ssim(x, 1.0 - x)) == 0.0
+
+
+# ---------------------------------------------------------------- the evaluation metrics
+
+
+def test_frame_metrics_match_hand_computed_values():
+    rng = np.random.default_rng(0)
+    target = rng.uniform(0.3, 0.7, (12, 16, 3)).astype(np.float32)
+    mask = np.zeros((12, 16), bool)
+    mask[2:8, 4:12] = True  # 48 face pixels, 144 outside
+    pred = target + np.where(mask[..., None], 0.1, 0.2).astype(np.float32)
+    values = metrics.frame_metrics(pred, target, mask)
+    assert values["psnr_face"] == pytest.approx(20.0, abs=1e-3)
+    assert values["psnr_outside"] == pytest.approx(-10 * np.log10(0.04), abs=1e-3)
+    whole = (48 * 0.01 + 144 * 0.04) / 192
+    assert values["psnr"] == pytest.approx(-10 * np.log10(whole), abs=1e-3)
+    assert values["ms_ssim_scales"] == 1  # a 12-px side holds one 11-px window
+    same = metrics.frame_metrics(target, target, mask)
+    assert same["ssim"] == pytest.approx(1.0, abs=1e-5)
+    assert same["ms_ssim"] == pytest.approx(1.0, abs=1e-5)
+    big = np.zeros((64, 64, 3))
+    assert metrics.frame_metrics(big, big, np.ones((64, 64), bool))["ms_ssim_scales"] == 3
+
+
+def test_small_images_have_no_ssim():
+    values = metrics.frame_metrics(np.zeros((8, 8, 3)), np.ones((8, 8, 3)), np.ones((8, 8), bool))
+    assert np.isnan(values["ssim"]) and values["ms_ssim_scales"] == 0
+    assert values["psnr"] == pytest.approx(0.0)
+
+
+def test_frame_metrics_computes_the_names_asked_in_their_order():
+    pred, target = np.full((4, 4, 3), 0.5), np.full((4, 4, 3), 0.6)
+    mask = np.zeros((4, 4), bool)
+    values = metrics.frame_metrics(pred, target, mask, ["psnr_face", "psnr"])
+    assert list(values) == ["psnr_face", "psnr"]
+    assert np.isnan(values["psnr_face"])  # no silhouette pixel
+    assert values["psnr"] == pytest.approx(20.0, abs=1e-4)
+    with pytest.raises(ValueError, match="'disent_inside': expected one of the frame metrics"):
+        metrics.frame_metrics(pred, target, mask, ["disent_inside"])
+
+
+def test_disentanglement_regions_by_hand():
+    a = np.zeros((8, 8, 3))
+    mask_a = np.zeros((8, 8), bool)
+    mask_a[3:5, 3:5] = True
+    mask_b = np.zeros((8, 8), bool)
+    mask_b[3:5, 5] = True
+    b = a.copy()
+    b[4, 6] = 0.6  # next to the union: inside the 1-px dilation
+    b[2, 2] = 0.3  # diagonal neighbour of the union: inside too (3x3 dilation)
+    b[0, 0] = 0.9  # two pixels away: outside
+    values = metrics.disentanglement(a, b, mask_a, mask_b)
+    region = np.zeros((8, 8), bool)
+    region[2:6, 2:7] = True  # union (rows 3-4, cols 3-5) dilated by one pixel
+    np.testing.assert_array_equal(metrics.disentanglement_region(mask_a, mask_b), region)
+    assert values["disent_inside"] == pytest.approx((0.6 + 0.3) / region.sum())
+    assert values["disent_outside"] == pytest.approx(0.9 / (~region).sum())
+    everything = np.ones((8, 8), bool)
+    assert np.isnan(metrics.disentanglement(a, b, everything, everything)["disent_outside"])
+
+
+def test_registry_order_kinds_and_flags():
+    assert metrics.metric_names("frame") == [
+        "psnr",
+        "psnr_face",
+        "psnr_outside",
+        "ssim",
+        "ms_ssim",
+        "ms_ssim_scales",
+    ]
+    assert metrics.metric_names("disentanglement") == ["disent_outside", "disent_inside"]
+    assert metrics.metric_names("report") == ["psnr_near_third", "psnr_far_third"]
+    assert metrics.metric_names(validation=True) == ["psnr", "psnr_face", "psnr_outside"]
+    assert [m.name for m in metrics.METRICS.values() if m.integer] == ["ms_ssim_scales"]
+    report = {"distance": {"near_third_psnr": 21.5, "far_third_psnr": 19.0}}
+    assert metrics.METRICS["psnr_near_third"].fn(report) == 21.5
+    assert metrics.METRICS["psnr_far_third"].fn({}) is None
+
+
+def test_register_refuses_a_second_metric_of_a_name_and_unknown_kinds(monkeypatch):
+    monkeypatch.setattr(metrics, "METRICS", dict(metrics.METRICS))
+    with pytest.raises(ValueError, match="metric 'psnr': registered twice"):
+        metrics.register(metrics.Metric("psnr", "frame", lambda p, t, m: 0.0))
+    with pytest.raises(ValueError, match="kind: expected 'frame'"):
+        metrics.register(metrics.Metric("x", "image", lambda p, t, m: 0.0))
+    added = metrics.register(
+        metrics.Metric("mean_abs", "frame", lambda p, t, m: float(np.abs(p - t).mean()))
+    )
+    assert metrics.metric_names("frame")[-1] == "mean_abs" and added.format == ".4f"
+    mask = np.ones((2, 2), bool)
+    values = metrics.frame_metrics(np.zeros((2, 2, 3)), np.full((2, 2, 3), 0.25), mask)
+    assert values["mean_abs"] == 0.25

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from flamenerf import configs
+from flamenerf.datasets.rays import RayBatch
 from flamenerf.nerf import guide
 from flamenerf.nerf import model as model_lib
 
@@ -48,15 +49,21 @@ def rays(condition, inside, n=N):
     directions = jnp.tile(jnp.array([[0.0, 0.0, 1.0]]), (n, 1)) + 0.1 * jax.random.normal(
         key, (n, 3)
     )
-    return {
-        "origins": jnp.tile(jnp.array([[0.0, 0.0, -1.2]]), (n, 1)),
-        "directions": directions / jnp.linalg.norm(directions, axis=-1, keepdims=True),
-        "frame": jnp.zeros((n,), jnp.int32),
-        "warp_id": jnp.arange(n) % 4,
-        "appearance_id": jnp.arange(n) % 4,
-        "condition": jnp.broadcast_to(jnp.asarray(condition, jnp.float32), (n, 5)),
-        "inside": jnp.asarray(inside, jnp.float32),
-    }
+    return RayBatch(
+        origins=jnp.tile(jnp.array([[0.0, 0.0, -1.2]]), (n, 1)),
+        directions=directions / jnp.linalg.norm(directions, axis=-1, keepdims=True),
+        rgb=jnp.zeros((n, 3)),  # not read by the model
+        frame=jnp.zeros((n,), jnp.int32),
+        warp_id=jnp.arange(n) % 4,
+        appearance_id=jnp.arange(n) % 4,
+        condition=jnp.broadcast_to(jnp.asarray(condition, jnp.float32), (n, 5)),
+        inside=jnp.asarray(inside, jnp.float32),
+    )
+
+
+def replace(batch, **fields):
+    """`batch` with some fields replaced (RayBatch's __len__ counts rays: no `_replace`)."""
+    return RayBatch(**dict(batch._asdict(), **fields))
 
 
 @pytest.fixture(scope="module")
@@ -236,12 +243,14 @@ def test_static_part_unchanged_by_warp_codes(confined_model_and_params):
     n = 4
     # Rays along +z at x = 0 (through the box) and at x = 0.6, 0.8, -0.7 (miss box + fade).
     origins = jnp.array([[0.0, 0.0, -1.2], [0.6, 0.0, -1.2], [0.8, 0.1, -1.2], [-0.7, 0, -1.2]])
-    batch = rays(np.zeros(5), np.zeros(n), n=n)
-    batch["origins"] = origins
-    batch["directions"] = jnp.tile(jnp.array([[0.0, 0.0, 1.0]]), (n, 1))
+    batch = replace(
+        rays(np.zeros(5), np.zeros(n), n=n),
+        origins=origins,
+        directions=jnp.tile(jnp.array([[0.0, 0.0, 1.0]]), (n, 1)),
+    )
     outputs = []
     for code in (0, 3):
-        frame = dict(batch, warp_id=jnp.full((n,), code), appearance_id=jnp.zeros((n,), int))
+        frame = replace(batch, warp_id=jnp.full((n,), code), appearance_id=jnp.zeros((n,), int))
         outputs.append(render(model, params, frame)["fine"]["rgb"])
     np.testing.assert_array_equal(outputs[0][1:], outputs[1][1:])
     assert np.abs(outputs[0][0] - outputs[1][0]).max() > 1e-3
@@ -254,7 +263,7 @@ def test_color_appearance_is_affine_and_starts_as_identity():
     batch = rays(np.zeros(5), np.ones(N))
     base = render(model, params, batch)["fine"]
     # Zero-initialised transform: the identity for every code.
-    same_codes = dict(batch, appearance_id=jnp.zeros((N,), int))
+    same_codes = replace(batch, appearance_id=jnp.zeros((N,), int))
     np.testing.assert_allclose(render(model, params, same_codes)["fine"]["rgb"], base["rgb"])
     # A set transform acts as rgb * (1 + g) + b * acc, for exactly the rays of that code.
     bias = np.zeros(6, np.float32)
@@ -288,7 +297,7 @@ def noisy_condition(noise_scale, spread, n=20000, key=7):
     model = make(expression=expression, condition_spread=spread)
     params = model_lib.init_params(model, jax.random.PRNGKey(0))
     base = np.array([0.3, -1.0, 0.1, 2.0, 0.0], np.float32)
-    batch = {"condition": jnp.tile(jnp.asarray(base), (n, 1)), "inside": jnp.ones((n,))}
+    batch = rays(base, np.ones(n), n=n)  # the model's conditioning reads condition and inside
     out = model.apply(
         {"params": params},
         batch,

@@ -1,5 +1,5 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""Tests for flamenerf.training.schedules against hand-computed formulas."""
+"""Tests for flamenerf.schedules against hand-computed formulas."""
 
 import dataclasses
 import math
@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from flamenerf.training import schedules as sch
+from flamenerf import schedules as sch
 
 
 @pytest.fixture(autouse=True)

@@ -231,21 +231,6 @@ def test_validation_rays_cover_the_frame(tmp_path, capture_dir):
     assert len(batch) == 16 * 12
 
 
-def test_warp_regularisers_against_hand_values():
-    # Elastic: zero for a rotation, positive for a stretch; Geman-McClure by hand.
-    rotation = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-    stretch = np.diag([2.0, 1.0, 1.0])
-    values = training.elastic_loss(jnp.asarray(np.stack([rotation, stretch])), scale=1.0)
-    x2 = np.log(2.0) ** 2
-    np.testing.assert_allclose(values, [0.0, 2 * x2 / (x2 + 4)], atol=1e-6)
-    # Background: only rays outside the silhouette count.
-    points = jnp.zeros((3, 3))
-    warped = jnp.array([[1.0, 0, 0], [0, 2.0, 0], [0, 0, 4.0]])
-    inside = jnp.array([1.0, 0.0, 0.0])
-    np.testing.assert_allclose(training.background_loss(warped, points, inside), 3.0)
-    assert float(training.background_loss(warped, points, jnp.ones(3))) == 0.0
-
-
 def test_regularisers_enter_the_loss(tmp_path, capture_dir):
     exp = make_experiment(
         tmp_path,

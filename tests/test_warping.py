@@ -1,6 +1,8 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
 """Tests of the warp fields: identity at initialisation, shapes, Jacobians, gradients."""
 
+import typing
+
 import flax
 import jax
 import jax.numpy as jnp
@@ -8,6 +10,7 @@ import numpy as np
 import pytest
 from scipy.linalg import expm
 
+from flamenerf import configs
 from flamenerf.nerf import warping
 
 CODE_DIM = 8
@@ -136,3 +139,39 @@ def test_init_with_jacobian_creates_same_parameters():
         lambda *a: module.init(*a, return_jacobian=True), jax.random.PRNGKey(0), points, codes, 1.0
     )
     assert jax.tree.map(lambda x: x.shape, plain) == jax.tree.map(lambda x: x.shape, with_jac)
+
+
+# --------------------------------------------------------------------------------------------
+# The registry of warp types.
+
+
+def test_registry_holds_the_tested_fields_and_drives_the_config_check():
+    assert dict(warping.WARP_FIELDS) == FIELDS
+    assert warping.warp_type_names() == ("none", "translation", "se3")
+    hint = typing.get_type_hints(configs.WarpConfig)["warp_type"]
+    assert typing.get_args(hint) == warping.warp_type_names()
+    with pytest.raises(ValueError) as info:
+        configs.WarpConfig(warp_type="se4")
+    message = str(info.value).splitlines()[0]
+    assert message.startswith("WarpConfig.warp_type: expected one of ")
+    assert message.endswith("got 'se4'")
+    assert all(repr(name) in message for name in warping.warp_type_names())
+
+
+@pytest.mark.parametrize("name", sorted(FIELDS))
+def test_make_warp_field_builds_the_registered_class(name):
+    field = warping.make_warp_field(name, num_freqs=3, depth=2, width=16, skips=(1,))
+    assert type(field) is FIELDS[name]
+    assert (field.num_freqs, field.depth, field.width, tuple(field.skips)) == (3, 2, 16, (1,))
+
+
+@pytest.mark.parametrize("name", ["none", "SE3", "affine"])
+def test_make_warp_field_rejects_unregistered_names(name):
+    with pytest.raises(ValueError, match=rf"warp type {name!r} has no warp field") as info:
+        warping.make_warp_field(name, num_freqs=3, depth=2, width=16, skips=())
+    assert all(repr(registered) in str(info.value) for registered in warping.WARP_FIELDS)
+
+
+def test_registry_is_read_only():
+    with pytest.raises(TypeError):
+        warping.WARP_FIELDS["affine"] = warping.TranslationField

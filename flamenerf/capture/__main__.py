@@ -8,6 +8,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from flamenerf import errors
 from flamenerf.capture.io import StepError
 
 # Subcommand -> module; each module has `add_arguments(parser)`, `run(args) -> int` and a
@@ -47,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except StepError as error:
         print(f"error: {error}", file=sys.stderr)
-        return 2
+        return errors.EXIT_USER_ERROR
 
 
 if __name__ == "__main__":

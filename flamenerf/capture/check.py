@@ -36,6 +36,7 @@ from flamenerf.capture import io, landmarks
 from flamenerf.capture.io import StepError
 from flamenerf.datasets.capture import Capture, CaptureError, load_capture
 from flamenerf.datasets.validate import summary
+from flamenerf.errors import EXIT_CHECK_FAILED
 from flamenerf.geometry import flame, rasterize
 from flamenerf.geometry.camera import Camera
 
@@ -252,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{root}: the capture is invalid:", file=sys.stderr)
         for line in error.problems:
             print(line, file=sys.stderr)
-        return 1
+        return EXIT_CHECK_FAILED
     print(summary(capture))
     model, layout = _landmark_model(capture, args.landmark_embedding)
     ids = sorted(capture.ids)

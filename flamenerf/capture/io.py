@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from flamenerf.errors import UserError
 
-class StepError(ValueError):
+
+class StepError(UserError):
     """Bad input to a capture step; the message names the file, the field and the expectation."""
 
 

@@ -33,6 +33,7 @@ import jax
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from flamenerf.errors import UserError
 from flamenerf.geometry import flame, rasterize
 from flamenerf.geometry.camera import Camera
 from flamenerf.io import strict_json
@@ -48,7 +49,7 @@ _PNG_ALLOWED = {"image": (2, 6), "mask": (0, 4, 2, 6)}
 _PIL_MODES = {"image": ("RGB", "RGBA"), "mask": ("L", "LA", "RGB", "RGBA")}
 
 
-class CaptureError(ValueError):
+class CaptureError(UserError):
     """A capture that breaks the format; `problems` holds one line per problem."""
 
     def __init__(self, root: Path, problems: list[str]):

@@ -24,7 +24,11 @@ from flamenerf.geometry.camera import Camera
 
 
 class RayBatch(NamedTuple):
-    """A batch of N rays (DESIGN.md 2.5). Leading dimension divisible by the device count.
+    """A batch of N rays (docs/architecture.md#raybatch). Leading dimension divisible by the device
+    count.
+
+    The same type holds numpy arrays on the host and jax arrays on the device mesh
+    (`sharding.shard_batch`): it is the model's input (`FlameNerf.__call__`), a pytree.
 
     Attributes:
       origins: float32 (N, 3) ray origins, normalised scene frame.

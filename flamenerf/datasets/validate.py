@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from flamenerf import errors
 from flamenerf.datasets.capture import IMAGE_SCALES, CaptureError, load_capture
 
 
@@ -48,12 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     except CaptureError as error:
         for line in error.problems:
             print(line, file=sys.stderr)
-        return 1
+        return errors.EXIT_CHECK_FAILED
     except Exception as error:  # a reader bug: still one line, not a traceback
         print(f"{args.capture}: unexpected {type(error).__name__}: {error}", file=sys.stderr)
-        return 1
+        return errors.EXIT_CHECK_FAILED
     print(summary(capture))
-    return 0
+    return errors.EXIT_OK
 
 
 if __name__ == "__main__":

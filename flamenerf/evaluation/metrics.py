@@ -1,31 +1,51 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""Image metrics in JAX: PSNR (optionally masked), SSIM (dm-pix) and MS-SSIM (Wang et al. 2003).
+"""Image metrics and the registry of evaluation metrics.
 
+Image metrics in JAX: PSNR (optionally masked), SSIM (dm-pix) and MS-SSIM (Wang et al. 2003).
 Images are float arrays in [0, 1] of shape ``(..., H, W, C)`` (``C`` is 3 for RGB, but any
 channel count works); every metric returns one value per image, shape ``(...)``. All functions
 are pure and can be wrapped in ``jax.jit``.
 
 SSIM settings (all metrics): 11x11 Gaussian window with sigma 1.5, k1 = 0.01, k2 = 0.03,
 max_val = 1, statistics over the 'valid' region (no padding), as ``tf.image.ssim``/dm-pix.
+
+``METRICS`` is the registry of what evaluation reports: one ``Metric`` per name, with its
+function, table format and whether it is a table column and part of training-time
+validation. Adding a metric is one ``register(Metric(...))`` call below; `frame_metrics`,
+`disentanglement`, the metrics.json report, TensorBoard and the results table
+(`flamenerf.evaluation.evaluate`) all read the registry.
 """
 
+from __future__ import annotations
+
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal
 
 import dm_pix
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = [
+    "METRICS",
     "MS_SSIM_WEIGHTS",
     "SSIM_FILTER_SIGMA",
     "SSIM_FILTER_SIZE",
     "SSIM_K1",
     "SSIM_K2",
+    "Metric",
+    "dilate",
+    "disentanglement",
+    "disentanglement_region",
+    "frame_metrics",
+    "metric_names",
     "ms_ssim",
     "ms_ssim_num_scales",
     "mse_to_psnr",
     "psnr",
+    "register",
     "ssim",
 ]
 
@@ -261,3 +281,241 @@ def ms_ssim(
     values = jax.nn.relu(jnp.stack(terms, axis=-1))  # (N, M)
     per_channel = jnp.prod(values**w, axis=-1)  # (N,)
     return per_channel.reshape((-1, c)).mean(axis=-1).reshape(lead)
+
+
+# ------------------------------------------------------------------------------------------
+# The disentanglement region: where a change of expression may change a render.
+
+
+def dilate(mask: np.ndarray, pixels: int = 1) -> np.ndarray:
+    """Binary dilation of an (H, W) bool mask by `pixels` with a 3x3 square (8-neighbours)."""
+    import scipy.ndimage
+
+    mask = np.asarray(mask, bool)
+    if pixels <= 0:
+        return mask
+    return scipy.ndimage.binary_dilation(mask, np.ones((3, 3), bool), iterations=pixels)
+
+
+def disentanglement_region(mask_a: np.ndarray, mask_b: np.ndarray) -> np.ndarray:
+    """The union of two FLAME silhouettes, mask_a and mask_b bool (H, W), dilated by 1 px:
+    bool (H, W), the "inside" of the disentanglement metrics."""
+    return dilate(np.logical_or(mask_a, mask_b), 1)
+
+
+def _mean_change(rgb_a: np.ndarray, rgb_b: np.ndarray, where: np.ndarray) -> float:
+    """Mean |rgb_a - rgb_b| over the pixels (and channels) of bool (H, W) `where`; NaN if none.
+
+    rgb_a, rgb_b: (H, W, 3).
+    """
+    change = np.abs(np.asarray(rgb_a, np.float64) - np.asarray(rgb_b, np.float64)).mean(-1)
+    return float(change[where].mean()) if np.any(where) else float("nan")
+
+
+# ------------------------------------------------------------------------------------------
+# The registry.
+
+MetricKind = Literal["frame", "disentanglement", "report"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """One evaluation metric: how it is computed, written and shown.
+
+    Attributes:
+      name: its key in metrics.json (per frame and in "mean"), its TensorBoard tag
+        (`eval/NAME`, `val/NAME`) and its table column.
+      kind: what `fn` reads and returns:
+        "frame": fn(pred (H, W, 3), target (H, W, 3), mask bool (H, W)) -> float, a render
+          against its validation image, mask the frame's FLAME silhouette;
+        "disentanglement": fn(rgb_a (H, W, 3), rgb_b (H, W, 3), region bool (H, W)) -> float,
+          two renders of one camera with two expressions, region their
+          `disentanglement_region` (docs/architecture.md#rendering-with-other-parameters);
+        "report": fn(report) -> float | None, read from an evaluation report (the
+          metrics.json dictionary) instead of being averaged over frames.
+      fn: the function.
+      format: format spec of its table cell (e.g. ".2f"); NaN is written "nan", None "".
+      in_table: a column of the results table (markdown and CSV), in registration order.
+      integer: a count: an integral mean is written as an int, so is its table cell.
+      validation: also computed by training-time validation (`Experiment.validate`).
+    """
+
+    name: str
+    kind: MetricKind
+    fn: Callable[..., Any]
+    format: str = ".4f"
+    in_table: bool = True
+    integer: bool = False
+    validation: bool = False
+
+
+METRICS: dict[str, Metric] = {}
+
+
+def register(metric: Metric) -> Metric:
+    """Adds a metric to `METRICS` (after the ones there: tables show them in this order).
+
+    Raises:
+      ValueError: a metric of that name is registered already, or an unknown kind.
+    """
+    if metric.name in METRICS:
+        raise ValueError(f"metric '{metric.name}': registered twice")
+    if metric.kind not in ("frame", "disentanglement", "report"):
+        raise ValueError(
+            f"metric '{metric.name}': kind: expected 'frame', 'disentanglement' or 'report', "
+            f"got {metric.kind!r}"
+        )
+    METRICS[metric.name] = metric
+    return metric
+
+
+def metric_names(kind: MetricKind | None = None, validation: bool | None = None) -> list[str]:
+    """Names of the registered metrics of a kind (None: every kind), in registration order;
+    with `validation` True (False) only those validation computes (does not)."""
+    return [
+        m.name
+        for m in METRICS.values()
+        if (kind is None or m.kind == kind) and (validation is None or m.validation == validation)
+    ]
+
+
+def frame_metrics(
+    pred: np.ndarray, target: np.ndarray, mask: np.ndarray, names: Iterable[str] | None = None
+) -> dict[str, float]:
+    """The "frame" metrics of one render: PSNR (whole, face, outside), SSIM, MS-SSIM and its
+    number of scales (as registered).
+
+    Training-time validation and evaluation both score frames with this function.
+
+    Args:
+      pred, target: (H, W, 3) in [0, 1]; mask: bool (H, W) FLAME silhouette.
+      names: the metrics to compute (default: every registered "frame" metric), in that order.
+
+    Returns:
+      {name: value}. SSIM and MS-SSIM are NaN (and `ms_ssim_scales` 0) for images smaller
+      than the 11-px SSIM window.
+
+    Raises:
+      ValueError: a name that is not a registered "frame" metric.
+    """
+    names = metric_names("frame") if names is None else list(names)
+    values = {}
+    for name in names:
+        metric = METRICS.get(name)
+        if metric is None or metric.kind != "frame":
+            raise ValueError(
+                f"frame_metrics: '{name}': expected one of the frame metrics "
+                f"{metric_names('frame')}"
+            )
+        values[name] = metric.fn(pred, target, mask)
+    return values
+
+
+def disentanglement(
+    rgb_a: np.ndarray, rgb_b: np.ndarray, mask_a: np.ndarray, mask_b: np.ndarray
+) -> dict[str, float]:
+    """How much a change of expression changes a render, outside and inside the face.
+
+    Two renders of one camera with two expressions
+    (docs/architecture.md#rendering-with-other-parameters): the region is the union of the two
+    FLAME silhouettes dilated by 1 px. With the silhouette spatial prior the change outside should
+    be ~0.
+
+    Args:
+      rgb_a, rgb_b: (H, W, 3) renders; mask_a, mask_b: bool (H, W) their silhouettes.
+
+    Returns:
+      The registered "disentanglement" metrics: {"disent_outside": mean |rgb_a - rgb_b|
+      over pixels (and channels) outside the region, "disent_inside": the same inside it};
+      NaN for an empty region.
+    """
+    region = disentanglement_region(mask_a, mask_b)
+    return {
+        name: METRICS[name].fn(rgb_a, rgb_b, region) for name in metric_names("disentanglement")
+    }
+
+
+_JITTED: dict[str, Callable[..., jax.Array]] = {}
+
+
+def _jitted(fn: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
+    """jax.jit of a metric (compiled once per image shape)."""
+    if fn.__name__ not in _JITTED:
+        _JITTED[fn.__name__] = jax.jit(fn)
+    return _JITTED[fn.__name__]
+
+
+def _windowed(fn: Callable[..., jax.Array]) -> Callable[..., float]:
+    """A jitted SSIM-family metric of (pred, target, mask) as a float: NaN below the window."""
+
+    def value(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
+        pred, target = np.asarray(pred, np.float32), np.asarray(target, np.float32)
+        if min(pred.shape[:2]) < SSIM_FILTER_SIZE:
+            return math.nan
+        return float(_jitted(fn)(pred, target))
+
+    return value
+
+
+def _ms_ssim_scales(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> int:
+    """MS-SSIM's number of scales for pred's shape (H, W, 3); 0 below the SSIM window."""
+    shape = np.shape(pred)
+    return ms_ssim_num_scales(shape) if min(shape[:2]) >= SSIM_FILTER_SIZE else 0
+
+
+def _distance_value(key: str) -> Callable[[dict[str, Any]], Any]:
+    """A report's `distance` section's value (`flamenerf.evaluation.distance.distance_report`)."""
+    return lambda report: report.get("distance", {}).get(key)
+
+
+# Validation images against renders (validation also logs the three PSNRs).
+register(
+    Metric(
+        "psnr",
+        "frame",
+        lambda pred, target, mask: float(psnr(pred, target)),
+        format=".2f",
+        validation=True,
+    )
+)
+register(
+    Metric(
+        "psnr_face",
+        "frame",
+        lambda pred, target, mask: float(psnr(pred, target, mask)),
+        format=".2f",
+        validation=True,
+    )
+)
+register(
+    Metric(
+        "psnr_outside",
+        "frame",
+        lambda pred, target, mask: float(psnr(pred, target, ~mask)),
+        format=".2f",
+        validation=True,
+    )
+)
+register(Metric("ssim", "frame", _windowed(ssim), format=".4f"))
+register(Metric("ms_ssim", "frame", _windowed(ms_ssim), format=".4f"))
+register(Metric("ms_ssim_scales", "frame", _ms_ssim_scales, format=".2f", integer=True))
+# Two renders with two expressions: the change outside and inside the face.
+register(
+    Metric(
+        "disent_outside",
+        "disentanglement",
+        lambda rgb_a, rgb_b, region: _mean_change(rgb_a, rgb_b, ~region),
+        format=".2e",
+    )
+)
+register(
+    Metric(
+        "disent_inside",
+        "disentanglement",
+        lambda rgb_a, rgb_b, region: _mean_change(rgb_a, rgb_b, region),
+        format=".2e",
+    )
+)
+# PSNR of the frames nearest to / farthest from their code frame's camera.
+register(Metric("psnr_near_third", "report", _distance_value("near_third_psnr"), format=".2f"))
+register(Metric("psnr_far_third", "report", _distance_value("far_third_psnr"), format=".2f"))

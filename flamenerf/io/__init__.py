@@ -1,2 +1,10 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""TODO."""
+"""Reading and writing files safely: the pieces every other package shares.
+
+safe_pickle   the one safe unpickler (FLAME model files, tracker frames): allow-lists,
+              an opcode pre-scan against bombs, checked results
+strict_json   JSON parsing that refuses NaN, duplicate keys and wrong types, naming the
+              file and field
+paths         the cache root (`FLAMENERF_CACHE`; default under the home folder)
+media         PNG, GIF and MP4 writing (ffmpeg from Debian or the imageio-ffmpeg wheel)
+"""

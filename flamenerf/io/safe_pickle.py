@@ -77,6 +77,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse
 
+from flamenerf.errors import UserError
+
 # --------------------------------------------------------------------------------------------
 # Limits. A real FLAME pickle is 50-100 MB but has only a few hundred to a few thousand opcodes
 # (about 40 per array and 50 per chumpy array, a dozen arrays: the tests' official-style file
@@ -116,7 +118,7 @@ PLAIN_KEY_TYPES = (str, bytes, int, float, bool, type(None))
 ARRAY_KINDS = "biufcSU"
 
 
-class PickleRefused(ValueError):
+class PickleRefused(UserError):
     """A pickle was refused or unreadable; the message names the file and the reason."""
 
 

@@ -14,10 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from flamenerf.errors import UserError
+
 ROTATION_TOLERANCE = 1e-4  # max |R R^T - I| and |det R - 1| accepted for a rotation matrix
 
 
-class DuplicateKey(ValueError):
+class DuplicateKey(UserError):
     """A key given twice in one JSON object (the message is the key)."""
 
 

@@ -6,7 +6,8 @@ grid-encoded canonical field can (a prototype reached ~29 dB on the demo capture
 with tri-planes at 64..512 and two one-layer heads).
 
 Conventions:
-- Grid coordinates are [-1, 1]^3 (DESIGN.md 2.9). Use `contract` to bring normalised scene
+- Grid coordinates are [-1, 1]^3 (docs/architecture.md#scene-bounds). Use `contract` to bring
+normalised scene
   points, possibly unbounded, into that box first. Points outside the box are clamped to it.
 - A plane of resolution r is an array (r, r, F); vertex (i, j) sits at
   (-1 + 2 i / (r - 1), -1 + 2 j / (r - 1)) ("align corners"), the first index along the

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flamenerf.configs import ExpressionConfig, FieldConfig, ModelConfig, WarpConfig
+from flamenerf.datasets.rays import RayBatch
 from flamenerf.nerf import grid, guide, warping
 from flamenerf.nerf import layers as modules
 from flamenerf.nerf import volume as rendering
@@ -168,10 +169,10 @@ class FlameNerf(nn.Module):
     condition_spread: tuple[float, ...] | None = None
 
     def setup(self):
-        if self.warp.warp_type != "none":
+        if self.warp.warp_type != warping.NO_WARP:
             self.warp_codes = modules.GLOEmbed(self.num_codes, self.warp.code_dim)
-            field = {"se3": warping.SE3Field, "translation": warping.TranslationField}
-            self.warp_field = field[self.warp.warp_type](
+            self.warp_field = warping.make_warp_field(
+                self.warp.warp_type,
                 num_freqs=self.warp.num_freqs,
                 depth=self.warp.depth,
                 width=self.warp.width,
@@ -208,7 +209,7 @@ class FlameNerf(nn.Module):
         Returns:
           (N, ..., 3) canonical points (the input when there is no warp).
         """
-        if self.warp.warp_type == "none":
+        if self.warp.warp_type == warping.NO_WARP:
             return points
         code = self.warp_codes(warp_id)
         code = jnp.broadcast_to(
@@ -240,7 +241,7 @@ class FlameNerf(nn.Module):
             + moved[..., :, None] * grad[..., None, :]
         )
 
-    def condition(self, rays: dict[str, Array], randomized: bool) -> Array | None:
+    def condition(self, rays: RayBatch, randomized: bool) -> Array | None:
         """The conditioning vector each ray's field sees: (N, C') or None.
 
         Training noise and dropout (when configured) are applied before the spatial prior,
@@ -251,7 +252,7 @@ class FlameNerf(nn.Module):
         cfg = self.expression
         if cfg.where == "none":
             return None
-        cond = rays["condition"]
+        cond = rays.condition
         if randomized and cfg.noise_std > 0:
             std = cfg.noise_std
             if cfg.noise_scale == "spread":
@@ -263,12 +264,12 @@ class FlameNerf(nn.Module):
         if cfg.projection_dim > 0:
             cond = self.projection(cond)
         if cfg.spatial_prior == "silhouette":
-            cond = cond * rays["inside"][:, None]
+            cond = cond * rays.inside[:, None]
         return cond
 
     def __call__(
         self,
-        rays: dict[str, Array],
+        rays: RayBatch,
         warp_alpha: Array,
         randomized: bool,
         guide_grids: guide.GuideGrids | None = None,
@@ -276,11 +277,12 @@ class FlameNerf(nn.Module):
         """Renders rays coarse then fine.
 
         Args:
-          rays: RayBatch fields as a dict: origins (N, 3), directions (N, 3), warp_id (N,),
-            appearance_id (N,), condition (N, C), inside (N,).
+          rays: the rays (their arrays, sharded or traced): origins (N, 3), directions (N, 3),
+            frame (N,), warp_id (N,), appearance_id (N,), condition (N, C), inside (N,); rgb
+            is not read.
           warp_alpha: scalar annealing parameter of the warp encoding.
           randomized: stratified jitter, density noise and conditioning noise (training).
-          guide_grids: the frames' FLAME-guide grids (indexed by rays["frame"]); needed when
+          guide_grids: the frames' FLAME-guide grids (indexed by rays.frame); needed when
             `use_guide` or the "mesh" spatial prior is on.
 
         Returns:
@@ -291,10 +293,10 @@ class FlameNerf(nn.Module):
         needs_grids = self.use_guide or self.expression.spatial_prior == "mesh"
         if needs_grids and guide_grids is None:
             raise ValueError("FlameNerf: this configuration needs guide_grids")
-        origins, directions = rays["origins"], rays["directions"]
+        origins, directions = rays.origins, rays.directions
         viewdirs = directions / jnp.linalg.norm(directions, axis=-1, keepdims=True)
         appearance = (
-            self.appearance_codes(rays["appearance_id"]) if self.model.appearance_dim > 0 else None
+            self.appearance_codes(rays.appearance_id) if self.model.appearance_dim > 0 else None
         )
         field_appearance = appearance if self.model.appearance_mode == "field" else None
         condition = self.condition(rays, randomized)
@@ -325,14 +327,14 @@ class FlameNerf(nn.Module):
                 )
             canonical, level_condition = points, condition
             if needs_grids:
-                guided, distance = guide.apply(guide_grids, rays["frame"], points)
+                guided, distance = guide.apply(guide_grids, rays.frame, points)
                 if self.use_guide:
                     canonical = guided
                 if level_condition is not None and self.expression.spatial_prior == "mesh":
                     near_mesh = (distance < self.mesh_radius).astype(points.dtype)
                     level_condition = condition[:, None, :] * near_mesh[..., None]
             warp_inputs = canonical
-            canonical = self.warp_points(canonical, rays["warp_id"], warp_alpha)
+            canonical = self.warp_points(canonical, rays.warp_id, warp_alpha)
             rgb, sigma = self.fields[level](canonical, viewdirs, field_appearance, level_condition)
             if randomized and self.model.noise_std > 0:
                 noise = jax.random.normal(self.make_rng("sampling"), sigma.shape)
@@ -451,15 +453,16 @@ def dummy_grids() -> guide.GuideGrids:
 def init_params(model: FlameNerf, key: Array) -> Any:
     """Initialises parameters with a two-ray dummy batch (shapes only matter)."""
     n = 2
-    rays = {
-        "frame": jnp.zeros((n,), jnp.int32),
-        "origins": jnp.zeros((n, 3)),
-        "directions": jnp.ones((n, 3)) / jnp.sqrt(3.0),
-        "warp_id": jnp.zeros((n,), jnp.int32),
-        "appearance_id": jnp.zeros((n,), jnp.int32),
-        "condition": jnp.zeros((n, model.condition_dim)),
-        "inside": jnp.ones((n,)),
-    }
+    rays = RayBatch(
+        origins=jnp.zeros((n, 3)),
+        directions=jnp.ones((n, 3)) / jnp.sqrt(3.0),
+        rgb=jnp.zeros((n, 3)),
+        frame=jnp.zeros((n,), jnp.int32),
+        warp_id=jnp.zeros((n,), jnp.int32),
+        appearance_id=jnp.zeros((n,), jnp.int32),
+        condition=jnp.zeros((n, model.condition_dim)),
+        inside=jnp.ones((n,)),
+    )
     keys = dict(zip(("params", "sampling", "condition"), jax.random.split(key, 3), strict=True))
     grids = dummy_grids() if model.use_guide or model.expression.spatial_prior == "mesh" else None
     return model.init(keys, rays, jnp.zeros(()), randomized=False, guide_grids=grids)["params"]

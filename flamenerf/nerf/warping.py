@@ -13,9 +13,14 @@ the points' leading shape, so a per-ray code for points `(N, S, 3)` must be pass
 
 The output layers are initialised with uniform(-1e-4, 1e-4) weights and zero biases, so both
 fields start as the identity up to ~1e-4 * (hidden activations), as in Nerfies.
+
+`WARP_FIELDS` (at the end) is the registry of warp types: `WarpConfig.warp_type` names one of
+them, or "none" (no warp: a static NeRF). To add a warp type, write a field with the
+attributes `num_freqs, depth, width, skips` and the call signature above, and add one entry.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 
 import flax.linen as nn
 import jax
@@ -170,3 +175,40 @@ class SE3Field(nn.Module):
         if self.is_initializing():
             warp(points)  # creates the parameters outside the jax transform
         return with_jacobian(warp, points)
+
+
+# --------------------------------------------------------------------------------------------
+# The registry of warp types: `WarpConfig.warp_type` -> field class.
+
+NO_WARP = "none"  # the warp type without a field: observation space is the canonical space
+
+WARP_FIELDS: Mapping[str, type[nn.Module]] = MappingProxyType(
+    {
+        "translation": TranslationField,
+        "se3": SE3Field,
+    }
+)
+
+
+def warp_type_names() -> tuple[str, ...]:
+    """Every valid `WarpConfig.warp_type`: "none", then the registered fields in order."""
+    return (NO_WARP, *WARP_FIELDS)
+
+
+def make_warp_field(
+    warp_type: str, *, num_freqs: int, depth: int, width: int, skips: Sequence[int], **kwargs
+) -> nn.Module:
+    """The registered warp field `warp_type`, built with the given hyper-parameters.
+
+    Raises:
+      ValueError: `warp_type` is "none" or not registered (the message lists the names).
+    """
+    if warp_type not in WARP_FIELDS:
+        raise ValueError(
+            f"warp type {warp_type!r} has no warp field: expected one of "
+            + ", ".join(repr(name) for name in WARP_FIELDS)
+            + f" (or {NO_WARP!r} for no warp)"
+        )
+    return WARP_FIELDS[warp_type](
+        num_freqs=num_freqs, depth=depth, width=width, skips=skips, **kwargs
+    )

@@ -9,9 +9,9 @@
     generate(out, size=64, frames=120, val=16, seed=0, ...) -> out
     default_capture(**kwargs) -> $FLAMENERF_CACHE/captures/<key>  (generated once)
 
-The defaults are the pinned demo capture (DESIGN.md 2.7): 64x64 at 1x, 120 training and 16
-validation frames, seed 0, static head. The output follows `docs/capture-format.md` and is
-self-contained (the procedural head is written into it as `flame_model.npz`); the same
+The defaults are the pinned demo capture (docs/architecture.md#the-demo-capture): 64x64 at 1x, 120
+training and 16 validation frames, seed 0, static head. The output follows `docs/capture-format.md`
+and is self-contained (the procedural head is written into it as `flame_model.npz`); the same
 arguments give byte-identical files. Every option added later (`vrig`, a head motion's
 magnitude, `normalisation`, `expression_appearance`) leaves the files of the captures made
 without it unchanged, and out of their cache key.
@@ -94,6 +94,7 @@ import jax
 import numpy as np
 from PIL import Image, ImageDraw
 
+from flamenerf import errors
 from flamenerf.geometry import flame, rasterize
 from flamenerf.geometry.camera import Camera, look_at, look_at_rotation
 from flamenerf.io import paths
@@ -102,7 +103,7 @@ from flamenerf.synthetic import head, textures
 GENERATOR_VERSION = f"1-head{head.VERSION}"  # bump when the output of the same arguments changes
 VRIG_VERSION = 2  # bump when the second phone's cameras change (only captures with vrig > 0)
 
-# Defaults: the demo capture (DESIGN.md 2.7).
+# Defaults: the demo capture (docs/architecture.md#the-demo-capture).
 DEFAULTS: dict[str, Any] = {
     "size": 64,
     "frames": 120,
@@ -1164,7 +1165,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(errors.EXIT_USER_ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -1276,10 +1277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             contact_sheet(out, args.contact_sheet)
     except (ValueError, OSError) as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
-        return 2
+        return errors.EXIT_USER_ERROR
     vrig = f" + {args.vrig} vrig validation frames" if args.vrig else ""
     print(f"{out}: wrote {args.frames} training + {args.val} validation frames{vrig}")
-    return 0
+    return errors.EXIT_OK
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 
 Shared by the training, evaluation and rendering command lines. `Experiment.create` parses
 gin files and bindings (or, when none are given, the folder's saved `config.gin`), resolves
-and validates the capture, and builds the model over a device mesh. Layout (DESIGN.md 2.3):
+and validates the capture, and builds the model over a device mesh; `Experiment.restore`
+reopens a trained experiment at a checkpoint for evaluation or rendering. Layout
+(docs/architecture.md#experiment-folder):
 
     EXP/config.gin      effective configuration, with the resolved capture and FLAME file
     EXP/checkpoints/    Orbax CheckpointManager (atomic, keeps the last N)
@@ -14,24 +16,29 @@ and validates the capture, and builds the model over a device mesh. Layout (DESI
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import json
 import logging
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import gin
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flamenerf import configs, sharding
+from flamenerf import configs, schedules, sharding
 from flamenerf.datasets import capture as capture_lib
 from flamenerf.datasets import packing, rays
+from flamenerf.errors import UserError
 from flamenerf.evaluation import renderer as evaluation
+from flamenerf.evaluation.evaluate import evaluate_frame
+from flamenerf.evaluation.metrics import metric_names
 from flamenerf.io import paths
 from flamenerf.nerf import guide
 from flamenerf.nerf.model import FlameNerf, condition_spread, init_params, make_model
@@ -78,10 +85,6 @@ def guide_cache_path(capture: capture_lib.Capture, settings: guide.GuideSettings
         f"{packing.capture_key(capture)}|{settings}|{GUIDE_VERSION}".encode()
     ).hexdigest()[:16]
     return paths.cache_root() / "guides" / f"{key}.npz"
-
-
-class UserError(Exception):
-    """A problem with the user's input: printed as one message, without a traceback."""
 
 
 class NonFiniteStateError(RuntimeError):
@@ -136,6 +139,33 @@ def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--coordinator_address", default=None, help="host:port of process 0")
     group.add_argument("--num_processes", type=int, default=None, help="number of processes")
     group.add_argument("--process_id", type=int, default=None, help="this process's index")
+
+
+def add_checkpoint_flags(parser: argparse.ArgumentParser, default: Any = None) -> None:
+    """--checkpoint, --scale and --chunk: the arguments of `Experiment.restore` (the eval and
+    render command lines)."""
+    parser.add_argument(
+        "--checkpoint",
+        type=int,
+        default=default,
+        metavar="STEP",
+        help="checkpoint step to restore (default: the latest)",
+    )
+    parser.add_argument(
+        "--scale",
+        type=int,
+        choices=capture_lib.IMAGE_SCALES,
+        default=default,
+        metavar="S",
+        help="image scale 1, 2, 4 or 8 (binds DataConfig.scale; default: the experiment's)",
+    )
+    parser.add_argument(
+        "--chunk",
+        type=int,
+        default=default,
+        metavar="RAYS",
+        help="rays per rendering chunk (binds TrainConfig.render_chunk; default: the experiment's)",
+    )
 
 
 def distributed_settings(args: argparse.Namespace) -> dict[str, Any] | None:
@@ -204,7 +234,7 @@ class Experiment:
     _checkpoints: Any = None
     _source: Any = None
     _renderer: evaluation.Renderer | None = None
-    _extras: dict[str, Any] | None = None
+    _extras: training.TrainExtras | None = None
     _guide_stats: guide.GuideStats | None = None  # folding of the guide map (`guide_grids`)
     _started: float = dataclasses.field(default_factory=time.time)
 
@@ -298,6 +328,76 @@ class Experiment:
         if write_config and jax.process_index() == 0:
             exp.write_config()
         return exp
+
+    @classmethod
+    @contextlib.contextmanager
+    def restore(
+        cls,
+        folder: str | Path,
+        checkpoint: int | None = None,
+        *,
+        scale: int | None = None,
+        chunk: int | None = None,
+    ) -> Iterator[Restored]:
+        """Opens a trained experiment folder (its saved config.gin) at a checkpoint.
+
+        A context manager: `with Experiment.restore(folder) as restored:` gives a `Restored`
+        (experiment, train state, checkpoint step, trained scale, `eval_folder`); the
+        experiment is closed on leaving the block.
+
+        Args:
+          folder: the experiment folder.
+          checkpoint: the step to restore; None for the latest.
+          scale: image scale overriding DataConfig.scale; chunk: overrides
+            TrainConfig.render_chunk.
+
+        Raises:
+          UserError: no experiment there, no such checkpoint (naming the folder and the steps
+            available), a broken capture or configuration, a chunk that is not positive.
+        """
+        restored = cls._restore(folder, checkpoint, scale=scale, chunk=chunk)
+        try:
+            yield restored
+        finally:
+            restored.exp.close()
+
+    @classmethod
+    def _restore(
+        cls,
+        folder: str | Path,
+        checkpoint: int | None = None,
+        *,
+        scale: int | None = None,
+        chunk: int | None = None,
+    ) -> Restored:
+        """`restore` without the context: the caller closes `Restored.exp`."""
+        folder = Path(folder)
+        if not (folder / "config.gin").is_file():
+            raise UserError(f"{folder}: not an experiment folder (no config.gin)")
+        if chunk is not None and chunk <= 0:
+            raise UserError(f"--chunk {chunk}: expected a positive number of rays")
+        bindings = []
+        if scale is not None:
+            bindings.append(f"DataConfig.scale = {int(scale)}")
+        if chunk is not None:
+            bindings.append(f"TrainConfig.render_chunk = {int(chunk)}")
+        parse_gin([str(folder / "config.gin")], [])
+        trained_scale = configs.DataConfig().scale
+        exp = cls.create(folder, [], bindings, write_config=False)
+        steps = sorted(exp.checkpoints.all_steps())
+        if not steps:
+            exp.close()
+            raise UserError(
+                f"{folder / 'checkpoints'}: no checkpoints (train the experiment first)"
+            )
+        if checkpoint is None:
+            checkpoint = steps[-1]
+        try:
+            state, _ = exp.restore_or_init_state(checkpoint)
+        except UserError:
+            exp.close()
+            raise
+        return Restored(exp, state, int(checkpoint), trained_scale)
 
     def write_config(self) -> None:
         """Writes EXP/config.gin: every binding, with the resolved capture and FLAME file."""
@@ -420,7 +520,7 @@ class Experiment:
         # Replaying the stream up to `start_step` makes a resumed run continue exactly.
         return rays.Prefetcher(sampler.batches(skip=start_step), self.data_config.prefetch)
 
-    def shard(self, batch: rays.RayBatch) -> dict[str, jax.Array]:
+    def shard(self, batch: rays.RayBatch) -> rays.RayBatch:
         return sharding.shard_batch(batch, self.mesh)
 
     @property
@@ -497,7 +597,8 @@ class Experiment:
     def grids_for(self, flame_params: list[Any]) -> guide.GuideGrids | None:
         """Guide grids of meshes posed with other parameters (grid i for `flame_params[i]`,
         so rays rendered with it carry frame = i), replicated; None when the model reads no
-        grids. Used to render novel expressions and reanimations (DESIGN.md 2.6)."""
+        grids. Used to render novel expressions and reanimations
+        (docs/architecture.md#rendering-with-other-parameters)."""
         if not self.needs_grids:
             return None
         settings = self.guide_settings()
@@ -514,29 +615,29 @@ class Experiment:
         )
         return jax.device_put(grids, sharding.replicated(self.mesh))
 
-    def extras(self) -> dict[str, Any]:
+    def extras(self) -> training.TrainExtras:
         """Per-capture arrays the train step reads, replicated over the mesh.
 
-        "vertices": (F, V, 3) the frames' posed FLAME vertices where the learned warp sees
+        `vertices`: (F, V, 3) the frames' posed FLAME vertices where the learned warp sees
         them (moved by the FLAME guide when it is on), for the FLAME warp penalty;
-        "vertex_targets": (F, V, 3) where the warp should take them (with the guide: their
-        canonical, neutral positions; without: None, i.e. stay put); "guide": the frames'
+        `vertex_targets`: (F, V, 3) where the warp should take them (with the guide: their
+        canonical, neutral positions; without: None, i.e. stay put); `guide`: the frames'
         guide grids.
         """
         if self._extras is None:
-            extras: dict[str, Any] = {"vertices": None, "vertex_targets": None, "guide": None}
+            grids = vertices = targets = None
             if self.needs_grids:
-                extras["guide"] = self.guide_grids(show_progress=jax.process_index() == 0)
+                grids = self.guide_grids(show_progress=jax.process_index() == 0)
             weight = self.loss_config.flame_warp_weight
             if self.warp_config.warp_type != "none" and weight != 0:
                 posed, neutral = self.posed_and_neutral(self.guide_config.undo_rigid)
-                table = jnp.asarray(posed, jnp.float32)
+                vertices = jnp.asarray(posed, jnp.float32)
                 if self.guide_config.enabled:
                     # The guide leaves the warp only what it does not explain itself.
                     frames = jnp.arange(len(posed))
-                    table = jax.jit(guide.apply)(extras["guide"], frames, table)[0]
-                    extras["vertex_targets"] = jnp.asarray(neutral, jnp.float32)
-                extras["vertices"] = table
+                    vertices = jax.jit(guide.apply)(grids, frames, vertices)[0]
+                    targets = jnp.asarray(neutral, jnp.float32)
+            extras = training.TrainExtras(vertices=vertices, vertex_targets=targets, guide=grids)
             self._extras = jax.device_put(extras, sharding.replicated(self.mesh))
         return self._extras
 
@@ -578,8 +679,6 @@ class Experiment:
         return self._renderer
 
     def warp_alpha(self, step: int) -> float:
-        from flamenerf.training import schedules
-
         return float(schedules.as_schedule(self.train_config.warp_alpha_schedule)(step))
 
     def validation_ids(self) -> list[str]:
@@ -591,23 +690,32 @@ class Experiment:
         return [ids[i] for i in np.linspace(0, len(ids) - 1, count).round().astype(int)]
 
     def validate(self, state: training.TrainState, step: int, writer: Any = None) -> dict:
-        """Renders validation frames; logs mean PSNR (whole, face, outside) and an image."""
+        """Renders validation frames; logs mean PSNR (whole, face, outside) and an image.
+
+        Frames are scored as `eval` scores them (`evaluation.evaluate.evaluate_frame`), with
+        the registry's validation metrics (`Metric.validation`).
+        """
         ids = self.validation_ids()
         if not ids:
             return {}
+        names = metric_names("frame", validation=True)
         per_frame, first = [], None
         for frame_id in ids:
-            batch = rays.frame_rays(
-                self.capture, frame_id, self.expression_config.use_jaw, self.frame_source
+            source = self.frame_source
+            frame = evaluate_frame(
+                self.renderer,
+                self.capture,
+                frame_id,
+                state.params,
+                self.warp_alpha(step),
+                self.extras().guide,
+                use_jaw=self.expression_config.use_jaw,
+                source=source,
+                names=names,
             )
-            shape = self.capture.cameras[frame_id].image_shape
-            out = self.renderer.render_image(
-                state.params, batch, self.warp_alpha(step), shape, self.extras()["guide"]
-            )
-            target = batch.rgb.reshape(shape + (3,))
-            mask = batch.inside.reshape(shape) > 0.5
-            per_frame.append(evaluation.image_metrics(out["rgb"], target, mask))
-            first = first if first is not None else np.concatenate([out["rgb"], target], axis=1)
+            per_frame.append(frame.metrics)
+            if first is None:
+                first = np.concatenate([frame.render["rgb"], frame.target], axis=1)
         means = {k: float(np.nanmean([m[k] for m in per_frame])) for k in per_frame[0]}
         if jax.process_index() == 0:
             self.log(step, "val", means, writer)
@@ -616,3 +724,19 @@ class Experiment:
                     "val/prediction_target", np.clip(first, 0, 1), step, dataformats="HWC"
                 )
         return means
+
+
+class Restored(NamedTuple):
+    """A trained experiment reopened at a checkpoint (`Experiment.restore`)."""
+
+    exp: Experiment
+    state: Any  # the restored training.TrainState
+    checkpoint: int  # its step
+    trained_scale: int  # DataConfig.scale of the saved config.gin (before a `scale` override)
+
+    @property
+    def eval_folder(self) -> Path:
+        """EXP/eval/step_N, or EXP/eval/step_N/scale_S when `scale` changed the image scale."""
+        folder = self.exp.base_folder / "eval" / f"step_{self.checkpoint}"
+        scale = self.exp.capture.scale
+        return folder if scale == self.trained_scale else folder / f"scale_{scale}"

@@ -1,5 +1,6 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""Rendering a subject with other FLAME parameters: the pure parts (DESIGN.md 2.6).
+"""Rendering a subject with other FLAME parameters: the pure parts
+(docs/architecture.md#rendering-with-other-parameters).
 
 A render with other parameters needs two things from them:
   * the conditioning vector the model sees (as `Capture.condition`: the expression padded or

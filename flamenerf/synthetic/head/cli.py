@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from flamenerf import errors
 from flamenerf.synthetic.head.model_file import write_head
 from flamenerf.synthetic.head.pictures import plot_head
 
@@ -37,13 +38,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = pathlib.Path(args.out)
     if not out.parent.is_dir():
         print(f"--out {out}: folder {out.parent} does not exist", file=sys.stderr)
-        return 2
+        return errors.EXIT_USER_ERROR
     if args.size < 32:
         print(f"--size: found {args.size}, expected at least 32 pixels", file=sys.stderr)
-        return 2
+        return errors.EXIT_USER_ERROR
     if args.plot is not None and not pathlib.Path(args.plot).parent.is_dir():
         print(f"--plot {args.plot}: folder does not exist", file=sys.stderr)
-        return 2
+        return errors.EXIT_USER_ERROR
     write_head(out)
     print(f"wrote {out}")
     if args.plot is not None:
@@ -51,4 +52,4 @@ def main(argv: Sequence[str] | None = None) -> int:
             arrays = {k: npz[k] for k in npz.files}
         plot_head(arrays, args.plot, args.size)
         print(f"wrote {args.plot}")
-    return 0
+    return errors.EXIT_OK

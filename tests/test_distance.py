@@ -1,0 +1,50 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""Quality against the code frame's distance: hand-computed distances, scipy's Pearson r."""
+
+import numpy as np
+import pytest
+from capture_util import write_capture
+
+from flamenerf.evaluation import distance as distance_lib
+
+
+def test_code_frame_distances_by_hand(tmp_path):
+    from flamenerf.datasets.capture import load_capture
+
+    # Cameras at x = 0.01 k m (k: the frame's index), frame k >= 3 uses the code of t02.
+    capture = load_capture(write_capture(tmp_path / "cap", num_train=3, num_val=2))
+    assert capture.file_scene.scale == 2.0  # the distances come back in metres, whatever it is
+    distances = distance_lib.code_frame_distances(capture, ["v01", "v00", "t01"])
+    assert list(distances) == ["v01", "v00", "t01"]
+    assert distances["v00"] == pytest.approx(0.01) and distances["v01"] == pytest.approx(0.02)
+    assert distances["t01"] == 0.0
+    with pytest.raises(ValueError, match="no frame 'x9'"):
+        distance_lib.code_frame_distances(capture, ["x9"])
+
+
+def test_distance_report_against_scipy_and_by_hand():
+    from scipy import stats
+
+    distance = {"a": 0.30, "b": 0.10, "c": 0.20, "d": 0.05, "e": 0.25, "f": 0.15, "g": 0.4}
+    psnr = {"a": 20.0, "b": 27.0, "c": 24.0, "d": 29.0, "e": 22.0, "f": 25.0, "g": 21.0}
+    report = distance_lib.distance_report(psnr, distance)
+    ids = list(psnr)
+    r = stats.pearsonr([distance[i] for i in ids], [psnr[i] for i in ids]).statistic
+    assert report["pearson"] == pytest.approx(r, abs=1e-12) and report["pearson"] < 0
+    # 7 frames: thirds of round(7 / 3) = 2; nearest d (0.05), b (0.10); farthest a, g.
+    assert report["count"] == 7 and report["third"] == 2
+    assert report["near_third_psnr"] == pytest.approx((29.0 + 27.0) / 2)
+    assert report["far_third_psnr"] == pytest.approx((20.0 + 21.0) / 2)
+    assert report["near_minus_far"] == pytest.approx(28.0 - 20.5)
+    assert report["near_third_distance_m"] == pytest.approx(0.075)
+    assert report["far_third_distance_m"] == pytest.approx(0.35)
+    assert [p["id"] for p in report["pairs"]] == ["d", "b", "f", "c", "e", "a", "g"]
+    assert report["pairs"][0] == {"id": "d", "distance_m": 0.05, "psnr": 29.0}
+    # NaN PSNRs are left out; one frame is its own near and far third; no spread: no r.
+    one = distance_lib.distance_report({"a": 20.0, "b": float("nan")}, distance)
+    assert one["count"] == 1 and one["third"] == 1 and np.isnan(one["pearson"])
+    assert one["near_third_psnr"] == one["far_third_psnr"] == 20.0
+    flat = distance_lib.distance_report({"a": 20.0, "b": 20.0}, distance)
+    assert np.isnan(flat["pearson"]) and flat["near_minus_far"] == 0.0
+    with pytest.raises(ValueError, match="no distance"):
+        distance_lib.distance_report({"zz": 1.0}, distance)

@@ -1,0 +1,169 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""Evaluation as a library: one frame against numpy PSNRs, means, the table's cells by hand.
+
+The trained experiment is test_eval's tiny one (trained once per session).
+"""
+
+import ast
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_eval import STEPS, tiny_experiment
+
+from flamenerf.errors import UserError
+from flamenerf.evaluation import evaluate
+from flamenerf.training import experiment
+
+NAN = float("nan")
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    return tiny_experiment(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def restored(trained):
+    with experiment.Experiment.restore(trained) as restored:
+        yield restored
+
+
+def test_evaluate_frame_scores_its_render(restored):
+    exp = restored.exp
+    frame = evaluate.evaluate_frame(
+        exp.renderer,
+        exp.capture,
+        "v01",
+        restored.state.params,
+        exp.warp_alpha(restored.checkpoint),
+        exp.extras().guide,
+        use_jaw=exp.expression_config.use_jaw,
+    )
+    rgb = frame.render["rgb"]
+    assert rgb.shape == (12, 16, 3) and frame.render["depth"].shape == (12, 16)
+    np.testing.assert_allclose(frame.target, exp.capture.image("v01") / 255.0, atol=1e-7)
+    np.testing.assert_array_equal(frame.mask, exp.capture.mask("v01"))
+    sq = (rgb.astype(np.float64) - frame.target) ** 2
+    mask = frame.mask
+    assert frame.metrics["psnr"] == pytest.approx(-10 * np.log10(sq.mean()), abs=1e-3)
+    assert frame.metrics["psnr_face"] == pytest.approx(-10 * np.log10(sq[mask].mean()), abs=1e-3)
+    outside = -10 * np.log10(sq[~mask].mean())
+    assert frame.metrics["psnr_outside"] == pytest.approx(outside, abs=1e-3)
+    assert frame.metrics["ms_ssim_scales"] == 1  # 16x12: one 11-px window
+    only = evaluate.evaluate_frame(
+        exp.renderer,
+        exp.capture,
+        "v01",
+        restored.state.params,
+        exp.warp_alpha(restored.checkpoint),
+        exp.extras().guide,
+        use_jaw=exp.expression_config.use_jaw,
+        names=["psnr"],
+    )
+    assert only.metrics == {"psnr": frame.metrics["psnr"]}
+
+
+def test_evaluate_needs_a_frame(restored, tmp_path):
+    with pytest.raises(UserError, match=r"^--frames 0: expected at least 1$"):
+        evaluate.evaluate(
+            restored.exp, restored.state, restored.checkpoint, frames=0, out_dir=tmp_path
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mean_is_the_mean_of_frames_without_nans():
+    frames = {
+        "a": {"psnr": 10.0, "psnr_face": float("nan"), "ms_ssim_scales": 1, "disent_driver": "b"},
+        "b": {"psnr": 20.0, "psnr_face": 30.0, "ms_ssim_scales": 1, "disent_driver": "a"},
+    }
+    mean = evaluate.mean_metrics(frames)
+    assert mean == {"psnr": 15.0, "psnr_face": 30.0, "ms_ssim_scales": 1}
+    assert isinstance(mean["ms_ssim_scales"], int)
+    frames["b"]["ms_ssim_scales"] = 2
+    assert evaluate.mean_metrics(frames)["ms_ssim_scales"] == 1.5
+
+
+def test_json_safe_writes_non_finite_values_as_null():
+    value = {"a": [1.0, NAN, {"b": float("inf")}], "c": "x", "d": 3}
+    assert evaluate.json_safe(value) == {"a": [1.0, None, {"b": None}], "c": "x", "d": 3}
+
+
+REPORTS = {
+    "a": {
+        "step": STEPS,
+        "mean": {
+            "psnr": 25.126,
+            "psnr_face": NAN,
+            "psnr_outside": 20.0,
+            "ssim": 0.91234,
+            "ms_ssim": 0.8,
+            "ms_ssim_scales": 1,
+            "disent_outside": 1.5e-7,
+            "disent_inside": 0.0123,
+        },
+        "distance": {"near_third_psnr": 26.0, "far_third_psnr": 24.5},
+    },
+    "b": {"step": 10, "mean": {"psnr": 10.0, "ms_ssim_scales": 2.5}},
+}
+
+
+def test_markdown_table_cells_by_hand():
+    lines = evaluate.markdown_table(REPORTS).splitlines()
+    assert lines == [
+        "| experiment | step | psnr | psnr_face | psnr_outside | ssim | ms_ssim | ms_ssim_scales"
+        " | disent_outside | disent_inside | psnr_near_third | psnr_far_third |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| a | {STEPS} | 25.13 | nan | 20.00 | 0.9123 | 0.8000 | 1 | 1.50e-07 | 1.23e-02"
+        " | 26.00 | 24.50 |",
+        "| b | 10 | 10.00 |  |  |  |  | 2.50 |  |  |  |  |",
+    ]
+
+
+def test_csv_table_has_full_precision_and_empty_nans(tmp_path):
+    path = tmp_path / "sub" / "table.csv"
+    evaluate.write_csv(path, REPORTS)
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["experiment", "step", *evaluate.table_columns()]
+    assert rows[1] == [
+        "a",
+        str(STEPS),
+        "25.126",
+        "",
+        "20.0",
+        "0.91234",
+        "0.8",
+        "1",
+        "1.5e-07",
+        "0.0123",
+        "26.0",
+        "24.5",
+    ]
+    assert rows[2] == ["b", "10", "10.0", "", "", "", "", "2.5", "", "", "", ""]
+
+
+def test_format_value():
+    assert evaluate.format_value(None, ".2f") == ""
+    assert evaluate.format_value(math.inf, ".2f") == "nan"
+    assert evaluate.format_value(3.0, ".2f", integer=True) == "3"
+    assert evaluate.format_value(3.0, ".2f") == "3.00"
+
+
+def test_evaluation_does_not_import_training():
+    folder = Path(evaluate.__file__).parent
+    for path in sorted(folder.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+            else:
+                continue
+            for name in names:
+                assert not name.startswith("flamenerf.training"), f"{path}: imports {name}"
+                assert name not in ("flamenerf.eval", "flamenerf.render", "flamenerf.plots"), (
+                    f"{path}: imports the command line {name}"
+                )

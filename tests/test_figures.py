@@ -1,0 +1,110 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""Figures: maps against matplotlib's colormaps, the disentanglement figure, training curves
+from a hand-written metrics.jsonl."""
+
+import json
+
+import matplotlib
+import numpy as np
+import pytest
+from PIL import Image
+
+from flamenerf.evaluation import figures
+
+
+def test_error_map_has_a_fixed_scale():
+    target = np.zeros((2, 3, 3))
+    pred = target.copy()
+    pred[0, 0] = figures.ERROR_VMAX  # the top of the scale
+    pred[0, 1] = 2 * figures.ERROR_VMAX  # clipped to the top
+    pred[1, 2, 0] = 3 * figures.ERROR_VMAX / 2  # mean over channels: vmax / 2
+    image = figures.error_map(pred, target)
+    inferno = matplotlib.colormaps["inferno"]
+    assert image.shape == (2, 3, 3) and image.dtype == np.float32
+    np.testing.assert_allclose(image[0, 0], inferno(1.0)[:3], atol=1e-6)
+    np.testing.assert_allclose(image[0, 1], inferno(1.0)[:3], atol=1e-6)
+    np.testing.assert_allclose(image[1, 2], inferno(0.5)[:3], atol=1e-6)
+    np.testing.assert_allclose(image[1, 0], inferno(0.0)[:3], atol=1e-6)
+
+
+def test_depth_map_spans_the_percentiles_of_the_opaque_pixels():
+    depth = np.linspace(1.0, 2.0, 100).reshape(10, 10)
+    acc = np.ones((10, 10))
+    acc[0] = 0.0  # the first row (the nearest pixels) is transparent
+    image = figures.depth_map(depth, acc)
+    low, high = np.percentile(depth[1:], [1, 99])
+    turbo = matplotlib.colormaps["turbo"]
+    assert image.shape == (10, 10, 3)
+    np.testing.assert_allclose(image[0, 0], turbo(0.0)[:3], atol=1e-6)  # below: clipped
+    value = (depth[5, 5] - low) / (high - low)
+    np.testing.assert_allclose(image[5, 5], turbo(value)[:3], atol=1e-6)
+
+
+def test_disentanglement_figure_shows_both_renders_and_the_region_edge():
+    a = np.zeros((8, 8, 3))
+    mask_a = np.zeros((8, 8), bool)
+    mask_a[3:5, 3:5] = True
+    mask_b = np.zeros((8, 8), bool)
+    mask_b[3:5, 5] = True
+    b = a.copy()
+    b[4, 6] = 0.6
+    b[2, 2] = 0.3
+    b[0, 0] = 0.9
+    figure = figures.disentanglement_figure(a, b, mask_a, mask_b)
+    assert figure.shape == (8, 24, 3)
+    np.testing.assert_array_equal(figure[:, :8], a)
+    np.testing.assert_array_equal(figure[:, 8:16], b)
+    # The region (rows 2-5, cols 2-6) has its edge in cyan, its interior not.
+    np.testing.assert_array_equal(figure[2, 16 + 2], (0.0, 1.0, 1.0))
+    np.testing.assert_array_equal(figure[5, 16 + 6], (0.0, 1.0, 1.0))
+    assert tuple(figure[3, 16 + 3]) != (0.0, 1.0, 1.0)
+
+
+# ------------------------------------------------------------------------------------------
+# Training curves.
+
+
+def write_metrics(path):
+    records = [
+        {"step": 10, "wall_s": 1.0, "split": "train", "loss": 0.2, "psnr": 12.0, "mse_fine": 0.1},
+        {"step": 20, "wall_s": 2.0, "split": "train", "loss": 0.1, "psnr": 14.0, "mse_fine": 0.05},
+        {"step": 20, "wall_s": 2.5, "split": "val", "psnr": 13.0, "psnr_face": 15.0},
+        {"step": 30, "wall_s": 3.0, "split": "train", "loss": 0.05, "psnr": 16.0, "lr": 1e-3},
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in records) + "\n")
+
+
+def test_read_metrics_groups_by_split_and_key(tmp_path):
+    write_metrics(tmp_path / "metrics.jsonl")
+    series = figures.read_metrics(tmp_path / "metrics.jsonl")
+    assert series["train"]["psnr"] == [(10, 12.0), (20, 14.0), (30, 16.0)]
+    assert series["val"]["psnr_face"] == [(20, 15.0)]
+    assert "wall_s" not in series["train"]
+
+
+def test_plot_file_is_created(tmp_path):
+    write_metrics(tmp_path / "metrics.jsonl")
+    out = figures.plot_training_curves(tmp_path / "metrics.jsonl", tmp_path / "plots" / "c.png")
+    assert out.stat().st_size > 0
+    with Image.open(out) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    assert pixels.shape[0] > 100 and pixels.std() > 0  # something was drawn
+
+
+@pytest.mark.parametrize(
+    "text, error, message",
+    [
+        (None, FileNotFoundError, "metrics file not found"),
+        ("{oops\n", ValueError, "line 1: not JSON"),
+        ('{"split": "train"}\n', ValueError, 'line 1: expected an object with an integer "step"'),
+        ("", ValueError, "no metrics records to plot"),
+    ],
+)
+def test_bad_metrics_name_the_file(tmp_path, text, error, message):
+    path = tmp_path / "metrics.jsonl"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(error, match=message) as info:
+        figures.plot_training_curves(path, tmp_path / "c.png")
+    assert str(path) in str(info.value)
+    assert not (tmp_path / "c.png").exists()
