@@ -2,17 +2,17 @@
 """Tests of flamenerf.synthetic.generator (tiny captures) and flamenerf.synthetic.textures."""
 
 import dataclasses
-import hashlib
 import json
 import re
 from pathlib import Path
 
+import golden_util
 import numpy as np
 import pytest
 
 from flamenerf.datasets import capture as capture_lib
 from flamenerf.datasets import validate
-from flamenerf.evaluation import renderer as evaluation
+from flamenerf.evaluation import distance as evaluation_distance
 from flamenerf.geometry import flame, rasterize
 from flamenerf.synthetic import generator as synthetic
 from flamenerf.synthetic import head, textures
@@ -20,41 +20,12 @@ from flamenerf.synthetic import head, textures
 TINY = {"size": 16, "frames": 6, "val": 2, "seed": 0}
 MOTION8 = {"size": 8, "frames": 3, "val": 1, "seed": 0}  # with the bare head_motion
 
-# sha256 per top-level entry of two tiny captures (`_part_digests`), recorded with the
-# generator of the version named before any option (vrig, head motion magnitude,
-# normalisation, expression appearance) existed: those options at their defaults must leave
-# every byte unchanged. A change of the output needs a new GENERATOR_VERSION and new values
-# (recorded beside the old ones).
-GOLDEN = {
-    "1-head1": {
-        "keys": {
-            "default": "synthetic-64px-120train-16val-seed0-static-e10-v1-head1-b3f48388",
-            "motion": "synthetic-64px-120train-16val-seed0-motion-e10-v1-head1-dc373034",
-        },
-        "tiny": {
-            "camera": "b1ad2432a17fba9a43a4663e750aaed245d901b14d1f27409f9c0fe0e1b0ba8d",
-            "camera-paths": "ad11a2bcb514dff8ceb1ee63d3b580a04859fcda8168e1c3278ee12b16c13b1f",
-            "dataset.json": "6ff437062509b210f2974b0fc92269c330265b0521512e9b245ebc55c2e4b26f",
-            "flame": "576a4ff53e1fcbc3e4a15f4945b9e7ae3440e8121fd73e040a869c4e108a40ce",
-            "flame_model.npz": "9852cda28e1d3fd9c4d57b7db072a238b9726a34958dedb68400d45e8f1490c8",
-            "mask": "4ea7dba47842c59a7bd3332b0873da68cc4df0c9ee3f05ed2e5ad14df9f90921",
-            "metadata.json": "0c5e999fcfb3717eb19af5fd3431d4d1bb55f3b72b726f03f5dae1cef7277217",
-            "rgb": "ffacbe6ee71b203547ded7daf713f367f3fb1be07a7bd5b08e835ceec871ed9c",
-            "scene.json": "df5d493d6c077761dd35e8738b5a63b7de4f641598f5b4aa5dad705af3c0e15d",
-        },
-        "motion8": {
-            "camera": "5bccce5208244ed47084940df985a6e72006c4162499a04d92f5225d12edd7b3",
-            "camera-paths": "0cd13698ae1b39ed6e5297c7860f6d50ad036978cbd37b3fc907efd9ba9f05ef",
-            "dataset.json": "f79bf4ecd6c6facee611364d27e510d674be237c59690ba9b887f07a2637d447",
-            "flame": "caf08412c396b7338234ee5cca5deaac8c23eff5db77517b22146e5aefb8b59d",
-            "flame_model.npz": "9852cda28e1d3fd9c4d57b7db072a238b9726a34958dedb68400d45e8f1490c8",
-            "mask": "71e2a822dd2eadbdf50c54e6f244189f6277962c3ed10bf0676314df58c94c3e",
-            "metadata.json": "d42fff6fea75daed9f0eb605853a30ce19e4d755dc35d8e696ae76b15310d27c",
-            "rgb": "ef0102d3a50af91ab6d157dfb92facb67f082dbdd3c01f785734eeb4bcd427e1",
-            "scene.json": "df5d493d6c077761dd35e8738b5a63b7de4f641598f5b4aa5dad705af3c0e15d",
-        },
-    }
-}
+# The part digests (sha256 per top-level entry, `golden_util.part_digests`) of TINY and
+# MOTION8 and the default cache keys are in tests/golden/synthetic_capture.json, first
+# recorded with the generator of the version named before any option (vrig, head motion
+# magnitude, normalisation, expression appearance) existed: those options at their defaults
+# must leave every byte unchanged. A change of the output needs a new GENERATOR_VERSION and
+# `python tests/golden/update.py synthetic_capture`.
 
 
 @pytest.fixture(scope="session")
@@ -83,25 +54,8 @@ def tiny_vrig(tmp_path_factory) -> Path:
 
 
 def _golden(name: str) -> dict[str, str]:
-    golden = GOLDEN.get(synthetic.GENERATOR_VERSION)
-    if golden is None:
-        pytest.fail(
-            f"GENERATOR_VERSION is {synthetic.GENERATOR_VERSION!r}, GOLDEN has digests of "
-            f"{sorted(GOLDEN)}: record this version's (the output of the same arguments changed)"
-        )
-    return golden[name]
-
-
-def _part_digests(root: Path) -> dict[str, str]:
-    """sha256 of each top-level file or folder (its files' relative paths and bytes)."""
-    parts: dict = {}
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            rel = path.relative_to(root)
-            digest = parts.setdefault(rel.parts[0], hashlib.sha256())
-            digest.update(str(rel).encode())
-            digest.update(path.read_bytes())
-    return {name: digest.hexdigest() for name, digest in parts.items()}
+    """An entry ("keys") of the golden file, checked against the generator's versions."""
+    return golden_util.capture_golden()[name]
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -152,7 +106,7 @@ def test_scene_bounds_hold_the_geometry(tiny, tiny_capture):
 
 def test_default_options_keep_the_golden_bytes_and_keys(tiny):
     """The new options at their defaults leave today's captures and cache keys unchanged."""
-    assert _part_digests(tiny) == _golden("tiny")
+    golden_util.check_capture("tiny", tiny)
     assert synthetic.capture_key() == _golden("keys")["default"]
     assert synthetic.capture_key(head_motion=True) == _golden("keys")["motion"]
     assert synthetic.capture_key(head_motion=3.0) == _golden("keys")["motion"]
@@ -247,7 +201,7 @@ def test_every_view_is_filled_by_the_scene():
 
 def test_head_motion_is_small_and_nonzero(tmp_path):
     out = synthetic.generate(tmp_path / "motion", **MOTION8, head_motion=True, show_progress=False)
-    assert _part_digests(out) == _golden("motion8")
+    golden_util.check_capture("motion8", out)
     poses = [_read(p) for p in sorted((out / "flame").glob("*.json"))]
     rotation = np.array([p["global_pose"] for p in poses])
     translation = np.array([p["translation"] for p in poses])
@@ -320,7 +274,7 @@ def test_vrig_frames_share_a_training_frames_time_from_another_phone(tiny, tiny_
             name = f"{folder}/{i}.{ext}"
             assert (tiny_vrig / name).read_bytes() == (tiny / name).read_bytes(), name
     assert {k: metadata[k] for k in plain.ids} == _read(tiny / "metadata.json")
-    distances = evaluation.code_frame_distances(capture, capture.val_ids)
+    distances = evaluation_distance.code_frame_distances(capture, capture.val_ids)
     for i in shared:
         vrig = f"vrig_{i}"
         assert metadata[vrig] == {**metadata[i], "camera_id": 1}
@@ -517,7 +471,7 @@ def test_cli_bare_head_motion_is_todays_motion(tmp_path, capsys):
     argv = ["--out", str(out), "--size", "8", "--frames", "3", "--val", "1", "--seed", "0"]
     code, output = _run([*argv, "--head_motion", "--quiet"], capsys)
     assert code == 0, output.err
-    assert _part_digests(out) == _golden("motion8")
+    golden_util.check_capture("motion8", out)
 
 
 def test_expression_appearance_sheet(tmp_path):
