@@ -1,12 +1,21 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""Test set-up: four simulated CPU devices (for the data-parallel tests) and private caches."""
+"""Test set-up: four simulated CPU devices (for the data-parallel tests) and private caches.
+
+Tests mirror the package: tests/<package>/test_<module>.py for flamenerf/<package>/<module>.py,
+tests/test_<command>.py for the command lines and what spans packages. The shared helpers
+(`*_util.py`), tests/gin/ and tests/golden/ stay here, at the top, importable from every folder.
+"""
 
 import atexit
 import os
 import shutil
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the *_util helpers
 
 # Must precede the first `import jax` anywhere in the test session (pytest-xdist's workers
 # inherit the flag from the controlling process: added once).

@@ -1,8 +1,8 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
 """Golden values (multinerf style): how each one is computed, fingerprinted and checked.
 
-Shared by `tests/test_golden.py`, `tests/test_synthetic.py` (the synthetic captures' digests)
-and `tests/golden/update.py` (which rewrites the files in `tests/golden/`).
+Shared by `tests/test_golden.py`, `tests/synthetic/test_synthetic.py` (the synthetic
+captures' digests) and `tests/golden/update.py` (which rewrites the files in `tests/golden/`).
 
 Cached outputs are tied to the version constant that names or keys their cache: when the
 output changes, the constant must change too (so that no stale cache is reused), and when the
@@ -442,7 +442,8 @@ SPECS = {spec.name: spec for spec in (HEAD, GUIDE, PACK)}
 
 
 # --------------------------------------------------------------------------------------------
-# Synthetic captures: exact part digests (tests/test_synthetic.py and tests/test_golden.py).
+# Synthetic captures: exact part digests (tests/synthetic/test_synthetic.py and
+# tests/test_golden.py).
 
 CAPTURE = "synthetic_capture"
 GENERATOR_VERSION = "flamenerf.synthetic.generator.GENERATOR_VERSION"

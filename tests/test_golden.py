@@ -6,7 +6,8 @@ The values are in tests/golden/*.json; how they are computed, fingerprinted and 
 (robustly to float noise across machines) is in tests/golden_util.py. When an output changes
 on purpose, the failure message names the version constant to bump and its file; then run
 `python tests/golden/update.py` and commit the JSON files with the change. The synthetic
-captures TINY and MOTION8 are checked against the same golden file in tests/test_synthetic.py.
+captures TINY and MOTION8 are checked against the same golden file in
+tests/synthetic/test_synthetic.py.
 """
 
 import dataclasses

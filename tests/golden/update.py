@@ -8,7 +8,7 @@ NAME is one or more of (default: all):
     head               the procedural head (flamenerf.synthetic.head, VERSION)
     synthetic_capture  the synthetic captures' part digests and cache keys
                        (flamenerf.synthetic.generator, GENERATOR_VERSION and VRIG_VERSION;
-                       also read by tests/test_synthetic.py)
+                       also read by tests/synthetic/test_synthetic.py)
     guide              tiny FLAME-guide grids (flamenerf.training.experiment, GUIDE_VERSION)
     pack               a tiny pack (flamenerf.datasets.packing, PACK_VERSION)
     model_forward      rgb/depth/acc of four rays of the tiny model (tests/gin/tiny.gin)
@@ -39,7 +39,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 import golden_util  # noqa: E402
 
-# The captures whose part digests are recorded (tests/test_synthetic.py generates TINY and
+# The captures whose part digests are recorded (tests/synthetic/test_synthetic.py generates TINY and
 # MOTION8 with these arguments; tests/test_golden.py generates vrig8).
 CAPTURES = {
     "tiny": {"size": 16, "frames": 6, "val": 2, "seed": 0},

@@ -23,7 +23,7 @@ SETTINGS = guide.GuideSettings(
     sigma=0.004, resolution=24, move_threshold=0.002, undo_rigid=True, rigid_fade=0.06
 )
 SIGMA = 0.008  # the fade length for the folding checks
-TINY = str(Path(__file__).parent / "gin" / "tiny.gin")
+TINY = str(Path(__file__).resolve().parents[1] / "gin" / "tiny.gin")
 
 
 def turned(degrees=15.0, shift=0.02, jaw=0.35, axis=1, expression=None):

@@ -15,7 +15,7 @@ from flamenerf.datasets import rays
 from flamenerf.training import experiment
 from flamenerf.training import step as training
 
-TINY = str(Path(__file__).parent / "gin" / "tiny.gin")
+TINY = str(Path(__file__).resolve().parents[1] / "gin" / "tiny.gin")
 
 
 @pytest.fixture(scope="module")

@@ -113,7 +113,7 @@ def test_two_normalisations_render_the_same_image(tmp_path):
     from flamenerf.datasets import rays
     from flamenerf.synthetic import generator as synthetic
 
-    tiny_gin = str(Path(__file__).parent / "gin" / "tiny.gin")
+    tiny_gin = str(Path(__file__).resolve().parents[1] / "gin" / "tiny.gin")
     bindings = [
         "GuideConfig.enabled = True",
         "GuideConfig.resolution = 16",

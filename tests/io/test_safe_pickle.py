@@ -18,7 +18,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from test_flame import (
+from flame_util import (
     FakeCsc,
     brute_force,
     make_raw,

@@ -13,7 +13,7 @@ from flamenerf.synthetic import generator as synthetic
 from flamenerf.synthetic import head
 from flamenerf.training import experiment
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
