@@ -11,7 +11,9 @@ resolving outside it is refused (the FLAME model file excepted, which may live a
 
 Images are read lazily (`Capture.image(id)`); cameras, FLAME vertices and conditioning
 vectors are small and kept in memory, in the normalised scene frame `(X - center) * scale`
-shared by cameras and meshes.
+shared by cameras and meshes (the scene types and the model frame are
+`flamenerf.geometry.scene`; posing, conditioning vectors and camera normalisation are the
+capture's `subject`, `flamenerf.geometry.subject`).
 
 A capture is never modified: nothing is written inside it.
 """
@@ -29,13 +31,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from flamenerf.errors import UserError
 from flamenerf.geometry import flame, rasterize
 from flamenerf.geometry.camera import Camera
+from flamenerf.geometry.scene import Scene, ToWorld, model_frame
+from flamenerf.geometry.subject import Subject, pose_flame
 from flamenerf.io import strict_json
 
 IMAGE_SCALES = (1, 2, 4, 8)
@@ -85,85 +88,6 @@ class _Problems:
         except Exception as error:  # a reader bug; still reported as one line, not a traceback
             self.add(_named(f"unexpected {type(error).__name__} while reading: {error}", source))
         return None
-
-
-@dataclasses.dataclass(frozen=True)
-class ToWorld:
-    """FLAME space -> capture world: X_world = scale * rotation @ X_flame + translation."""
-
-    scale: float
-    rotation: np.ndarray  # (3, 3) rotation matrix
-    translation: np.ndarray  # (3,)
-
-
-@dataclasses.dataclass(frozen=True)
-class Scene:
-    """scene.json: normalisation, ray bounds and the FLAME model's placement."""
-
-    center: np.ndarray  # (3,) world point mapped to the origin
-    scale: float  # world -> normalised scale factor
-    near: float  # ray start, normalised units
-    far: float  # ray end, normalised units
-    flame_model: Path  # resolved FLAME model file
-    to_world: ToWorld  # FLAME space -> world
-    num_expression: int  # expression coefficients carried by flame/*.json
-    bbox: np.ndarray | None  # (2, 3) optional normalised box holding the head
-
-    def normalize(self, points: np.ndarray) -> np.ndarray:
-        """(..., 3) world points -> normalised scene frame."""
-        return (points - self.center) * self.scale
-
-    def flame_to_world(self, points: np.ndarray) -> np.ndarray:
-        """(..., 3) FLAME-space points -> the capture's world frame."""
-        t = self.to_world
-        return t.scale * points @ t.rotation.T + t.translation
-
-    def flame_to_scene(self, points: np.ndarray) -> np.ndarray:
-        """(..., 3) FLAME-space points -> normalised scene frame."""
-        return self.normalize(self.flame_to_world(points))
-
-    @property
-    def units_per_metre(self) -> float:
-        """Normalised units per metre of FLAME space (FLAME is in metres)."""
-        return self.scale * self.to_world.scale
-
-    def reframed(self, center: np.ndarray, scale: float) -> Scene:
-        """The same scene under another normalisation `(X - center) * scale` of the world:
-        near, far and bbox are re-expressed in the new units."""
-        ratio = scale / self.scale
-        bbox = None
-        if self.bbox is not None:
-            bbox = (self.bbox / self.scale + self.center - center) * scale
-        return dataclasses.replace(
-            self,
-            center=center,
-            scale=scale,
-            near=self.near * ratio,
-            far=self.far * ratio,
-            bbox=bbox,
-        )
-
-
-# The model frame: whatever normalisation the capturing tool chose, flamenerf works in a frame
-# centred on the FLAME head with this many units per metre (the head lies within about 0.5
-# units of the origin, head and shoulders within about 1.1), so grid resolutions, encoding
-# frequencies, sample spacing and fade lengths mean the same on every capture.
-MODEL_UNITS_PER_METRE = 3.5
-
-
-def model_frame(scene: Scene, flame_world: np.ndarray) -> Scene:
-    """The scene re-expressed in the model frame (see MODEL_UNITS_PER_METRE).
-
-    Args:
-      scene: scene.json as written.
-      flame_world: (F, V, 3) every frame's posed FLAME vertices in the capture's world.
-
-    Returns:
-      A Scene centred on the mean over frames of the FLAME head's box centre, with
-      MODEL_UNITS_PER_METRE normalised units per metre.
-    """
-    centres = (flame_world.min(axis=1) + flame_world.max(axis=1)) / 2
-    return scene.reframed(centres.mean(axis=0), MODEL_UNITS_PER_METRE / scene.to_world.scale)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -857,13 +781,19 @@ class Capture:
             self.vertices(frame_id), np.asarray(self.flame_model.faces), self.cameras[frame_id]
         )
 
+    @property
+    def subject(self) -> Subject:
+        """The capture's FLAME model in its scene (model frame): posing, neutrals,
+        conditioning vectors and camera normalisation (`flamenerf.geometry.subject`)."""
+        return Subject(self.flame_model, self.scene)
+
     def vertices(self, frame_id: str) -> np.ndarray:
         """float32 (V, 3) posed FLAME vertices of the frame in the model frame."""
         return self._vertices[frame_id]
 
     def condition(self, frame_id: str, jaw: bool = True) -> np.ndarray:
         """float32 (num_expression [+ 3],) conditioning vector: expression, then jaw pose."""
-        return condition_vector(self.flame_params[frame_id], self.scene.num_expression, jaw)
+        return self.subject.condition(self.flame_params[frame_id], jaw)
 
     def camera_path(self, name: str) -> list[Camera]:
         """Cameras of `camera-paths/NAME/*.json` (sorted by file name), scaled and normalised."""
@@ -871,34 +801,12 @@ class Capture:
         files = sorted(folder.glob("*.json"))
         if not files:
             raise FileNotFoundError(f"{folder}: no camera path of that name (no *.json)")
-        return [self._prepare_camera(read_camera(f, self.root)) for f in files]
+        subject = self.subject
+        return [subject.camera(read_camera(f, self.root), self.scale) for f in files]
 
     def camera_path_names(self) -> list[str]:
         folder = self.root / "camera-paths"
         return sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
-
-    def _prepare_camera(self, camera: Camera) -> Camera:
-        camera = camera.scale(self.scale) if self.scale != 1 else camera
-        position = self.scene.normalize(camera.position)
-        return dataclasses.replace(camera, position=position)
-
-
-def condition_vector(params: flame.FlameParams, num_expression: int, jaw: bool) -> np.ndarray:
-    """Expression coefficients zero-padded to `num_expression`, then the jaw pose if `jaw`.
-
-    Returns:
-      float32 (num_expression + 3 * jaw,).
-    """
-    expression = np.zeros(num_expression, np.float32)
-    if params.expression is not None:
-        values = np.asarray(params.expression, np.float32)[:num_expression]
-        expression[: len(values)] = values
-    parts = [expression]
-    if jaw:
-        parts.append(
-            np.zeros(3, np.float32) if params.jaw_pose is None else np.asarray(params.jaw_pose)
-        )
-    return np.concatenate(parts).astype(np.float32)
 
 
 def _read_flame(
@@ -1005,13 +913,12 @@ def load_capture(
     if problems.lines:
         raise CaptureError(root, problems.lines)
     ids = train + val
-    batched = flame.stack_params([params[i] for i in ids], model)
-    posed = np.asarray(jax.jit(flame.forward)(model, batched).vertices, np.float64)
-    world = scene.flame_to_world(posed)
+    world = scene.flame_to_world(pose_flame(model, [params[i] for i in ids]))
     frame = model_frame(scene, world)
     vertices = dict(zip(ids, frame.normalize(world).astype(np.float32), strict=True))
     capture = Capture(root, scale, frame, train, val, frames, {}, params, model, scene, vertices)
-    capture.cameras.update({i: capture._prepare_camera(c) for i, c in cameras.items()})
+    subject = capture.subject
+    capture.cameras.update({i: subject.camera(c, scale) for i, c in cameras.items()})
     return capture
 
 

@@ -49,20 +49,20 @@ def disentanglement_pair(
       rgb_a (H, W, 3), mask_a (H, W) for the own expression; rgb_b, mask_b for the driver's.
     """
     capture = exp.capture
-    num_expression = capture.scene.num_expression
-    subject = capture.flame_params[frame_id]
+    subject = capture.subject
+    own = capture.flame_params[frame_id]
     pairs = [
-        reanimation.expression_and_jaw(subject, num_expression),
-        reanimation.expression_and_jaw(capture.flame_params[driver_id], num_expression),
+        subject.expression_and_jaw(own),
+        subject.expression_and_jaw(capture.flame_params[driver_id]),
     ]
-    driven = [reanimation.with_expression(subject, e, j) for e, j in pairs]
-    vertices = reanimation.posed_vertices(capture.flame_model, capture.scene, driven)
+    driven = [reanimation.with_expression(own, e, j) for e, j in pairs]
+    vertices = subject.pose(driven).astype(np.float32)
     camera = capture.cameras[frame_id]
     masks = [reanimation.silhouette(capture.flame_model, v, camera) for v in vertices]
     grids = exp.grids_for(driven)
     info = capture.frames[frame_id]
     renders = []
-    for k, ((expression, jaw), mask) in enumerate(zip(pairs, masks, strict=True)):
+    for k, (rendered, mask) in enumerate(zip(driven, masks, strict=True)):
         if k == 0 and reference is not None and grids is None:
             if np.array_equal(reference[1], mask):
                 renders.append(reference[0])
@@ -72,9 +72,7 @@ def disentanglement_pair(
             frame=k if grids is not None else capture.ids.index(frame_id),
             warp_id=info.warp_id,
             appearance_id=info.appearance_id,
-            condition=reanimation.condition(
-                expression, jaw, num_expression, exp.expression_config.use_jaw
-            ),
+            condition=subject.condition(rendered, exp.expression_config.use_jaw),
             inside=mask,
         )
         out = exp.renderer.render_image(params, batch, alpha, camera.image_shape, grids)

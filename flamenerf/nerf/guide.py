@@ -58,7 +58,7 @@ the whole map (rigid part, then the stored residual) is <= 0.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import flax
 import jax
@@ -69,6 +69,7 @@ from scipy.spatial.transform import Rotation
 from tqdm.auto import tqdm
 
 from flamenerf.geometry import flame
+from flamenerf.geometry.subject import Subject
 
 Array = jax.Array
 FAR = 1e4  # distance stored outside the mesh's neighbourhood (normalised units)
@@ -136,41 +137,24 @@ class GuideStats:
 
 
 # --------------------------------------------------------------------------------------------
-# FLAME side (FLAME units).
+# FLAME side (FLAME units). The frames' posed and neutral meshes (neutral: zero expression and
+# jaw, the head at rest with `undo_rigid`) are `Subject.posed_and_neutral`
+# (flamenerf.geometry.subject).
 
 
-def neutral_params(params: flame.FlameParams, undo_rigid: bool) -> flame.FlameParams:
-    """Same identity (and eyes), zero expression and jaw; rigid motion undone if asked."""
-    keep = params._replace(expression=None, jaw_pose=None)
-    if undo_rigid:
-        keep = keep._replace(global_pose=None, neck_pose=None, translation=None)
-    return keep
-
-
-def posed_and_neutral(
-    model: flame.FlameModel, params: list[flame.FlameParams], undo_rigid: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """FLAME vertices of each frame and of its neutral: two float64 (F, V, 3) arrays."""
-    forward = jax.jit(flame.forward)
-    posed = forward(model, flame.stack_params(params, model)).vertices
-    neutral_list = [neutral_params(p, undo_rigid) for p in params]
-    neutral = forward(model, flame.stack_params(neutral_list, model)).vertices
-    return np.asarray(posed, np.float64), np.asarray(neutral, np.float64)
-
-
-def head_transforms(model: flame.FlameModel, params: list[flame.FlameParams]) -> np.ndarray:
+def head_transforms(subject: Subject, params: Sequence[flame.FlameParams]) -> np.ndarray:
     """The head's rigid rest -> posed transform of each frame, FLAME units: float64 (F, 4, 4).
 
-    The neck joint's skinning transform with the joints of the frame's identity at rest:
-    x -> R0 R1 (x - J1) + J0 + R0 (J1 - J0) + t, with R0, R1 the global and neck rotations
-    and J0, J1 the root and neck joints (it moves every vertex driven by the neck alone).
+    The neck joint's skinning transform with the joints of the frame's identity at rest
+    (`Subject.rest_joints`): x -> R0 R1 (x - J1) + J0 + R0 (J1 - J0) + t, with R0, R1 the
+    global and neck rotations and J0, J1 the root and neck joints (it moves every vertex
+    driven by the neck alone).
     """
-    rest = [neutral_params(p, undo_rigid=True) for p in params]
-    joints = np.asarray(jax.jit(flame.forward)(model, flame.stack_params(rest, model)).joints)
-    full = flame.stack_params(list(params), model)
+    joints = subject.rest_joints(params)
+    full = flame.stack_params(list(params), subject.model)
     r0 = np.asarray(flame.rodrigues(full.global_pose), np.float64)
     r1 = np.asarray(flame.rodrigues(full.neck_pose), np.float64)
-    j0, j1 = joints[:, 0].astype(np.float64), joints[:, 1].astype(np.float64)
+    j0, j1 = joints[:, 0], joints[:, 1]
     rotation = r0 @ r1
     translation = (
         j0
@@ -327,13 +311,13 @@ def residual_field(
     flat = points.reshape(-1, 3)
     fades = vertex_fades(displacement, sigma)
     tree = cKDTree(vertices)
-    distance, nearest = tree.query(flat)
+    distance, nearest = tree.query(flat, workers=-1)  # every core
     field = displacement[nearest] * np.exp(-((distance / fades[nearest]) ** 2))[:, None]
     m = min(neighbours, len(vertices) - 1)
     if m > 1:
         # Beyond 3 of the largest fades from every vertex the field is below e^-9 |D|.
         close = distance < 3.0 * fades.max()
-        d, index = tree.query(flat[close], k=m + 1)
+        d, index = tree.query(flat[close], k=m + 1, workers=-1)
         blend = index[:, :m]
         faded = displacement[blend] * np.exp(-((d[:, :m] / fades[blend]) ** 2))[..., None]
         inverse = 1.0 / np.maximum(d, 1e-12) ** 2
@@ -608,7 +592,9 @@ def fold_fraction(
     points = grid_points(lower, upper, resolution)
     mapped = np.asarray(mapping(points.reshape(-1, 3)), np.float64).reshape(points.shape)
     det = jacobian_determinants(mapped, (upper - lower) / (resolution - 1))
-    distance, _ = cKDTree(vertices).query(points.reshape(-1, 3), distance_upper_bound=near)
+    distance, _ = cKDTree(vertices).query(
+        points.reshape(-1, 3), distance_upper_bound=near, workers=-1
+    )
     close = (distance <= near).reshape(det.shape)
     return float(np.mean(det[close] <= 0)) if close.any() else 0.0
 

@@ -90,13 +90,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
 import numpy as np
 from PIL import Image, ImageDraw
 
 from flamenerf import errors
 from flamenerf.geometry import flame, rasterize
 from flamenerf.geometry.camera import Camera, look_at, look_at_rotation
+from flamenerf.geometry.subject import pose_flame
 from flamenerf.io import paths
 from flamenerf.synthetic import head, textures
 
@@ -647,15 +647,14 @@ class SyntheticScene:
     def pose(self, params: Sequence[dict[str, Any] | flame.FlameParams]) -> np.ndarray:
         """Posed head vertices (N, V, 3) float64 (world) of N parameter sets.
 
-        Dicts are in the flame/ID.json form; posing is `flame.forward` in float32, as the
-        capture reader does.
+        Dicts are in the flame/ID.json form; posing is the capture reader's
+        (`flamenerf.geometry.subject.pose_flame`: `flame.forward` in float32).
         """
         params = [
             p if isinstance(p, flame.FlameParams) else flame.FlameParams.from_dict(p)
             for p in params
         ]
-        batched = flame.stack_params(params, self.model)
-        return np.asarray(_forward(self.model, batched).vertices, dtype=np.float64)
+        return pose_flame(self.model, params)
 
     def silhouette(self, camera: Camera, head_vertices: np.ndarray) -> np.ndarray:
         """(H, W) bool FLAME silhouette (head mesh only, eyes included) of (V, 3) vertices."""
@@ -704,11 +703,6 @@ class SyntheticScene:
             image[covered] = albedo * light[:, None]
         image = np.clip(image, 0.0, 1.0)
         return rasterize.downsample(image, supersample) if supersample != 1 else image
-
-
-@jax.jit
-def _forward(model: flame.FlameModel, params: flame.FlameParams) -> flame.FlameOutput:
-    return flame.forward(model, params)
 
 
 def _head_arrays() -> dict[str, np.ndarray]:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from flamenerf.datasets import capture as capture_lib
 from flamenerf.training import experiment
 from flamenerf.views import reanimation
 from flamenerf.views.view import View, camera_views, check_frame, check_head_motion
@@ -70,10 +71,8 @@ def expression_views(
         labels = [{"from": camera_frame, "to": to_frame, "t": float(t)} for t in weights]
     else:
         if value_range is None:
-            values = [
-                reanimation.expression_and_jaw(capture.flame_params[i], num_expression)[0]
-                for i in capture.train_ids
-            ]
+            expression_of = capture.subject.expression_and_jaw
+            values = [expression_of(capture.flame_params[i])[0] for i in capture.train_ids]
             column = np.stack(values)[:, coefficient] if 0 <= coefficient < num_expression else [0]
             low, high = float(np.min(column)), float(np.max(column))
             if high - low < 1e-6:  # constant in training: sweep one unit either side
@@ -133,7 +132,7 @@ def reanimate_views(
         view_camera = (
             capture.cameras[code_frame]
             if camera is None
-            else reanimation.read_camera(camera, capture.scene, capture.scale)
+            else capture.subject.camera(capture_lib.read_camera(camera), capture.scale)
         )
     except (FileNotFoundError, ValueError) as error:
         raise experiment.UserError(str(error)) from None
@@ -141,7 +140,7 @@ def reanimate_views(
     if subject_neutral is not None and relative is None:
         raise experiment.UserError("--subject_neutral needs --relative NEUTRAL.json")
     if driving_neutral is not None:
-        neutral = reanimation.neutral_of(subject)
+        neutral = capture.subject.neutral(subject)
         if subject_neutral is not None:
             neutral = capture.flame_params[check_frame(exp, subject_neutral, "--subject_neutral")]
         expressions = [
@@ -149,7 +148,7 @@ def reanimate_views(
             for _, p in sequence
         ]
     else:
-        expressions = [reanimation.expression_and_jaw(p, num_expression) for _, p in sequence]
+        expressions = [capture.subject.expression_and_jaw(p) for _, p in sequence]
     driven = [reanimation.with_expression(subject, e, j) for e, j in expressions]
     if head_pose == "driving":
         if driving_neutral is None:  # the driving values as they are

@@ -21,13 +21,7 @@ from flamenerf.geometry import flame
 from flamenerf.geometry.camera import Camera
 from flamenerf.training import experiment
 from flamenerf.views import reanimation
-from flamenerf.views.view import (
-    View,
-    camera_views,
-    check_frame,
-    check_head_motion,
-    condition_vector,
-)
+from flamenerf.views.view import View, camera_views, check_frame, check_head_motion
 
 DEFAULT_ORBIT_FRAMES = 48
 DEFAULT_ORBIT_DEGREES = 60.0  # arc of generated orbits (the capture covers about +-20 degrees)
@@ -93,17 +87,15 @@ def path_views(
         raise experiment.UserError(
             f"--frames {frames}: goes with --head_yaw/--head_pitch (an orbit's count is --orbit N)"
         )
-    subject = capture.flame_params[code_frame]
-    expression, jaw = reanimation.expression_and_jaw(
-        capture.flame_params[expression_frame], capture.scene.num_expression
-    )
-    driven = reanimation.with_expression(subject, expression, jaw)
+    subject = capture.subject
+    expression, jaw = subject.expression_and_jaw(capture.flame_params[expression_frame])
+    driven = reanimation.with_expression(capture.flame_params[code_frame], expression, jaw)
     if sweep:
         views = _head_sweep_views(
             exp, driven, head_yaw, head_pitch, frames, code_frame, expression_frame
         )
         return views, code_frame
-    vertices = reanimation.posed_vertices(capture.flame_model, capture.scene, [driven])[0]
+    vertices = subject.pose([driven])[0].astype(np.float32)
     if path is not None:
         try:
             cameras = capture.camera_path(path)
@@ -120,7 +112,7 @@ def path_views(
         center = vertices.astype(np.float64).mean(axis=0)
         cameras = orbit_cameras(capture.cameras[code_frame], center, frames, orbit_degrees)
         names = [f"orbit/{i:05d}" for i in range(len(cameras))]
-    condition = condition_vector(exp, expression, jaw)
+    condition = subject.condition(driven, exp.expression_config.use_jaw)
     views = []
     for camera, name in zip(cameras, names, strict=True):
         inside = reanimation.silhouette(capture.flame_model, vertices, camera)

@@ -2,13 +2,14 @@
 """Rendering a subject with other FLAME parameters: the pure parts
 (docs/architecture.md#rendering-with-other-parameters).
 
-A render with other parameters needs two things from them:
-  * the conditioning vector the model sees (as `Capture.condition`: the expression padded or
-    truncated to scene.json's `flame.num_expression`, then the jaw pose when
-    `ExpressionConfig.use_jaw`);
-  * the FLAME silhouette, from the mesh posed with the subject's identity (the chosen frame's
-    `shape`), the driving expression and jaw, and the chosen frame's head pose (global and
-    neck pose, eyes and translation).
+A render with other parameters needs two things from them, both from the capture's
+`Subject` (`flamenerf.geometry.subject`, `Capture.subject`):
+  * the conditioning vector the model sees (`Subject.condition`, as `Capture.condition`: the
+    expression padded or truncated to scene.json's `flame.num_expression`, then the jaw pose
+    when `ExpressionConfig.use_jaw`);
+  * the FLAME silhouette, from the mesh posed (`Subject.pose`) with the subject's identity
+    (the chosen frame's `shape`), the driving expression and jaw, and the chosen frame's head
+    pose (global and neck pose, eyes and translation).
 
 Relative transfer (`relative_transfer`) moves a driving sequence onto the subject as offsets:
 
@@ -17,7 +18,7 @@ Relative transfer (`relative_transfer`) moves a driving sequence onto the subjec
 
 The jaw offset is taken on the axis-angle vectors (exact for rotations about one axis, as jaw
 opening nearly is). By default the subject's neutral is FLAME's neutral face (zero expression
-and jaw, `neutral_of`); a frame of the capture in which the subject looks neutral can be used
+and jaw, `Subject.neutral`); a frame of the capture in which the subject looks neutral can be used
 instead.
 
 The head pose (FLAME's global pose, neck pose and translation) is the chosen frame's unless
@@ -30,42 +31,23 @@ composes the driving pose's offset from the driving neutral's onto the chosen fr
 The rotation offset R_neutral^T R_driving is taken in the joint's own frame: it does not
 depend on how the driving capture's FLAME space is oriented (the translation offset does:
 both captures should share their axes). `turn_head` turns a head about its neck joint by a yaw
-and a pitch in the head's own frame. Everything here works on host NumPy arrays except
-`posed_vertices` (one jitted FLAME forward pass over the batch).
+and a pitch in the head's own frame. Everything here works on host NumPy arrays.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-import jax
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from flamenerf.datasets import capture as capture_lib
 from flamenerf.geometry import flame, rasterize
 from flamenerf.geometry.camera import Camera
+from flamenerf.geometry.subject import JAW_SIZE, expression_and_jaw
 
-JAW_SIZE = 3
 HEAD_POSE_FIELDS = ("global_pose", "neck_pose", "translation")  # what `with_head_pose` moves
-
-
-def expression_and_jaw(
-    params: flame.FlameParams, num_expression: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """The expression zero-padded/truncated to (num_expression,) and the jaw pose (3,)."""
-    expression = np.zeros(num_expression, np.float32)
-    if params.expression is not None:
-        values = np.asarray(params.expression, np.float32)[:num_expression]
-        expression[: len(values)] = values
-    jaw = (
-        np.zeros(JAW_SIZE, np.float32)
-        if params.jaw_pose is None
-        else np.asarray(params.jaw_pose, np.float32).reshape(JAW_SIZE)
-    )
-    return expression, jaw
 
 
 def check_expression_size(params: flame.FlameParams, num_expression: int, source: str) -> None:
@@ -120,11 +102,6 @@ def with_expression(
         expression=np.asarray(expression, np.float32),
         jaw_pose=np.asarray(jaw_pose, np.float32).reshape(JAW_SIZE),
     )
-
-
-def neutral_of(params: flame.FlameParams) -> flame.FlameParams:
-    """The same parameters with zero expression and jaw pose: FLAME's neutral face."""
-    return params._replace(expression=None, jaw_pose=None)
 
 
 def head_pose(params: flame.FlameParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -254,53 +231,6 @@ def sweep(
     return out
 
 
-def condition(
-    expression: np.ndarray, jaw_pose: np.ndarray, num_expression: int, use_jaw: bool
-) -> np.ndarray:
-    """The model's conditioning vector (as `Capture.condition`): float32 (num_expression [+ 3],)."""
-    params = flame.FlameParams(expression=expression, jaw_pose=jaw_pose)
-    return capture_lib.condition_vector(params, num_expression, use_jaw)
-
-
-_forward = jax.jit(flame.forward)
-
-
-def posed_vertices(
-    model: flame.FlameModel, scene: capture_lib.Scene, params: Sequence[flame.FlameParams]
-) -> np.ndarray:
-    """FLAME meshes posed with each parameter set, in the normalised scene frame.
-
-    Args:
-      model: the capture's FLAME model; scene: its scene.json (FLAME -> world -> normalised).
-      params: N parameter sets.
-
-    Returns:
-      float32 (N, V, 3) vertices.
-    """
-    batched = flame.stack_params(list(params), model)
-    vertices = np.asarray(_forward(model, batched).vertices, np.float64)
-    return scene.flame_to_scene(vertices).astype(np.float32)
-
-
 def silhouette(model: flame.FlameModel, vertices: np.ndarray, camera: Camera) -> np.ndarray:
     """bool (H, W): pixel centres of `camera` covered by the mesh `vertices` (V, 3)."""
     return rasterize.silhouette(vertices, np.asarray(model.faces), camera)
-
-
-def normalize_camera(camera: Camera, scene: capture_lib.Scene, image_scale: int) -> Camera:
-    """A camera in capture world coordinates (at 1x) -> the capture's normalised frame and scale.
-
-    The same as the capture's own cameras get: intrinsics divided by `image_scale` and the
-    position mapped by `(X - center) * scale` (the orientation is unchanged).
-    """
-    if image_scale != 1:
-        camera = camera.scale(image_scale)
-    return dataclasses.replace(camera, position=scene.normalize(camera.position))
-
-
-def read_camera(path: str | Path, scene: capture_lib.Scene, image_scale: int) -> Camera:
-    """Reads a `camera/ID.json`-style file (world coordinates, 1x) and normalises it."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: camera file not found")
-    return normalize_camera(Camera.from_json(path), scene, image_scale)

@@ -75,16 +75,6 @@ def check_head_motion(exp: experiment.Experiment, flag: str) -> None:
         )
 
 
-def condition_vector(
-    exp: experiment.Experiment, expression: np.ndarray, jaw: np.ndarray
-) -> np.ndarray:
-    """The conditioning vector the experiment's model sees for an expression (E,) and a jaw
-    pose (3,): float32 (C,), as `Capture.condition` (`reanimation.condition`)."""
-    return reanimation.condition(
-        expression, jaw, exp.capture.scene.num_expression, exp.expression_config.use_jaw
-    )
-
-
 def camera_views(
     exp: experiment.Experiment,
     camera: Camera,
@@ -94,8 +84,9 @@ def camera_views(
 ) -> list[View]:
     """Views of one camera, one per FLAME parameter set rendered.
 
-    Each view's condition comes from the parameters' expression and jaw and its silhouette
-    from the mesh posed with them (one batched FLAME pass, then one rasterisation a view).
+    Each view's condition comes from the parameters' expression and jaw
+    (`Subject.condition`) and its silhouette from the mesh posed with them (one batched FLAME
+    pass, `Subject.pose`, then one rasterisation a view).
 
     Args:
       params: N parameter sets (subject identity and head pose, driven face).
@@ -105,16 +96,15 @@ def camera_views(
     from tqdm.auto import tqdm
 
     capture = exp.capture
-    num_expression = capture.scene.num_expression
-    vertices = reanimation.posed_vertices(capture.flame_model, capture.scene, params)
+    subject = capture.subject
+    vertices = subject.pose(params).astype(np.float32)
     views = []
     items = zip(params, vertices, labels, strict=True)
     for driven, verts, label in tqdm(
         items, total=len(labels), desc="silhouettes", disable=not show_progress, leave=False
     ):
-        expression, jaw = reanimation.expression_and_jaw(driven, num_expression)
         inside = reanimation.silhouette(capture.flame_model, verts, camera)
-        condition = condition_vector(exp, expression, jaw)
+        condition = subject.condition(driven, exp.expression_config.use_jaw)
         views.append(View(camera, condition, inside, driven, label))
     return views
 

@@ -15,6 +15,7 @@ from PIL import Image
 
 from flamenerf.datasets import capture as capture_lib
 from flamenerf.datasets import validate
+from flamenerf.geometry.scene import MODEL_UNITS_PER_METRE
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ def test_vertices_are_normalised_flame_vertices(capture_dir):
 
 def test_model_frame_is_centred_on_the_head_in_metres(capture_dir):
     cap = capture_lib.load_capture(capture_dir)
-    assert cap.scene.units_per_metre == pytest.approx(capture_lib.MODEL_UNITS_PER_METRE)
+    assert cap.scene.units_per_metre == pytest.approx(MODEL_UNITS_PER_METRE)
     assert cap.file_scene.scale == 2.0 and cap.file_scene.units_per_metre == 2.0
     vertices = np.stack([cap.vertices(i) for i in cap.ids])
     centres = (vertices.min(axis=1) + vertices.max(axis=1)) / 2
@@ -98,7 +99,7 @@ def test_to_world_placement(tmp_path):
     # 2 * R x + t = (0, 0.2, 0) + (1, 2, 3); then normalised: (p - (0, 0, 0.1)) * 2.
     np.testing.assert_allclose(cap.file_scene.flame_to_scene(x), [[2.0, 4.4, 5.8]], atol=1e-12)
     # The model frame: 3.5 units per FLAME metre, whatever to_world's scale.
-    assert cap.scene.units_per_metre == pytest.approx(capture_lib.MODEL_UNITS_PER_METRE)
+    assert cap.scene.units_per_metre == pytest.approx(MODEL_UNITS_PER_METRE)
 
 
 def test_scale_box_averages_missing_images(tmp_path):

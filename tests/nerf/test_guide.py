@@ -15,6 +15,8 @@ from scipy.spatial.transform import Rotation
 from flamenerf import configs
 from flamenerf.datasets.rays import RayBatch
 from flamenerf.geometry import flame
+from flamenerf.geometry.scene import Scene, ToWorld
+from flamenerf.geometry.subject import Subject
 from flamenerf.nerf import guide
 from flamenerf.nerf import model as model_lib
 from flamenerf.training import experiment
@@ -35,14 +37,30 @@ def turned(degrees=15.0, shift=0.02, jaw=0.35, axis=1, expression=None):
     )
 
 
+def in_flame_units(head_model):
+    """The head in a scene whose normalised frame is FLAME space (identity maps)."""
+    scene = Scene(
+        center=np.zeros(3),
+        scale=1.0,
+        near=0.0,
+        far=1.0,
+        flame_model=Path("flame_model.npz"),
+        to_world=ToWorld(scale=1.0, rotation=np.eye(3), translation=np.zeros(3)),
+        num_expression=head_model.num_expression,
+        bbox=None,
+    )
+    return Subject(head_model, scene)
+
+
 def build(head_model, params, settings=SETTINGS):
     """Posed and neutral vertices of `params` and their grids (FLAME units as the frame)."""
-    posed, neutral = guide.posed_and_neutral(head_model, params, settings.undo_rigid)
+    subject = in_flame_units(head_model)
+    posed, neutral = subject.posed_and_neutral(params, settings.undo_rigid)
     grids = guide.build_grids(
         posed,
         neutral,
         settings,
-        transforms=guide.head_transforms(head_model, params),
+        transforms=guide.head_transforms(subject, params),
         head=guide.head_vertices(head_model),
     )
     return posed, neutral, grids
@@ -96,8 +114,9 @@ def test_head_transform_is_flames_own_posing_of_the_head(head_model):
         flame.FlameParams(global_pose=[0.1, -0.3, 0.05], neck_pose=[0.2, 0.1, -0.1]),
         flame.FlameParams(global_pose=[0.0, 0.2, 0.0], translation=[0.02, -0.01, 0.03]),
     ]
-    posed, neutral = guide.posed_and_neutral(head_model, params, undo_rigid=True)
-    transforms = guide.head_transforms(head_model, params)
+    subject = in_flame_units(head_model)
+    posed, neutral = subject.posed_and_neutral(params, undo_rigid=True)
+    transforms = guide.head_transforms(subject, params)
     neck_only = np.asarray(head_model.weights)[:, 1] > 1.0 - 1e-6
     for f in range(2):
         moved = neutral[f] @ transforms[f, :3, :3].T + transforms[f, :3, 3]
@@ -133,7 +152,7 @@ def rigid_only(head_model):
 
 def test_rigid_part_undoes_a_rigid_head_motion_near_the_head(rigid_only, head_model):
     params, posed, neutral, grids = rigid_only
-    transforms = guide.head_transforms(head_model, params)
+    transforms = guide.head_transforms(in_flame_units(head_model), params)
     neck_only = np.asarray(head_model.weights)[:, 1] > 1.0 - 1e-6
     rng = np.random.default_rng(1)
     for f in range(2):
@@ -179,8 +198,9 @@ def test_rigid_part_never_folds_for_the_motions_in_scope(head_model):
         flame.FlameParams(global_pose=list(v), translation=[0.02, 0.0, 0.0])
         for v in 0.35 * np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [-1, 0, 0]])
     ]
-    transforms = guide.head_transforms(head_model, params)
-    _, neutral = guide.posed_and_neutral(head_model, params, undo_rigid=True)
+    subject = in_flame_units(head_model)
+    transforms = guide.head_transforms(subject, params)
+    _, neutral = subject.posed_and_neutral(params, undo_rigid=True)
     rigid, rotation, centre, radius = guide.head_ball(
         transforms, neutral, guide.head_vertices(head_model)
     )
@@ -256,7 +276,7 @@ def test_neutral_undoes_rigid_motion_and_expression(frames, head_model):
     rest = flame.forward(head_model, flame.FlameParams()).vertices
     np.testing.assert_allclose(neutral[0], rest, atol=1e-6)
     np.testing.assert_allclose(neutral[1], rest, atol=1e-6)
-    keep_pose = guide.neutral_params(params[1], undo_rigid=False)
+    keep_pose = Subject.neutral(params[1], undo_rigid=False)
     assert keep_pose.global_pose is not None and keep_pose.expression is None
 
 
@@ -458,7 +478,8 @@ def test_experiment_penalises_only_what_the_guide_leaves(tmp_path):
     extras = exp.extras()
     assert exp.guide_stats is not None and len(exp.guide_stats.folded) == len(exp.capture.ids)
     assert exp.guide_stats.rigid_margin > 0
-    posed, neutral = exp.posed_and_neutral(undo_rigid=True)
+    params = [exp.capture.flame_params[i] for i in exp.capture.ids]
+    posed, neutral = exp.capture.subject.posed_and_neutral(params, undo_rigid=True)
     table = np.asarray(extras.vertices)
     targets = np.asarray(extras.vertex_targets)
     np.testing.assert_allclose(targets, neutral, atol=1e-6)
@@ -475,3 +496,20 @@ def test_experiment_penalises_only_what_the_guide_leaves(tmp_path):
     grids = again.guide_grids(show_progress=False)
     np.testing.assert_array_equal(grids.values, extras.guide.values)
     np.testing.assert_array_equal(again.guide_stats.folded, exp.guide_stats.folded)
+
+
+def test_kd_tree_queries_use_every_core(monkeypatch):
+    workers = []
+
+    class Recording(cKDTree):
+        def query(self, *args, **kwargs):
+            workers.append(kwargs.get("workers"))
+            return super().query(*args, **kwargs)
+
+    monkeypatch.setattr(guide, "cKDTree", Recording)
+    rng = np.random.default_rng(0)
+    vertices = 0.05 * rng.normal(size=(20, 3))
+    points = 0.05 * rng.normal(size=(50, 3))
+    guide.residual_field(vertices, 0.01 * rng.normal(size=(20, 3)), points, 0.01)
+    guide.fold_fraction(lambda p: p, vertices, 0.05, 8)
+    assert len(workers) == 3 and set(workers) == {-1}

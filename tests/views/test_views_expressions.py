@@ -52,7 +52,7 @@ def test_reanimation_uses_the_driving_parameters(loaded, driving_dir):
     driving = [([2, -1], [0, 0.1, 0]), ([-2, 1.5, 1], [0.3, 0, 0])]
     for view, (e, j) in zip(views, driving, strict=True):
         driven = reanimation.with_expression(subject, np.array(e), np.array(j))
-        verts = reanimation.posed_vertices(exp.capture.flame_model, exp.capture.scene, [driven])
+        verts = exp.capture.subject.pose([driven]).astype(np.float32)
         camera = exp.capture.cameras[code]
         expected = reanimation.silhouette(exp.capture.flame_model, verts[0], camera)
         np.testing.assert_array_equal(view.inside, expected)
@@ -174,7 +174,7 @@ def test_driven_yaw_moves_the_head_and_nothing_far_from_it(guided, tmp_path):
     # The silhouettes follow the rendered pose (the mesh turned by 10 degrees).
     capture = exp.capture
     for view in views:
-        verts = reanimation.posed_vertices(capture.flame_model, capture.scene, [view.flame])[0]
+        verts = capture.subject.pose([view.flame])[0].astype(np.float32)
         expected = reanimation.silhouette(capture.flame_model, verts, view.camera)
         np.testing.assert_array_equal(view.inside, expected)
     assert not np.array_equal(views[0].inside, views[1].inside)

@@ -1,21 +1,15 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
 """flamenerf.views.reanimation: FLAME parameter arithmetic against hand-computed values and
-rotation matrices; posed meshes and cameras against the capture's own."""
+rotation matrices (posing, neutrals, conditioning vectors and cameras are the capture's
+`Subject`: tests/geometry/test_subject.py)."""
 
 import numpy as np
 import pytest
-import views_util
 from scipy.spatial.transform import Rotation
-from test_eval import tiny_experiment
 from views_util import CODE_POSE, matrix, rotation_x, rotation_y, write_params
 
 from flamenerf.geometry import flame
 from flamenerf.views import reanimation
-
-
-@pytest.fixture(scope="module")
-def loaded(tmp_path_factory):
-    yield from views_util.restored(tiny_experiment(tmp_path_factory))
 
 
 def test_relative_transfer_adds_offsets_to_the_subject_neutral():
@@ -25,16 +19,6 @@ def test_relative_transfer_adds_offsets_to_the_subject_neutral():
     expression, jaw = reanimation.relative_transfer(driving, neutral, subject, 3)
     np.testing.assert_allclose(expression, [0.6, 1.5, -0.5], atol=1e-6)
     np.testing.assert_allclose(jaw, [0.2, 0.2, 0.1], atol=1e-6)
-    zero = reanimation.neutral_of(
-        flame.FlameParams(shape=[1.0], expression=[3.0], jaw_pose=[1, 1, 1])
-    )
-    assert zero.expression is None and zero.jaw_pose is None and zero.shape == [1.0]
-
-
-def test_conditioning_vector_pads_truncates_and_appends_jaw():
-    vector = reanimation.condition(np.array([1.0, 2.0]), np.array([0.1, 0.2, 0.3]), 3, True)
-    np.testing.assert_allclose(vector, [1, 2, 0, 0.1, 0.2, 0.3], atol=1e-7)
-    assert reanimation.condition(np.arange(5.0), np.zeros(3), 3, False).tolist() == [0, 1, 2]
 
 
 def test_driven_params_keep_identity_and_head_pose():
@@ -55,20 +39,6 @@ def test_too_many_expression_coefficients_name_the_file(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match=r"empty: no \*\.json"):
         reanimation.read_sequence(tmp_path / "empty", 3)
-
-
-def test_posed_vertices_and_cameras_match_the_capture(loaded):
-    exp, _, _ = loaded
-    capture = exp.capture
-    vertices = reanimation.posed_vertices(
-        capture.flame_model, capture.scene, [capture.flame_params["t01"]]
-    )
-    np.testing.assert_allclose(vertices[0], capture.vertices("t01"), atol=1e-5)
-    path = capture.root / "camera" / "t01.json"
-    camera = reanimation.read_camera(path, capture.scene, capture.scale)
-    np.testing.assert_allclose(camera.position, capture.cameras["t01"].position)
-    np.testing.assert_allclose(camera.orientation, capture.cameras["t01"].orientation)
-    assert camera.focal_length == capture.cameras["t01"].focal_length
 
 
 def test_head_pose_helpers_against_rotation_matrices():
