@@ -13,7 +13,9 @@ max_val = 1, statistics over the 'valid' region (no padding), as ``tf.image.ssim
 function, table format and whether it is a table column and part of training-time
 validation. Adding a metric is one ``register(Metric(...))`` call below; `frame_metrics`,
 `disentanglement`, the metrics.json report, TensorBoard and the results table
-(`flamenerf.evaluation.evaluate`) all read the registry.
+(`flamenerf.evaluation.evaluate`) all read the registry. LPIPS (`flamenerf.evaluation.lpips`)
+needs the user's weight files: `lpips.enable` registers it (after `ms_ssim_scales`) when they
+are there.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ __all__ = [
     "psnr",
     "register",
     "ssim",
+    "unregister",
 ]
 
 SSIM_FILTER_SIZE = 11  # Gaussian window, pixels.
@@ -352,8 +355,9 @@ class Metric:
 METRICS: dict[str, Metric] = {}
 
 
-def register(metric: Metric) -> Metric:
-    """Adds a metric to `METRICS` (after the ones there: tables show them in this order).
+def register(metric: Metric, after: str | None = None) -> Metric:
+    """Adds a metric to `METRICS` (after the ones there, or right after the metric named
+    `after` when that is registered: tables show them in this order).
 
     Raises:
       ValueError: a metric of that name is registered already, or an unknown kind.
@@ -365,8 +369,21 @@ def register(metric: Metric) -> Metric:
             f"metric '{metric.name}': kind: expected 'frame', 'disentanglement' or 'report', "
             f"got {metric.kind!r}"
         )
-    METRICS[metric.name] = metric
+    if after not in METRICS:
+        METRICS[metric.name] = metric
+        return metric
+    items = list(METRICS.items())
+    position = [name for name, _ in items].index(after) + 1
+    items.insert(position, (metric.name, metric))
+    METRICS.clear()
+    METRICS.update(items)
     return metric
+
+
+def unregister(name: str) -> None:
+    """Removes a metric from `METRICS` (nothing if it is not there): metrics that depend on
+    the user's files (`flamenerf.evaluation.lpips.enable`) come and go."""
+    METRICS.pop(name, None)
 
 
 def metric_names(kind: MetricKind | None = None, validation: bool | None = None) -> list[str]:

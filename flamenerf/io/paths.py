@@ -6,6 +6,9 @@ cache_root()/captures/   synthetic captures (flamenerf.synthetic.generator)
 cache_root()/packed/     TFDS array_record packs of captures (flamenerf.datasets.packing)
 cache_root()/guides/     FLAME-guide grids (flamenerf.training.experiment)
 cache_root()/notebooks/  the Colab notebooks' outputs (colab/)
+cache_root()/lpips/      the user's LPIPS weight files, unless --lpips_weights or
+                         FLAMENERF_LPIPS says otherwise (flamenerf.evaluation.lpips)
+cache_root()/mediapipe/  face_landmarker.task, put there by the user (flamenerf.capture.landmarks)
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""Safe unpickling of the two pickle formats flamenerf reads, with one allow-list per format.
+"""Safe unpickling of the pickle formats flamenerf reads, with one allow-list per format.
 
 flamenerf reads pickles it did not write: the official FLAME model (`generic_model.pkl`, a
-Python 2 pickle of chumpy arrays) and metrical-tracker's checkpoints (torch.save zips whose
-`data.pkl` holds numpy arrays). A pickle is a program: unpickled naively it can call any
-importable function, and even a restricted one can allocate gigabytes from a few bytes. A file
-is therefore read in three layers, and refused (`PickleRefused`, a ValueError naming the file)
-as soon as one of them objects:
+Python 2 pickle of chumpy arrays), metrical-tracker's checkpoints (torch.save zips whose
+`data.pkl` holds numpy arrays) and PyTorch state dicts (LPIPS weights: the `lpips` package's
+linear heads, torchvision's backbones; the files are read by `flamenerf.io.torch_files`). A
+pickle is a program: unpickled naively it can call any importable function, and even a
+restricted one can allocate gigabytes from a few bytes. A file is therefore read in three
+layers, and refused (`PickleRefused`, a ValueError naming the file) as soon as one of them
+objects:
 
 1. `prescan`: before anything is built, the opcode stream is walked with `pickletools.genops`
    through a zero-copy reader (long arguments such as array data, binary or protocol-0 text,
@@ -35,12 +37,24 @@ as soon as one of them objects:
        hashable values (str, bytes, int, float, bool, None); `copy_reg._reconstructor` and
        `__builtin__.object` (protocol 0/1 pickles of new-style objects) only as
        `_reconstructor(stand-in class, object, None)`.
-   Every other global is refused before it runs, and so are persistent ids. The opcodes that
-   call or mutate are checked too: REDUCE calls only those wrappers; NEWOBJ/INST/OBJ create
-   only stand-ins, without arguments; BUILD sets the state of a numpy array (a numeric dtype,
-   a shape of at most `MAX_NDIM` dims and exactly `nbytes` of data), of a numpy dtype (no
-   fields, no sub-array, its own flags: a forged flags word could make float data be read as
-   object pointers) or of a stand-in (a dict); dict keys and set items must be plain hashable
+     * Torch state dicts only (`TORCH_CHECKPOINT`): `collections.OrderedDict` builds a
+       `TorchDict` (a dict; empty, or from a list of (plain key, value) pairs; a BUILD may set
+       only its `_metadata`, which is dropped); `torch.FloatStorage` and the other typed
+       storages are markers accepted only inside a persistent id
+       `('storage', type, key, location, numel[, view])`, which the caller's `TorchStorages`
+       turns into an inert `TorchStorage` record (dtype and size; no data); and
+       `torch._utils._rebuild_tensor`, `_rebuild_tensor_v2` (requires_grad a bool, empty hooks,
+       no metadata) and `_rebuild_parameter` build a `TorchTensor` record (storage, offset,
+       shape, strides: ints checked like array shapes). torch is never imported; the file
+       reader fills the storages' data afterwards and `TorchTensor.to_numpy` checks that the
+       strided view lies inside its storage before copying it.
+   Every other global is refused before it runs, and so are persistent ids (except a torch
+   state dict's storages). The opcodes that call or mutate are checked too: REDUCE calls only
+   those wrappers; NEWOBJ/INST/OBJ create only stand-ins, without arguments; BUILD sets the
+   state of a numpy array (a numeric dtype, a shape of at most `MAX_NDIM` dims and exactly
+   `nbytes` of data), of a numpy dtype (no fields, no sub-array, its own flags: a forged flags
+   word could make float data be read as object pointers), of a stand-in (a dict) or a
+   `TorchDict`'s `_metadata`; dict keys and set items must be plain hashable
    values (hashing a nested tuple can take exponential time), and items go only into real
    lists, dicts and sets.
 3. The caller checks what it gets: `check_tree` walks a result with a node budget (a pickle
@@ -54,6 +68,7 @@ Usage:
     content = safe_pickle.load_file("generic_model.pkl", safe_pickle.FLAME_MODEL)
     payload = safe_pickle.loads(data, "frame.frame", safe_pickle.TORCH_FRAME)
     safe_pickle.check_tree(payload, "frame.frame", safe_pickle.TORCH_FRAME)
+    tree = safe_pickle.loads(data, "alex.pth", safe_pickle.TORCH_CHECKPOINT, TorchStorages())
 
 The bound: a hostile file of any size up to a real FLAME model's (~100 MB) is refused in well
 under a second with a few megabytes of extra memory (the file itself is memory-mapped, not
@@ -381,6 +396,206 @@ def _reconstructor(cls: Any, base: Any, state: Any) -> StandIn:
 
 
 # --------------------------------------------------------------------------------------------
+# Torch checkpoints: tensors and storages as inert records (torch is never imported).
+
+# torch's typed storage classes, as the pickles name them, and the numpy dtype of their bytes
+# (torch.save writes little-endian data; `flamenerf.io.torch_files` refuses the rest).
+TORCH_STORAGE_DTYPES = {
+    "DoubleStorage": "<f8",
+    "FloatStorage": "<f4",
+    "HalfStorage": "<f2",
+    "LongStorage": "<i8",
+    "IntStorage": "<i4",
+    "ShortStorage": "<i2",
+    "CharStorage": "i1",
+    "ByteStorage": "u1",
+    "BoolStorage": "?",
+}
+MAX_TORCH_KEY = 256  # characters of a storage key or location ("0", "94799569955472", "cpu")
+
+
+class _StorageType(_Marker):
+    """`torch.FloatStorage` and the like: a marker that may only appear in a persistent id."""
+
+    def __init__(self, name: str, dtype: str):
+        super().__init__(f"torch.{name}")
+        self.dtype = np.dtype(dtype)
+
+
+class TorchDict(dict):
+    """Stand-in for the `collections.OrderedDict` of a torch state dict (a plain dict whose
+    `_metadata`, set by BUILD, is dropped: it holds module version numbers only)."""
+
+
+class TorchStorage:
+    """A storage named by a persistent id `('storage', torch.FloatStorage, key, location,
+    numel[, view])`: its dtype and size. `data` ((numel,) array) is filled by the file reader
+    (`flamenerf.io.torch_files`) from the archive's record or the legacy file's tail; a view
+    (legacy files only) reads `numel` elements of its `root` from `offset` on."""
+
+    def __init__(self, key: str, dtype: np.dtype, numel: int, location: str):
+        self.key, self.dtype, self.numel, self.location = key, dtype, numel, location
+        self.data: np.ndarray | None = None
+        self.root: TorchStorage = self
+        self.offset = 0
+
+
+class TorchTensor:
+    """A tensor of a torch checkpoint (`torch._utils._rebuild_tensor[_v2]`): a strided view of
+    a `TorchStorage`, resolved to a numpy array by `to_numpy` once the storage data is read."""
+
+    def __init__(self, storage: TorchStorage, offset: int, size: tuple, stride: tuple):
+        self.storage, self.offset, self.size, self.stride = storage, offset, size, stride
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.size
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.storage.dtype
+
+    def to_numpy(self, where: str) -> np.ndarray:
+        """A copy of the tensor's elements, shape `size`, after checking that every element
+        lies inside its storage.
+
+        Raises:
+          PickleRefused: naming `where`, the storage was not read or is too small.
+        """
+        root = self.storage.root
+        if root.data is None:
+            raise PickleRefused(f"{where}: the data of storage '{root.key}' was not read")
+        if math.prod(self.size) == 0:
+            return np.zeros(self.size, self.dtype)
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride, strict=True))
+        if last >= self.storage.numel:
+            raise PickleRefused(
+                f"{where}: a tensor of shape {self.size}, stride {self.stride} and offset "
+                f"{self.offset} reaches element {last} of storage '{self.storage.key}', which "
+                f"has {self.storage.numel}"
+            )
+        start = self.storage.offset + self.offset
+        if self.storage.offset + self.storage.numel > root.numel or len(root.data) != root.numel:
+            raise PickleRefused(f"{where}: storage '{self.storage.key}' is not inside its data")
+        itemsize = self.dtype.itemsize
+        view = np.ndarray(
+            self.size,
+            self.dtype,
+            buffer=root.data,
+            offset=start * itemsize,
+            strides=tuple(s * itemsize for s in self.stride),
+        )
+        return np.array(view, copy=True)
+
+
+class TorchStorages:
+    """The persistent-id handler of a torch checkpoint (pass to `loads`): one `TorchStorage` per
+    key, as `torch.save` names them: `('storage', storage type, key, location, numel)` in an
+    archive, with a sixth item, a view `(view key, offset, numel)` or None, in a legacy file."""
+
+    def __init__(self) -> None:
+        self.by_key: dict[str, TorchStorage] = {}
+
+    def __call__(self, pid: Any) -> TorchStorage:
+        if type(pid) is not tuple or len(pid) not in (5, 6) or pid[0] != "storage":
+            raise _Refusal(
+                f"the persistent id {_short(pid)}; expected ('storage', type, key, location, "
+                "numel[, view])"
+            )
+        kind, key, location, numel = pid[1:5]
+        if not isinstance(kind, _StorageType):
+            raise _Refusal(f"a storage of type {_short(kind)}; expected e.g. torch.FloatStorage")
+        for what, text in (("key", key), ("location", location)):
+            if type(text) is not str or not 0 < len(text) <= MAX_TORCH_KEY:
+                raise _Refusal(f"a storage {what} {_short(text)}; expected a short string")
+        if type(numel) is not int or not 0 <= numel <= MAX_ELEMENTS:
+            raise _Refusal(f"a storage of {_short(numel)} elements")
+        storage = self.by_key.setdefault(key, TorchStorage(key, kind.dtype, numel, location))
+        if storage.dtype != kind.dtype or storage.numel != numel:
+            raise _Refusal(
+                f"storage '{key}' named as {kind.name} of {numel} elements after "
+                f"{storage.dtype.str} of {storage.numel}"
+            )
+        view = pid[5] if len(pid) == 6 else None
+        if view is None:
+            return storage
+        if type(view) is not tuple or len(view) != 3 or type(view[0]) is not str:
+            raise _Refusal(f"a storage view {_short(view)}; expected (key, offset, numel)")
+        offset, count = view[1], view[2]
+        if type(offset) is not int or type(count) is not int or offset < 0 or count < 0:
+            raise _Refusal(f"a view of storage '{key}' at {_short(offset)} of {_short(count)}")
+        if offset + count > numel:
+            raise _Refusal(f"a view of {count} elements at {offset} of storage '{key}' ({numel})")
+        part = TorchStorage(view[0], storage.dtype, count, location)
+        part.root, part.offset = storage, offset
+        return part
+
+
+def _torch_ordered_dict(items: Any = ()) -> TorchDict:
+    """`collections.OrderedDict()` (empty: what torch pickles, then fills with SETITEMS), or
+    `OrderedDict([[key, value], ...])` as Python 2 and early Python 3 pickled it."""
+    if type(items) not in (list, tuple):
+        raise _Refusal(f"OrderedDict({_short(items)}); expected a list of pairs")
+    pairs = []
+    for pair in items:
+        if type(pair) not in (list, tuple) or len(pair) != 2:
+            raise _Refusal(f"OrderedDict item {_short(pair)}; expected a (key, value) pair")
+        pairs.append(tuple(pair))
+    _plain_items([k for k, _ in pairs], "an OrderedDict key")
+    return TorchDict(pairs)
+
+
+def _tensor(storage: Any, offset: Any, size: Any, stride: Any) -> TorchTensor:
+    if type(storage) is not TorchStorage:
+        raise _Refusal(f"a tensor of {_short(storage)}; expected a storage (persistent id)")
+    _check_shape(size, "torch tensor")
+    if type(stride) is not tuple or len(stride) != len(size):
+        raise _Refusal(f"torch tensor: stride {_short(stride)} for size {size}")
+    if not all(type(n) is int and 0 <= n <= MAX_ELEMENTS for n in stride):
+        raise _Refusal(f"torch tensor: stride {_short(stride)}; expected non-negative ints")
+    if type(offset) is not int or not 0 <= offset <= MAX_ELEMENTS:
+        raise _Refusal(f"torch tensor: storage offset {_short(offset)}")
+    return TorchTensor(storage, offset, size, stride)
+
+
+def _empty_hooks(hooks: Any) -> None:
+    if type(hooks) not in (dict, TorchDict) or hooks:
+        raise _Refusal(f"tensor backward hooks {_short(hooks)}; expected an empty OrderedDict")
+
+
+def _torch_rebuild_tensor(storage: Any, offset: Any, size: Any, stride: Any) -> TorchTensor:
+    """`torch._utils._rebuild_tensor(storage, offset, size, stride)` (torch < 0.4 files)."""
+    return _tensor(storage, offset, size, stride)
+
+
+def _torch_rebuild_tensor_v2(
+    storage: Any,
+    offset: Any,
+    size: Any,
+    stride: Any,
+    requires_grad: Any = False,
+    hooks: Any = None,
+    metadata: Any = None,
+) -> TorchTensor:
+    """`torch._utils._rebuild_tensor_v2(storage, offset, size, stride, requires_grad,
+    OrderedDict()[, metadata])`, how torch >= 0.4 pickles a dense tensor."""
+    if type(requires_grad) is not bool:
+        raise _Refusal(f"tensor requires_grad {_short(requires_grad)}; expected a bool")
+    _empty_hooks(TorchDict() if hooks is None else hooks)
+    if metadata is not None and (type(metadata) not in (dict, TorchDict) or metadata):
+        raise _Refusal(f"tensor metadata {_short(metadata)}; expected none")
+    return _tensor(storage, offset, size, stride)
+
+
+def _torch_rebuild_parameter(data: Any, requires_grad: Any, hooks: Any) -> TorchTensor:
+    """`torch._utils._rebuild_parameter(tensor, requires_grad, OrderedDict())`: the tensor."""
+    if type(data) is not TorchTensor or type(requires_grad) is not bool:
+        raise _Refusal(f"a parameter of {_short(data)}; expected a tensor")
+    _empty_hooks(hooks)
+    return data
+
+
+# --------------------------------------------------------------------------------------------
 # Formats.
 
 
@@ -394,12 +609,14 @@ class PickleFormat:
       persistent: the message for a persistent id.
       globals: (module, name) -> what that global resolves to (a wrapper above, a marker, a
         stand-in class or `object`).
+      leaves: further types `check_tree` accepts as values (`TorchTensor`).
     """
 
     name: str
     refusal: str
     persistent: str
     globals: Mapping[tuple[str, str], Any]
+    leaves: tuple[type, ...] = ()
 
     @functools.cached_property
     def callables(self) -> dict[int, Callable[..., Any]]:
@@ -467,6 +684,35 @@ TORCH_FRAME = PickleFormat(
 strings and numbers."""
 
 
+def _torch_globals() -> dict[tuple[str, str], Any]:
+    allowed: dict[tuple[str, str], Any] = {
+        ("collections", "OrderedDict"): _torch_ordered_dict,
+        ("torch._utils", "_rebuild_tensor"): _torch_rebuild_tensor,
+        ("torch._utils", "_rebuild_tensor_v2"): _torch_rebuild_tensor_v2,
+        ("torch._utils", "_rebuild_parameter"): _torch_rebuild_parameter,
+    }
+    for name, dtype in TORCH_STORAGE_DTYPES.items():
+        marker = _StorageType(name, dtype)
+        allowed[("torch", name)] = allowed[("torch.cuda", name)] = marker
+    return allowed
+
+
+TORCH_CHECKPOINT = PickleFormat(
+    name="a PyTorch state dict",
+    refusal=(
+        "a state dict holds tensors (torch._utils._rebuild_tensor*, typed storages) in "
+        "(Ordered)dicts only"
+    ),
+    persistent="refused a persistent id; only storages are expected",
+    globals=types.MappingProxyType(_torch_globals()),
+    leaves=(TorchTensor,),
+)
+"""A `torch.save` of a module's `state_dict()` (the `lpips` package's linear heads,
+torchvision's checkpoints), zip archive or legacy file: an OrderedDict (its `_metadata`
+dropped) of tensors, which become `TorchTensor`s of `TorchStorage`s (read with a
+`TorchStorages` handler: `loads(data, source, TORCH_CHECKPOINT, TorchStorages())`)."""
+
+
 # --------------------------------------------------------------------------------------------
 # Layer 1: the pre-scan.
 
@@ -499,10 +745,10 @@ class _BufferReader:
     `readline` looks for the newline within MAX_LINE_BYTES.
     """
 
-    def __init__(self, data: Any, skip_long: bool):
+    def __init__(self, data: Any, skip_long: bool, start: int = 0):
         self._data = data
         self._size = len(data)
-        self._pos = 0
+        self._pos = start
         self._skip_long = skip_long
 
     def tell(self) -> int:
@@ -545,13 +791,17 @@ _MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 _MEMO_GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
 
 
-def prescan(data: Any, source: str, fmt: PickleFormat) -> None:
+def prescan(data: Any, source: str, fmt: PickleFormat, start: int = 0) -> int:
     """Walks the opcode stream without building anything; refuses bombs and garbage.
 
     Args:
       data: the pickle (bytes, bytearray or a read-only mmap); it is not copied.
       source: the file name for messages.
       fmt: the format (its name appears in messages).
+      start: where the pickle starts in `data` (a legacy torch file holds several in a row).
+
+    Returns:
+      The offset just past the pickle's STOP opcode.
 
     Raises:
       PickleRefused: an unknown opcode or truncated stream ("not a readable pickle"), a
@@ -559,7 +809,7 @@ def prescan(data: Any, source: str, fmt: PickleFormat) -> None:
         MAX_OPCODES opcodes, MAX_STACK_DEPTH stack items, MAX_MARK_DEPTH open MARKs,
         MAX_LINE_BYTES in a text argument or MAX_LONG_BYTES in an integer ("refused").
     """
-    reader = _BufferReader(data, skip_long=True)
+    reader = _BufferReader(data, skip_long=True, start=start)
     mark, count, depth, marks, memo = pickletools.markobject, 0, 0, [], set()
     try:
         for opcode, arg, pos in pickletools.genops(reader):
@@ -610,6 +860,7 @@ def prescan(data: Any, source: str, fmt: PickleFormat) -> None:
         raise PickleRefused(
             f"{source}: not a readable pickle ({_clip(str(error))}, near byte {reader.tell()})"
         ) from None
+    return reader.tell()
 
 
 def _clip(text: str, limit: int = 200) -> str:
@@ -623,12 +874,19 @@ def _clip(text: str, limit: int = 200) -> str:
 class _RestrictedUnpickler(pickle._Unpickler):
     """The pure-Python unpickler with the format's allow-list and checked opcode handlers."""
 
-    def __init__(self, reader: _BufferReader, source: str, fmt: PickleFormat):
+    def __init__(
+        self,
+        reader: _BufferReader,
+        source: str,
+        fmt: PickleFormat,
+        persistent: Callable[[Any], Any] | None = None,
+    ):
         super().__init__(reader, encoding="latin1")
         self._source = source
         self._fmt = fmt
         self._callables = fmt.callables
         self._classes = fmt.classes
+        self._persistent = persistent
 
     def find_class(self, module: str, name: str) -> Any:
         try:
@@ -640,7 +898,9 @@ class _RestrictedUnpickler(pickle._Unpickler):
             ) from None
 
     def persistent_load(self, pid: Any) -> Any:
-        raise PickleRefused(f"{self._source}: {self._fmt.persistent}")
+        if self._persistent is None:
+            raise PickleRefused(f"{self._source}: {self._fmt.persistent}")
+        return self._persistent(pid)
 
     def _instantiate(self, klass: Any, args: list[Any]) -> None:  # INST, OBJ
         self.append(self._new(klass, tuple(args), {}))
@@ -681,12 +941,16 @@ class _RestrictedUnpickler(pickle._Unpickler):
             inst.__setstate__(state)
         elif isinstance(inst, StandIn):
             inst.__setstate__(state)
+        elif type(inst) is TorchDict:
+            # A state dict's `_metadata` (module versions), dropped.
+            if type(state) is not dict or not set(state) <= {"_metadata"}:
+                raise _Refusal(f"the state {_short(state)} of an OrderedDict")
         else:
             raise _Refusal(f"setting the state of {_short(inst)}")
 
     def _target(self, kind: type) -> Any:
         target = self.stack[-1]
-        if type(target) is not kind:
+        if type(target) is not kind and not (kind is dict and type(target) is TorchDict):
             raise _Refusal(f"adding items to {_short(target)}; expected a {kind.__name__}")
         return target
 
@@ -779,13 +1043,17 @@ def _check_dtype_state(dtype: np.dtype, state: Any) -> None:
         )
 
 
-def loads(data: Any, source: str, fmt: PickleFormat) -> Any:
+def loads(
+    data: Any, source: str, fmt: PickleFormat, persistent: Callable[[Any], Any] | None = None
+) -> Any:
     """Pre-scans, then unpickles `data` with the format's allow-list.
 
     Args:
       data: the pickle (bytes, bytearray or a read-only mmap).
       source: the file name for messages.
-      fmt: FLAME_MODEL or TORCH_FRAME.
+      fmt: FLAME_MODEL, TORCH_FRAME or TORCH_CHECKPOINT.
+      persistent: what a persistent id becomes (a `TorchStorages` for TORCH_CHECKPOINT; it
+        raises `_Refusal` for anything else); None refuses every persistent id.
 
     Returns:
       The unpickled object: dicts, lists, tuples, sets of plain values, numpy arrays and
@@ -795,7 +1063,7 @@ def loads(data: Any, source: str, fmt: PickleFormat) -> Any:
       PickleRefused: naming `source`; a refused global or call, a bomb, or an unreadable pickle.
     """
     prescan(data, source, fmt)
-    unpickler = _RestrictedUnpickler(_BufferReader(data, skip_long=False), source, fmt)
+    unpickler = _RestrictedUnpickler(_BufferReader(data, skip_long=False), source, fmt, persistent)
     try:
         return unpickler.load()
     except PickleRefused:
@@ -856,11 +1124,13 @@ def check_tree(value: Any, source: str, fmt: PickleFormat) -> None:
             )
         if type(item) in PLAIN_KEY_TYPES or isinstance(item, np.ndarray | np.generic):
             continue
-        if type(item) is dict:
+        if type(item) in (dict, TorchDict):
             pending.extend((v, depth + 1) for v in item.values())
         elif type(item) in (list, tuple, set, frozenset):
             pending.extend((v, depth + 1) for v in item)
         elif isinstance(item, StandIn) and id(type(item)) in fmt.classes:
             pending.append((item.state, depth + 1))
+        elif type(item) in fmt.leaves:
+            continue
         else:
             raise PickleRefused(f"{source}: refused: holds {_short(item)}; not {fmt.name}")

@@ -335,3 +335,16 @@ def test_register_refuses_a_second_metric_of_a_name_and_unknown_kinds(monkeypatc
     mask = np.ones((2, 2), bool)
     values = metrics.frame_metrics(np.zeros((2, 2, 3)), np.full((2, 2, 3), 0.25), mask)
     assert values["mean_abs"] == 0.25
+
+
+def test_register_after_a_metric_and_unregister(monkeypatch):
+    monkeypatch.setattr(metrics, "METRICS", dict(metrics.METRICS))
+    frame = metrics.metric_names("frame")
+    metrics.register(metrics.Metric("extra", "frame", lambda p, t, m: 0.0), after="ssim")
+    names = metrics.metric_names("frame")
+    assert names == frame[: frame.index("ssim") + 1] + ["extra"] + frame[frame.index("ssim") + 1 :]
+    metrics.register(metrics.Metric("last", "frame", lambda p, t, m: 0.0), after="not there")
+    assert metrics.metric_names()[-1] == "last"
+    metrics.unregister("extra")
+    metrics.unregister("extra")  # absent: nothing happens
+    assert metrics.metric_names("frame") == frame + ["last"]

@@ -9,7 +9,6 @@ the head is at the origin and the camera block `opencv` {R, t, K} moves.
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -22,43 +21,28 @@ from flamenerf.capture.trackers.conventions import (
 )
 from flamenerf.capture.trackers.parsing import checked_image_size, field, values, vector
 from flamenerf.capture.trackers.track import Track, TrackerFrame, TrackerSpec
+from flamenerf.errors import UserError
 from flamenerf.geometry import flame
-from flamenerf.io import safe_pickle
-
-MAX_PICKLE_BYTES = 1 << 28  # 256 MiB: a frame is a few kilobytes
+from flamenerf.io import safe_pickle, torch_files
 
 
 def read_torch_zip(path: Path) -> Any:
     """The object of a torch.save zip archive (`PREFIX/data.pkl`), read without torch.
 
-    data.pkl is read by `flamenerf.io.safe_pickle` with its metrical-tracker allow-list: numpy
-    arrays and scalars of plain dtypes and `_codecs.encode` (how protocol 2 stores bytes);
-    every other global, torch's persistent storages and pickle bombs are refused before
-    anything runs or is allocated, and the result must be a small tree of dicts, lists,
-    arrays, strings and numbers (`safe_pickle.check_tree`).
+    `flamenerf.io.torch_files.read_torch_zip` with the metrical-tracker allow-list
+    (`safe_pickle.TORCH_FRAME`): numpy arrays and scalars of plain dtypes and `_codecs.encode`
+    (how protocol 2 stores bytes); every other global, torch's persistent storages and pickle
+    bombs are refused before anything runs or is allocated, and the result must be a small
+    tree of dicts, lists, arrays, strings and numbers (`safe_pickle.check_tree`).
 
     Raises:
       StepError: not a zip archive, no single data.pkl, or a pickle naming anything but numpy
         arrays, a pickle bomb or an unreadable pickle (refused before it runs).
     """
-    if not path.is_file():
-        raise StepError(f"{path}: file not found")
     try:
-        with zipfile.ZipFile(path) as archive:
-            names = [n for n in archive.namelist() if n == "data.pkl" or n.endswith("/data.pkl")]
-            if len(names) != 1:
-                raise StepError(f"{path}: expected one data.pkl in the torch.save archive")
-            if archive.getinfo(names[0]).file_size > MAX_PICKLE_BYTES:
-                raise StepError(f"{path}: data.pkl is larger than {MAX_PICKLE_BYTES} bytes")
-            data = archive.read(names[0])
-    except zipfile.BadZipFile:
-        raise StepError(f"{path}: not a torch.save zip archive") from None
-    try:
-        payload = safe_pickle.loads(data, str(path), safe_pickle.TORCH_FRAME)
-        safe_pickle.check_tree(payload, str(path), safe_pickle.TORCH_FRAME)
-    except safe_pickle.PickleRefused as error:
+        return torch_files.read_torch_zip(path, safe_pickle.TORCH_FRAME)
+    except UserError as error:
         raise StepError(str(error)) from None
-    return payload
 
 
 def read_metrical(path: Path) -> Track:
