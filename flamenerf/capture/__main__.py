@@ -1,5 +1,5 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""`python -m flamenerf.capture {frames,cameras,import-flame,fit,check} ...` (see the package)."""
+"""`python -m flamenerf.capture {all,frames,cameras,import-flame,fit,check} ...` (the package)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import sys
 from collections.abc import Sequence
 
 from flamenerf import errors
-from flamenerf.capture.io import StepError
+from flamenerf.errors import UserError
 
 # Subcommand -> module; each module has `add_arguments(parser)`, `run(args) -> int` and a
-# docstring whose first line is the subcommand's help.
+# docstring whose first line is the subcommand's help. `all` runs the others (`pipeline`).
 STEPS = {
+    "all": "flamenerf.capture.pipeline",
     "frames": "flamenerf.capture.frames",
     "cameras": "flamenerf.capture.cameras",
     "import-flame": "flamenerf.capture.trackers.command",
@@ -46,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except StepError as error:
+    except UserError as error:  # StepError and the readers' errors
         print(f"error: {error}", file=sys.stderr)
         return errors.EXIT_USER_ERROR
 
