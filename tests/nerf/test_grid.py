@@ -2,6 +2,7 @@
 """Tests of the tri-plane encoding (vertices, scipy interpolation, gradient locality) and
 the scene contraction."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,14 +39,52 @@ def test_interpolate_plane_at_every_vertex():
     np.testing.assert_allclose(out, np.asarray(plane)[ii.ravel(), jj.ravel()], atol=1e-5)
 
 
-def test_interpolate_plane_matches_scipy_bilinear():
-    res = 5
-    plane = _random_plane(res, seed=1)
-    uv = np.random.default_rng(2).uniform(-1.0, 1.0, size=(50, 2))
-    axis = np.linspace(-1.0, 1.0, res)
-    expected = RegularGridInterpolator((axis, axis), np.asarray(plane), method="linear")(uv)
-    out = grid.interpolate_plane(plane, jnp.asarray(uv, jnp.float32))
-    np.testing.assert_allclose(out, expected, atol=1e-5)
+class GridVariantsTest(chex.TestCase):
+    """Interpolation and contraction, traced by jax.jit and run op by op (chex variants)."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_interpolate_plane_matches_scipy_bilinear(self):
+        res = 5
+        plane = _random_plane(res, seed=1)
+        uv = np.random.default_rng(2).uniform(-1.0, 1.0, size=(50, 2))
+        axis = np.linspace(-1.0, 1.0, res)
+        expected = RegularGridInterpolator((axis, axis), np.asarray(plane), method="linear")(uv)
+        out = self.variant(grid.interpolate_plane)(plane, jnp.asarray(uv, jnp.float32))
+        chex.assert_shape(out, (50, FEATURES))
+        chex.assert_trees_all_close(out, expected, atol=1e-5, rtol=0.0)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_contract_maps_far_points_into_the_box(self):
+        rng = np.random.default_rng(1)
+        dirs = rng.normal(size=(20, 3))
+        dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
+        far = dirs * np.logspace(0.1, 8, 20)[:, None]
+        out = np.asarray(self.variant(grid.contract)(jnp.asarray(far, jnp.float32)))
+        assert np.all(np.abs(out) <= 1.0) and np.all(np.linalg.norm(out, axis=-1) < 1.0 + 1e-6)
+        # mip-NeRF 360: radius (2 - 1/|x|) / 2 along the same direction.
+        radius = (2.0 - 1.0 / np.linalg.norm(far, axis=-1)) / 2.0
+        np.testing.assert_allclose(out, dirs * radius[:, None], atol=1e-6)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_triplane_features_are_the_product_of_the_three_planes(self):
+        planes = jnp.stack([_random_plane(5, seed=s) for s in (3, 4, 5)])
+        points = np.random.default_rng(6).uniform(-1.0, 1.0, size=(7, 3))
+        out = self.variant(grid.triplane_features)(planes, jnp.asarray(points, jnp.float32))
+        axis = np.linspace(-1.0, 1.0, 5)
+        expected = np.ones((7, FEATURES))
+        for plane, axes in zip(np.asarray(planes), grid.PLANE_AXES, strict=True):
+            interpolate = RegularGridInterpolator((axis, axis), plane, method="linear")
+            expected *= interpolate(points[:, list(axes)])
+        chex.assert_shape(out, (7, FEATURES))
+        chex.assert_trees_all_close(out, expected, atol=1e-5, rtol=0.0)
+
+
+def test_triplane_features_reject_points_of_the_wrong_size():
+    planes = jnp.zeros((3, 5, 5, FEATURES))
+    with pytest.raises(AssertionError, match=r"points"):
+        grid.triplane_features(planes, jnp.zeros((4, 2)))
+    with pytest.raises(AssertionError, match=r"planes"):
+        grid.triplane_features(planes[:2], jnp.zeros((4, 3)))
 
 
 def test_interpolate_plane_clamps_outside_points():
@@ -70,7 +109,7 @@ def test_encoding_at_a_shared_vertex_is_product_of_plane_vertices(encoding):
     idx5 = (1, 3, 4)
     point = jnp.array([[_vertex(i, 5) for i in idx5]], jnp.float32)
     out = np.asarray(apply(variables, point))
-    assert out.shape == (1, len(RESOLUTIONS) * FEATURES)
+    chex.assert_shape(out, (1, len(RESOLUTIONS) * FEATURES))
     expected = []
     for r in RESOLUTIONS:
         p = np.asarray(variables["params"][f"planes_{r}"])
@@ -81,7 +120,7 @@ def test_encoding_at_a_shared_vertex_is_product_of_plane_vertices(encoding):
 
 def test_encoding_keeps_leading_dims(encoding):
     _, variables, apply = encoding
-    assert apply(variables, jnp.zeros((2, 4, 3))).shape == (2, 4, len(RESOLUTIONS) * FEATURES)
+    chex.assert_shape(apply(variables, jnp.zeros((2, 4, 3))), (2, 4, len(RESOLUTIONS) * FEATURES))
 
 
 def test_gradient_reaches_only_the_four_surrounding_texels(encoding):
@@ -122,18 +161,6 @@ def test_contract_is_linear_inside_the_inner_ball():
     )
 
 
-def test_contract_maps_far_points_into_the_box():
-    rng = np.random.default_rng(1)
-    dirs = rng.normal(size=(20, 3))
-    dirs /= np.linalg.norm(dirs, axis=-1, keepdims=True)
-    far = dirs * np.logspace(0.1, 8, 20)[:, None]
-    out = np.asarray(grid.contract(jnp.asarray(far, jnp.float32)))
-    assert np.all(np.abs(out) <= 1.0) and np.all(np.linalg.norm(out, axis=-1) < 1.0 + 1e-6)
-    # mip-NeRF 360: radius (2 - 1/|x|) / 2 along the same direction.
-    radius = (2.0 - 1.0 / np.linalg.norm(far, axis=-1)) / 2.0
-    np.testing.assert_allclose(out, dirs * radius[:, None], atol=1e-6)
-
-
 def test_contract_is_continuous_at_the_unit_sphere():
     u = np.array([0.6, 0.0, -0.8])
     inside = grid.contract(jnp.asarray(u * (1.0 - 1e-4), jnp.float32))
@@ -145,5 +172,4 @@ def test_contract_is_continuous_at_the_unit_sphere():
 def test_contract_gradient_is_finite_everywhere():
     jac0 = jax.jacfwd(grid.contract)(jnp.zeros(3))
     np.testing.assert_allclose(jac0, np.eye(3) / 2, atol=1e-7)
-    jac_far = jax.jacrev(grid.contract)(jnp.array([30.0, -4.0, 1.0]))
-    assert bool(jnp.all(jnp.isfinite(jac_far)))
+    chex.assert_tree_all_finite(jax.jacrev(grid.contract)(jnp.array([30.0, -4.0, 1.0])))

@@ -3,11 +3,13 @@
 
 import math
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from absl.testing import parameterized
 
 from flamenerf.nerf import layers as modules
 
@@ -64,9 +66,11 @@ def test_posenc_layout_two_dimensional_with_min_deg():
 
 def test_posenc_shapes_and_dim_helper():
     x = jnp.zeros((4, 5, 3))
-    assert modules.posenc(x, 0, 4).shape == (4, 5, modules.posenc_dim(3, 4))
     assert modules.posenc_dim(3, 4) == 3 + 3 * 2 * 4
-    assert modules.posenc(x, 2, 4, include_identity=False).shape == (4, 5, 3 * 2 * 2)
+    chex.assert_shape(
+        [modules.posenc(x, 0, 4), modules.posenc(x, 2, 4, include_identity=False)],
+        [(4, 5, modules.posenc_dim(3, 4)), (4, 5, 3 * 2 * 2)],
+    )
 
 
 def test_posenc_rejects_reversed_degrees():
@@ -74,12 +78,26 @@ def test_posenc_rejects_reversed_degrees():
         modules.posenc(jnp.zeros((1, 3)), 3, 1)
 
 
-def test_annealed_posenc_windows_bands_by_hand():
-    x = 0.4
-    out = modules.annealed_posenc(jnp.array([x]), 3, alpha=1.5)
-    # Band 0 fully on, band 1 half on, band 2 off; the identity is never windowed.
-    expected = [x, math.sin(x), math.cos(x), 0.5 * math.sin(2 * x), 0.5 * math.cos(2 * x), 0, 0]
-    np.testing.assert_allclose(out, expected, atol=1e-6)
+class AnnealingVariantsTest(chex.TestCase):
+    """The windowed encoding with alpha a traced argument (jax.jit) and a Python number."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_annealed_posenc_windows_bands_by_hand(self):
+        x = 0.4
+        encode = self.variant(modules.annealed_posenc, static_argnums=1)
+        out = encode(jnp.array([x]), 3, 1.5)
+        # Band 0 fully on, band 1 half on, band 2 off; the identity is never windowed.
+        expected = [x, math.sin(x), math.cos(x), 0.5 * math.sin(2 * x), 0.5 * math.cos(2 * x), 0, 0]
+        chex.assert_shape(out, (modules.posenc_dim(1, 3),))
+        np.testing.assert_allclose(out, expected, atol=1e-6)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters((0.0, [0, 0, 0]), (1.25, [1, 0.1464466, 0]), (3.0, [1, 1, 1]))
+    def test_anneal_weights_ease_each_band_in(self, alpha, expected):
+        # (1 - cos(pi / 4)) / 2 = 0.1464466 for the band a quarter of the way in.
+        weights = self.variant(modules.anneal_weights, static_argnums=1)(alpha, 3)
+        chex.assert_shape(weights, (3,))
+        np.testing.assert_allclose(weights, expected, atol=1e-6)
 
 
 def test_annealed_posenc_accepts_traced_alpha():
@@ -106,7 +124,7 @@ def test_mlp_output_shapes_and_activation():
     x = jax.random.normal(jax.random.PRNGKey(1), (2, 7, 5)) * 10.0
     params = mlp.init(jax.random.PRNGKey(0), x)
     y = mlp.apply(params, x)
-    assert y.shape == (2, 7, 3)
+    chex.assert_shape(y, (2, 7, 3))
     assert bool(jnp.all((y > 0.0) & (y < 1.0)))
 
 
@@ -115,7 +133,7 @@ def test_mlp_without_output_layer_returns_hidden():
     x = jnp.ones((4, 5))
     params = mlp.init(jax.random.PRNGKey(0), x)
     y = mlp.apply(params, x)
-    assert y.shape == (4, 16)
+    chex.assert_shape(y, (4, 16))
     assert bool(jnp.all(y >= 0.0))  # relu
     assert "output" not in params["params"]
 
@@ -173,6 +191,6 @@ def test_glo_embed_rejects_float_ids(glo):
 def test_broadcast_to_samples():
     per_ray = jnp.arange(8.0).reshape(4, 2)
     out = modules.broadcast_to_samples(per_ray, 5)
-    assert out.shape == (4, 5, 2)
+    chex.assert_shape(out, (4, 5, 2))
     for s in range(5):
         np.testing.assert_array_equal(out[:, s], per_ray)

@@ -3,10 +3,12 @@
 
 import math
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from absl.testing import parameterized
 
 from flamenerf.nerf import volume as rendering
 
@@ -35,15 +37,6 @@ def _rays(n):
 # ---------------------------------------------------------------- sample_along_rays
 
 
-def test_deterministic_samples_are_evenly_spaced():
-    origins, directions = _rays(2)
-    origins = origins.at[1].set(jnp.array([1.0, 2.0, 3.0]))
-    z, pts = rendering.sample_along_rays(KEY, origins, directions, 5, 1.0, 3.0, False)
-    np.testing.assert_allclose(z, [[1.0, 1.5, 2.0, 2.5, 3.0]] * 2, atol=1e-6)
-    assert pts.shape == (2, 5, 3)
-    np.testing.assert_allclose(pts[1, :, 2], 3.0 + np.array([1.0, 1.5, 2.0, 2.5, 3.0]), atol=1e-6)
-
-
 def test_stratified_samples_stay_in_their_strata():
     origins, directions = _rays(64)
     z, _ = rendering.sample_along_rays(KEY, origins, directions, 5, 1.0, 3.0, True)
@@ -54,12 +47,29 @@ def test_stratified_samples_stay_in_their_strata():
     assert np.std(z[:, 2]) > 0.05  # actually random
 
 
-def test_linear_disparity_and_per_ray_bounds():
-    origins, directions = _rays(2)
-    near, far = jnp.array([1.0, 2.0]), jnp.array([4.0, 8.0])
-    z, _ = rendering.sample_along_rays(KEY, origins, directions, 4, near, far, False, True)
-    for r, (n, f) in enumerate([(1.0, 4.0), (2.0, 8.0)]):
-        np.testing.assert_allclose(1.0 / np.asarray(z[r]), np.linspace(1 / n, 1 / f, 4), atol=1e-6)
+class SamplingVariantsTest(chex.TestCase):
+    """Deterministic sampling, traced by jax.jit and run op by op (chex variants)."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_deterministic_samples_are_evenly_spaced(self):
+        origins, directions = _rays(2)
+        origins = origins.at[1].set(jnp.array([1.0, 2.0, 3.0]))
+        sample = self.variant(rendering.sample_along_rays, static_argnums=(3, 6))
+        z, pts = sample(KEY, origins, directions, 5, 1.0, 3.0, False)
+        chex.assert_shape([z, pts], [(2, 5), (2, 5, 3)])
+        np.testing.assert_allclose(z, [[1.0, 1.5, 2.0, 2.5, 3.0]] * 2, atol=1e-6)
+        expected = 3.0 + np.array([1.0, 1.5, 2.0, 2.5, 3.0])
+        np.testing.assert_allclose(pts[1, :, 2], expected, atol=1e-6)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_linear_disparity_and_per_ray_bounds(self):
+        origins, directions = _rays(2)
+        near, far = jnp.array([1.0, 2.0]), jnp.array([4.0, 8.0])
+        sample = self.variant(rendering.sample_along_rays, static_argnums=(3, 6, 7))
+        z, _ = sample(KEY, origins, directions, 4, near, far, False, True)
+        for r, (n, f) in enumerate([(1.0, 4.0), (2.0, 8.0)]):
+            expected = np.linspace(1 / n, 1 / f, 4)
+            np.testing.assert_allclose(1.0 / np.asarray(z[r]), expected, atol=1e-6)
 
 
 # ---------------------------------------------------------------- volumetric_rendering
@@ -112,14 +122,40 @@ def test_single_opaque_sample(render):
     np.testing.assert_allclose(out["acc"], [1.0], atol=1e-6)
 
 
-def test_opaque_sample_hides_what_is_behind(render):
-    z = jnp.linspace(1.0, 2.0, 11)[None]
-    sigma = jnp.zeros((1, 11)).at[0, 4].set(1e4).at[0, 7:].set(3.0)
-    rgb = jnp.zeros((1, 11, 3)).at[0, 4].set(jnp.array([1.0, 0.0, 0.5])).at[0, 7:, 1].set(1.0)
-    out = render(rgb, sigma, z, jnp.array([[0.0, 0.0, 1.0]]))
-    np.testing.assert_allclose(out["weights"], np.eye(11)[4:5], atol=1e-6)
-    np.testing.assert_allclose(out["rgb"], [[1.0, 0.0, 0.5]], atol=1e-6)
-    np.testing.assert_allclose(out["depth"], [1.4], atol=1e-6)
+class RenderingVariantsTest(chex.TestCase):
+    """Compositing, traced by jax.jit and run op by op (chex variants)."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_opaque_sample_hides_what_is_behind(self):
+        z = jnp.linspace(1.0, 2.0, 11)[None]
+        sigma = jnp.zeros((1, 11)).at[0, 4].set(1e4).at[0, 7:].set(3.0)
+        rgb = jnp.zeros((1, 11, 3)).at[0, 4].set(jnp.array([1.0, 0.0, 0.5])).at[0, 7:, 1].set(1.0)
+        out = self.variant(rendering.volumetric_rendering)(rgb, sigma, z, jnp.array([[0, 0, 1.0]]))
+        expected = {
+            "weights": np.eye(11)[4:5],
+            "rgb": np.array([[1.0, 0.0, 0.5]]),
+            "depth": np.array([1.4]),
+            "acc": np.array([1.0]),
+        }
+        chex.assert_trees_all_close(out, expected, atol=1e-6, rtol=0.0)
+
+    @chex.variants(with_jit=True, without_jit=True)
+    @parameterized.parameters(False, True)
+    def test_coarse_slab_matches_analytic(self, normalize_depth):
+        sigma, a, b, colour = 1.3, 1.0, 2.5, np.array([0.2, 0.5, 0.9])
+        rgb, sig, z = _slab(sigma, a, b, colour, spacing=1e-2)
+        render = self.variant(rendering.volumetric_rendering, static_argnames="normalize_depth")
+        out = render(rgb, sig, z, jnp.array([[0.0, 0.0, 1.0]]), normalize_depth=normalize_depth)
+        acc = 1.0 - math.exp(-sigma * (b - a))
+        depth = a * acc + 1.0 / sigma - math.exp(-sigma * (b - a)) * (b - a + 1.0 / sigma)
+        shapes = [(1, 3), (1,), (1,), z.shape]
+        chex.assert_shape([out["rgb"], out["depth"], out["acc"], out["weights"]], shapes)
+        chex.assert_tree_all_finite(out)
+        chex.assert_trees_all_close(out["acc"], np.array([acc]), atol=1e-5)
+        chex.assert_trees_all_close(out["rgb"], np.array([acc * colour]), atol=1e-5)
+        # The quadrature puts each interval's mass at its left end: error <= spacing.
+        expected_depth = depth / acc if normalize_depth else depth
+        chex.assert_trees_all_close(out["depth"], np.array([expected_depth]), atol=1e-2)
 
 
 def test_background_fills_transparency(render):

@@ -3,6 +3,7 @@
 
 import typing
 
+import chex
 import flax
 import jax
 import jax.numpy as jnp
@@ -85,11 +86,10 @@ def test_output_shapes_with_leading_dims(field):
     points = jnp.zeros((2, 5, 3))
     codes = jnp.zeros((2, 1, CODE_DIM))  # per-ray codes broadcast over samples
     out = apply(variables, points, codes, jnp.float32(2.0), return_jacobian=True)
-    assert out["warped_points"].shape == (2, 5, 3)
-    assert out["jacobian"].shape == (2, 5, 3, 3)
+    chex.assert_shape([out["warped_points"], out["jacobian"]], [(2, 5, 3), (2, 5, 3, 3)])
     out = apply(variables, jnp.zeros(3), jnp.zeros(CODE_DIM), jnp.float32(2.0))
     assert set(out) == {"warped_points"}
-    assert out["warped_points"].shape == (3,)
+    chex.assert_shape(out["warped_points"], (3,))
 
 
 def test_jacobian_matches_jacfwd_per_point(field):
@@ -126,9 +126,29 @@ def test_parameter_gradients_finite(field, output_scale):
     variables = _scale_outputs(field["variables"], output_scale)
     points, codes = _points_and_codes(8)
     grads = field["grad"](variables["params"], points, codes)
-    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+    chex.assert_tree_all_finite(grads)
     flat = flax.traverse_util.flatten_dict(grads)
     assert any(float(jnp.max(jnp.abs(g))) > 0 for k, g in flat.items() if "output" in k)
+
+
+class JacobianVariantsTest(chex.TestCase):
+    """`with_jacobian` (one linearisation, three tangents), traced by jax.jit and run op by op."""
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_with_jacobian_of_a_known_nonlinear_warp(self):
+        # warp(x) = A x + sin(x) (element-wise): Jacobian A + diag(cos(x)) at each point.
+        a = np.array([[0.5, -1.0, 0.2], [0.3, 0.1, 2.0], [-0.7, 0.4, 1.5]], np.float32)
+        points = np.random.default_rng(0).uniform(-2.0, 2.0, size=(2, 4, 3)).astype(np.float32)
+
+        def warp(x):
+            return x @ jnp.asarray(a).T + jnp.sin(x)
+
+        out = self.variant(lambda x: warping.with_jacobian(warp, x))(jnp.asarray(points))
+        expected = {
+            "warped_points": points @ a.T + np.sin(points),
+            "jacobian": a + np.cos(points)[..., None] * np.eye(3),
+        }
+        chex.assert_trees_all_close(out, expected, atol=1e-5, rtol=0.0)
 
 
 def test_init_with_jacobian_creates_same_parameters():
@@ -138,7 +158,7 @@ def test_init_with_jacobian_creates_same_parameters():
     with_jac = jax.eval_shape(
         lambda *a: module.init(*a, return_jacobian=True), jax.random.PRNGKey(0), points, codes, 1.0
     )
-    assert jax.tree.map(lambda x: x.shape, plain) == jax.tree.map(lambda x: x.shape, with_jac)
+    chex.assert_trees_all_equal_shapes_and_dtypes(plain, with_jac)
 
 
 # --------------------------------------------------------------------------------------------
