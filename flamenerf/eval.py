@@ -13,6 +13,8 @@ writes (process 0 only) `EXP/eval/step_N/`:
     ID_depth.png            depth, colormapped, normalised per image
     ID_acc.png              accumulated opacity
     ID_disent.png           disentanglement: render | render with another expression | change
+    index.html              a page with the metrics table and every frame's pictures: open
+                            it in a browser (relative links; no server needed)
 
 and adds the means to TensorBoard (`EXP/tensorboard`, tag `eval/NAME`). With `--scale S`
 other than the experiment's own image scale the files go to `EXP/eval/step_N/scale_S/`
@@ -21,18 +23,21 @@ instead, so that evaluations at the trained scale are never overwritten.
 Metrics per frame (docs/architecture.md#metrics; the registry
 `flamenerf.evaluation.metrics.METRICS`): `psnr` (whole image), `psnr_face` (inside the frame's
 FLAME silhouette: the capture's mask, else the rasterised mesh), `psnr_outside`, `ssim` (dm-pix),
-`ms_ssim` and `ms_ssim_scales`, and the expression disentanglement figures `disent_outside` /
-`disent_inside`: the frame's camera is rendered again with the expression and jaw of another frame
-(`disent_driver`: the next evaluated frame, cyclically; the first training frame when only one
-frame is evaluated), both renders with the silhouette of the mesh posed with the parameters
-rendered (docs/architecture.md#rendering-with-other-parameters), and the mean absolute colour
-change is measured outside the union of the two silhouettes dilated by 1 px, and inside it. The
-mean of a metric over frames is the mean of the per-frame values (NaN values, e.g. the face PSNR of
-a frame without silhouette pixels, are left out); non-finite values are written as null. `distance`
-is `evaluation.distance.distance_report` of the frames' `psnr` against the distance (metres)
-from each frame's camera to the camera of the training frame whose warp code it uses: the
-Pearson correlation, the mean PSNR of the nearest and the farthest third of the frames (the
-table's `psnr_near_third` / `psnr_far_third`), their difference, and the per-frame pairs.
+`ms_ssim` and `ms_ssim_scales`, `lpips` (AlexNet LPIPS, `flamenerf.evaluation.lpips`; `lpips_vgg`
+with `--lpips_net vgg`) when its weight files are in the `--lpips_weights` folder (default
+`$FLAMENERF_LPIPS`, else the cache's `lpips/`; absent files: the column is skipped and one note
+line on stderr says which files to put where), and the expression disentanglement figures
+`disent_outside` / `disent_inside`: the frame's camera is rendered again with the expression and
+jaw of another frame (`disent_driver`: the next evaluated frame, cyclically; the first training
+frame when only one frame is evaluated), both renders with the silhouette of the mesh posed with
+the parameters rendered (docs/architecture.md#rendering-with-other-parameters), and the mean
+absolute colour change is measured outside the union of the two silhouettes dilated by 1 px, and
+inside it. The mean of a metric over frames is the mean of the per-frame values (NaN values, e.g.
+the face PSNR of a frame without silhouette pixels, are left out); non-finite values are written as
+null. `distance` is `evaluation.distance.distance_report` of the frames' `psnr` against the
+distance (metres) from each frame's camera to the camera of the training frame whose warp code it
+uses: the Pearson correlation, the mean PSNR of the nearest and the farthest third of the frames
+(the table's `psnr_near_third` / `psnr_far_third`), their difference, and the per-frame pairs.
 
 Rendering shards every chunk of rays over all devices (and hosts), so this runs unchanged on a
 pod slice; only process 0 writes files and prints. The library behind this command line is
@@ -48,6 +53,7 @@ from typing import Any
 
 from flamenerf import errors
 from flamenerf.evaluation import evaluate as evaluation
+from flamenerf.evaluation import lpips
 from flamenerf.training import experiment
 
 
@@ -74,6 +80,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--table_csv", default=None, metavar="PATH", help="also write the table as CSV here"
+    )
+    parser.add_argument(
+        "--lpips_weights",
+        default=None,
+        metavar="DIR",
+        help="folder of the LPIPS weight files (the lpips wheel's weights/v0.1/alex.pth and "
+        "torchvision's alexnet-owt-7be5be79.pth; for vgg: vgg.pth and vgg16-397923af.pth); "
+        "default: $FLAMENERF_LPIPS, else the cache's lpips/ folder; absent files: no lpips "
+        "column",
+    )
+    parser.add_argument(
+        "--lpips_net",
+        nargs="+",
+        choices=sorted(lpips.NETWORKS),
+        default=["alex"],
+        help="LPIPS backbone(s): alex (column lpips, as papers report) and/or vgg (column "
+        "lpips_vgg) (default: alex)",
     )
     experiment.add_distributed_flags(parser)
     return parser.parse_args(argv)
@@ -102,6 +125,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --frames {args.frames}: expected at least 1", file=sys.stderr)
         return errors.EXIT_USER_ERROR
     initialize_distributed(experiment.distributed_settings(args))
+    try:  # LPIPS columns while this command runs, when the weight files are there
+        note = lpips.enable(args.lpips_weights, args.lpips_net)
+    except errors.UserError as error:
+        if _chief():
+            print(f"error: {error}", file=sys.stderr)
+        return errors.EXIT_USER_ERROR
+    try:
+        return _evaluate_all(args, note)
+    finally:
+        lpips.disable(args.lpips_net)
+
+
+def _evaluate_all(args: argparse.Namespace, note: str | None) -> int:
+    """Evaluates every experiment, then prints the note (if any) and the table."""
     reports: dict[str, dict[str, Any]] = {}
     failed = 0
     for folder in args.base_folder:
@@ -121,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             if _chief():
                 print(f"error: {error}", file=sys.stderr)
     if _chief() and reports:
+        if note:  # on stderr: stdout holds the table only
+            print(note, file=sys.stderr)
         print(evaluation.markdown_table(reports))
         if args.table_csv:
             evaluation.write_csv(args.table_csv, reports)

@@ -3,7 +3,10 @@
 
 Renders a trained experiment with other cameras or other FLAME parameters and writes
 `DIR/frames/00000.png, 00001.png, ...`, `DIR/video.mp4` (an animated `video.gif` when no
-ffmpeg works) and `DIR/render.json` (what each frame shows). Subcommands
+ffmpeg works) and `DIR/render.json` (what each frame shows); with `--depth` also
+`DIR/depth/*.png` and `DIR/depth.mp4` (depth, one colour scale for the whole video), with
+`--silhouette` `DIR/silhouette/*.png` and `DIR/silhouette.mp4` (the FLAME mesh's silhouette,
+the spatial prior's bit, over the render). Subcommands
 (docs/architecture.md#command-lines):
 
   path        a camera path of the capture (`--path NAME`, from `camera-paths/NAME/`) or an
@@ -94,6 +97,19 @@ def _common_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
         help="frame whose warp and appearance codes, identity and head pose are used "
         "(default: the expression/camera frame; reanimate: the first training frame)",
     )
+    for name, what in (
+        ("depth", "depth (turbo colormap, one scale for every frame)"),
+        (
+            "silhouette",
+            "the render with the FLAME mesh's silhouette (the spatial prior's bit) over it",
+        ),
+    ):
+        parser.add_argument(
+            f"--{name}",
+            action="store_true",
+            default=argparse.SUPPRESS if suppress else False,
+            help=f"also write {what} as DIR/{name}/*.png and DIR/{name}.mp4 (default: off)",
+        )
     experiment.add_checkpoint_flags(parser, default)
 
 
@@ -287,12 +303,27 @@ def run(args: argparse.Namespace) -> Path:
             info["head_pose"] = args.head_pose
         alpha = exp.warp_alpha(checkpoint)
         result = output.render_to_folder(
-            exp, restored.state.params, alpha, views, code, out_dir, info, args.fps, chief
+            exp,
+            restored.state.params,
+            alpha,
+            views,
+            code,
+            out_dir,
+            info,
+            args.fps,
+            chief,
+            depth=args.depth,
+            silhouette=args.silhouette,
         )
         if result is not None:
             if result.note:
                 print(f"note: {result.note}", file=sys.stderr)
-            print(f"{out_dir}: {len(views)} frames, {result.path.name}")
+            videos = [result.path.name] + [
+                f"{name}{result.path.suffix}"
+                for name in output.EXTRA_STREAMS
+                if getattr(args, name)
+            ]
+            print(f"{out_dir}: {len(views)} frames, {', '.join(videos)}")
         return out_dir
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from flamenerf import errors
-from flamenerf.training import experiment
+from flamenerf.training import experiment, progress
 
 # Summaries are only written by process 0; the others run the same loop silently.
 
@@ -126,10 +126,11 @@ def train(exp: experiment.Experiment) -> int:
         desc="training",
         dynamic_ncols=True,
     )
+    # The bar, rays/s and the ETA follow completed steps, not dispatched ones.
+    completed = progress.CompletedSteps(start_step, bar)
     started = time.time()
     wall_budget = train_config.max_minutes * 60 if train_config.max_minutes > 0 else math.inf
     step = start_step
-    window_start, window_steps = time.time(), 0
     last_stats: dict[str, float] = {}
     code = 0
     try:
@@ -137,11 +138,11 @@ def train(exp: experiment.Experiment) -> int:
             batch = next(batches)
             state, stats = train_step(state, exp.shard(batch), key, extras)
             step += 1
-            window_steps += 1
-            bar.update(1)
+            completed.dispatched(step, stats)
             log_now = step % train_config.log_every == 0 or step == train_config.max_steps
             out_of_time = time.time() - started > wall_budget
             if log_now or out_of_time or stop.requested:
+                completed.wait()
                 stats = {k: float(v) for k, v in jax.device_get(stats).items()}
                 if not all(math.isfinite(v) for v in stats.values()):
                     bad = {k: v for k, v in stats.items() if not math.isfinite(v)}
@@ -153,9 +154,7 @@ def train(exp: experiment.Experiment) -> int:
                     )
                     code = errors.EXIT_NONFINITE
                     break
-                elapsed = time.time() - window_start
-                stats["rays_per_s"] = window_steps * train_config.batch_size / max(elapsed, 1e-9)
-                window_start, window_steps = time.time(), 0
+                stats["rays_per_s"] = completed.rays_per_second(train_config.batch_size)
                 last_stats = stats
                 if chief:
                     exp.log(step, "train", stats, writer)
@@ -165,16 +164,21 @@ def train(exp: experiment.Experiment) -> int:
                         rays_s=f"{stats['rays_per_s']:.0f}",
                     )
             if train_config.val_every and step % train_config.val_every == 0:
-                exp.validate(state, step, writer)
+                with completed.paused():
+                    exp.validate(state, step, writer)
             checkpoint_now = step % train_config.checkpoint_every == 0
-            if (checkpoint_now or out_of_time or stop.requested) and not _save(exp, state, step):
-                code = errors.EXIT_NONFINITE
-                break
+            if checkpoint_now or out_of_time or stop.requested:
+                with completed.paused():
+                    saved = _save(exp, state, step)
+                if not saved:
+                    code = errors.EXIT_NONFINITE
+                    break
             if out_of_time or stop.requested:
                 reason = "time budget reached" if out_of_time else "stopped by SIGTERM"
                 if chief:
                     print(f"\n{reason} at step {step}; checkpoint saved")
                 break
+        completed.wait()
     except KeyboardInterrupt:
         saved = code == 0 and _save(exp, state, step)
         if chief and saved:

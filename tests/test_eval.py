@@ -193,3 +193,71 @@ def test_not_an_experiment_errors_clearly(tmp_path, capsys):
     assert (
         capsys.readouterr().err == f"error: {tmp_path}: not an experiment folder (no config.gin)\n"
     )
+
+
+def test_the_html_page_links_the_written_pictures_and_shows_the_metrics(evaluated):
+    from html.parser import HTMLParser
+    from urllib.parse import unquote
+
+    folder = evaluated[0][0] / "eval" / f"step_{STEPS}"
+    report = json.loads((folder / "metrics.json").read_text())
+    text = (folder / "index.html").read_text(encoding="utf-8")
+
+    found = []
+
+    class Links(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.extend(value for key, value in attrs if key in ("href", "src"))
+
+    Links().feed(text)
+    links = [unquote(link) for link in found]
+    for frame_id in report["frames"]:
+        for kind in ("target", "prediction", "error", "depth", "disent"):
+            assert f"{frame_id}_{kind}.png" in links
+    for link in links:  # relative, resolving beside the page
+        assert not link.startswith(("/", "file:")) and (folder / link).is_file(), link
+    assert f"{report['mean']['psnr']:.2f}" in text
+    assert f"{report['frames']['v01']['psnr']:.2f}" in text
+
+
+def test_the_lpips_column_needs_the_weight_files(trained, tmp_path, capsys):
+    """Absent weights: one note line, no lpips column or value; present: a column (NaN for
+    these 16x12 frames, smaller than AlexNet's 31 px) and a value per frame in metrics.json;
+    a damaged file: exit 2 naming it. The registry is left as it was."""
+    from lpips_util import write_weights
+
+    from flamenerf.evaluation import lpips, metrics
+
+    folder = tmp_path / "exp"
+    shutil.copytree(trained, folder)
+    report_path = folder / "eval" / f"step_{STEPS}" / "metrics.json"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["--base_folder", str(folder), "--frames", "1", "--lpips_weights"]
+    assert eval_lib.main([*args, str(empty)]) == 0
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    notes = [line for line in captured.err.splitlines() if "lpips" in line]  # not the bars
+    assert len(notes) == 1 and notes[0].startswith("note: lpips skipped: no weights in ")
+    assert str(empty) in notes[0] and "alexnet-owt-7be5be79.pth" in notes[0]
+    assert all(line.startswith("|") for line in out) and "lpips" not in out[0]
+    assert "lpips" not in json.loads(report_path.read_text())["frames"]["v00"]
+
+    weights = write_weights(tmp_path / "weights", "alex")
+    assert eval_lib.main([*args, str(weights)]) == 0
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    assert "lpips" not in captured.err and all(line.startswith("|") for line in out)
+    header = [cell.strip() for cell in out[0].split("|")]
+    assert header[header.index("ms_ssim_scales") + 1] == "lpips"
+    assert out[-1].split("|")[header.index("lpips")].strip() == "nan"
+    report = json.loads(report_path.read_text())
+    assert report["frames"]["v00"]["lpips"] is None and report["mean"]["lpips"] is None
+    assert "lpips" not in metrics.METRICS
+
+    (weights / "alex.pth").write_bytes(b"\x00not a checkpoint")
+    assert eval_lib.main([*args, str(weights)]) == 2
+    err = capsys.readouterr().err
+    expected = f"{weights / 'alex.pth'}: not a PyTorch checkpoint (neither a torch.save zip"
+    assert err == f"error: {expected} archive nor a legacy torch file)\n"
+    assert "lpips" not in metrics.METRICS and lpips.ENV not in err

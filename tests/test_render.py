@@ -54,6 +54,28 @@ def test_subcommands_write_frames_and_a_video(trained, driving_dir, tmp_path, ca
     assert info["command"] == args[0] and len(info["frames"]) == frames
 
 
+@pytest.mark.parametrize("where", ["before", "after"])  # the flag before or after the subcommand
+def test_depth_and_silhouette_videos_beside_the_rgb_one(trained, tmp_path, capsys, where):
+    from flamenerf import render
+
+    flags = ["--depth", "--silhouette"]
+    command = ["path", "--orbit", "2", "--expression_frame", "t01"]
+    args = flags + command if where == "before" else command + flags
+    out = tmp_path / "out"
+    assert render.main(["--base_folder", str(trained), *args, "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    info = json.loads((out / "render.json").read_text())
+    for name in ("depth", "silhouette"):
+        written = sorted((out / name).glob("*.png"))
+        assert [p.name for p in written] == ["00000.png", "00001.png"]
+        assert np.asarray(Image.open(written[0])).shape == (12, 16, 3)
+        video = out / info[f"{name}_video"]
+        assert video.stem == name and video.stat().st_size > 0 and video.name in printed
+    depth = np.asarray(Image.open(out / "depth" / "00000.png"))
+    rgb = np.asarray(Image.open(out / "frames" / "00000.png"))
+    assert not np.array_equal(depth, rgb)
+
+
 def test_reanimate_cli_names_a_file_with_too_many_coefficients(trained, tmp_path, capsys):
     write_params(tmp_path / "drive" / "000.json", expression=[0.1, 0.2])
     write_params(tmp_path / "drive" / "001.json", expression=[0.1, 0.2, 0.3, 0.4])
@@ -100,6 +122,7 @@ def test_help_documents_every_flag(capsys):
         "reanimate": ["code|driving", "(default: code)"],
     }
     common = ["--base_folder", "--out", "--fps", "--code_frame", "--checkpoint", "--scale"]
+    common += ["--depth", "--silhouette"]
     for command, names in flags.items():
         with pytest.raises(SystemExit) as exit_info:
             render.parse_args([command, "--help"])

@@ -149,3 +149,67 @@ def test_two_processes_train_together(tmp_path, capture_dir):
     assert "multi: step 20" in outputs[0][0] and "multi: step 20" not in outputs[1][0]
     records = [json.loads(line) for line in (base / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["split"] == "train"] == [10, 20]
+
+
+# ---------------------------------------------------------------------------------------------
+# In-process: the progress bar counts completed steps; validation images in TensorBoard.
+
+
+def read_events(folder):
+    """Every event of the TensorBoard event files in `folder` (TFRecord framing: length,
+    its CRC, the Event protobuf, its CRC), read with tensorboardX's protobuf classes."""
+    import struct
+
+    from tensorboardX.proto import event_pb2
+
+    events = []
+    for path in sorted(Path(folder).glob("events.out.tfevents.*")):
+        data, position = path.read_bytes(), 0
+        while position < len(data):
+            (length,) = struct.unpack("<Q", data[position : position + 8])
+            start = position + 12
+            events.append(event_pb2.Event.FromString(data[start : start + length]))
+            position = start + length + 4
+    return events
+
+
+def test_progress_counts_completed_steps_and_validation_writes_images(
+    tmp_path, capture_dir, monkeypatch
+):
+    import io
+
+    from PIL import Image
+
+    from flamenerf import train
+    from flamenerf.training import experiment, progress
+
+    counted = []  # (step, the bar's n once it counted the step, its outputs ready)
+
+    class Recording(progress.CompletedSteps):
+        def _complete(self):
+            step, outputs = self._pending[0]
+            super()._complete()
+            counted.append((step, self._bar.n, progress.is_ready(outputs)))
+
+    monkeypatch.setattr(progress, "CompletedSteps", Recording)
+    exp = experiment.Experiment.create(
+        tmp_path / "exp",
+        [TINY],
+        ["TrainConfig.max_steps = 20", "TrainConfig.val_every = 10", "TrainConfig.val_frames = 2"],
+        data_dir=str(capture_dir),
+    )
+    assert train.train(exp) == 0
+    assert [c[0] for c in counted] == list(range(1, 21))
+    assert all(n == step and ready for step, n, ready in counted)
+
+    images = {}
+    for event in read_events(tmp_path / "exp" / "tensorboard"):
+        for value in event.summary.value:
+            if value.HasField("image"):
+                decoded = np.asarray(Image.open(io.BytesIO(value.image.encoded_image_string)))
+                images.setdefault(value.tag, []).append((event.step, decoded.shape))
+    kinds = ("prediction", "target", "error", "depth")
+    assert sorted(images) == sorted(f"val/{i}/{k}" for i in ("v00", "v01") for k in kinds)
+    for tag, written in images.items():
+        assert {step for step, _ in written} == {10, 20}, tag
+        assert {shape for _, shape in written} == {(12, 16, 3)}, tag

@@ -13,6 +13,8 @@ process 0, `EXP/eval/step_N/` (or the folder given):
     ID_depth.png            depth, colormapped, normalised per image
     ID_acc.png              accumulated opacity
     ID_disent.png           disentanglement: render | render with another expression | change
+    index.html              the page of the evaluation: metrics table, every frame's pictures
+                            (`report_html`; relative links, opens from the folder)
 
 and adds the means to TensorBoard (`EXP/tensorboard`, tag `eval/NAME`). The metrics are the
 registry's (`metrics.METRICS`); the mean of a metric over frames is the mean of the per-frame
@@ -35,7 +37,7 @@ import numpy as np
 
 from flamenerf.datasets import rays
 from flamenerf.errors import UserError
-from flamenerf.evaluation import figures, metrics
+from flamenerf.evaluation import figures, metrics, report_html
 from flamenerf.evaluation.disentanglement import disentanglement_pair, driver_frame
 from flamenerf.evaluation.distance import code_frame_distances, distance_report
 from flamenerf.evaluation.renderer import Renderer
@@ -219,6 +221,7 @@ def evaluate(
     }
     if chief:
         write_report(out_dir / "metrics.json", report)
+        report_html.write_html(out_dir, report, f"{exp.base_folder.name}: step {checkpoint}")
         writer = exp.summary_writer()
         log_report(writer, report, checkpoint)
         writer.close()

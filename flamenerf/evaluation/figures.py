@@ -1,5 +1,6 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""Pictures: colormaps, error and depth maps, the disentanglement figure, training curves.
+"""Pictures: colormaps, error and depth maps, silhouette overlays, the disentanglement
+figure, training curves.
 
 The images are float (H, W, 3) arrays in [0, 1] (write them with
 `flamenerf.io.media.write_png`); `plot_training_curves` draws `EXP/metrics.jsonl` into a PNG
@@ -38,16 +39,55 @@ def error_map(pred: np.ndarray, target: np.ndarray, vmax: float = ERROR_VMAX) ->
     return colormap(error / vmax, "inferno")
 
 
-def depth_map(depth: np.ndarray, acc: np.ndarray | None = None) -> np.ndarray:
-    """Colormapped (turbo) depth (H, W) -> (H, W, 3), normalised per image.
+def depth_bounds(
+    depths: list[np.ndarray], accs: list[np.ndarray] | None = None
+) -> tuple[float, float]:
+    """The depth range of images: the 1st and 99th percentiles of their depths (H, W) over
+    the pixels with acc > 0.5 (every pixel when there are none or `accs` is None)."""
+    depth = np.concatenate([np.ravel(d) for d in depths]).astype(np.float64)
+    if accs is not None:
+        opaque = np.concatenate([np.ravel(a) for a in accs]) > 0.5
+        if opaque.any():
+            depth = depth[opaque]
+    low, high = np.percentile(depth, [1, 99])
+    return float(low), float(high)
 
-    The depth range is the 1st to 99th percentile over pixels with acc > 0.5 (all pixels when
-    there are none or `acc` is None); near is blue, far is red.
+
+def depth_map(
+    depth: np.ndarray, acc: np.ndarray | None = None, bounds: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Colormapped (turbo) depth (H, W) -> (H, W, 3); near is blue, far is red.
+
+    The range is `bounds` (near, far) when given (e.g. `depth_bounds` of a whole video, so
+    its frames share one scale), else the image's own `depth_bounds`.
     """
     depth = np.asarray(depth, np.float64)
-    pixels = depth if acc is None or not np.any(acc > 0.5) else depth[np.asarray(acc) > 0.5]
-    low, high = np.percentile(pixels, [1, 99])
+    low, high = (
+        bounds if bounds is not None else depth_bounds([depth], None if acc is None else [acc])
+    )
     return colormap((depth - low) / max(high - low, 1e-9), "turbo")
+
+
+SILHOUETTE_COLOR = (0.0, 1.0, 1.0)  # cyan, as the region's edge in `disentanglement_figure`
+
+
+def silhouette_overlay(
+    rgb: np.ndarray, mask: np.ndarray, opacity: float = 0.35, color=SILHOUETTE_COLOR
+) -> np.ndarray:
+    """The FLAME silhouette over a render: rgb (H, W, 3), mask bool (H, W) -> (H, W, 3).
+
+    Pixels inside the mask are blended with `color` (`opacity`), its edge pixels (inside,
+    next to outside, 4-neighbours) are `color`; pixels outside are unchanged.
+    """
+    import scipy.ndimage
+
+    out = np.clip(np.asarray(rgb, np.float32), 0.0, 1.0).copy()
+    mask = np.asarray(mask, bool)
+    tint = np.asarray(color, np.float32)
+    out[mask] = (1.0 - opacity) * out[mask] + opacity * tint
+    edge = mask & ~scipy.ndimage.binary_erosion(mask, border_value=1)
+    out[edge] = tint
+    return out
 
 
 def disentanglement_figure(

@@ -7,6 +7,7 @@
     losses       the loss terms and their registry (add a loss term here, with its weight
                  in `LossConfig`)
     step         the train state, the optimiser and the one jitted, mesh-sharded train step
+    progress     `CompletedSteps`: the progress bar, rays/s and ETA from completed steps
 
 The schedules (learning rate, annealing, loss weights) are part of the configuration
 language and live beside it, in `flamenerf/schedules.py`.

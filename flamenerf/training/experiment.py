@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import dataclasses
 import hashlib
+import importlib.resources
 import json
 import logging
 import re
@@ -36,6 +37,7 @@ from flamenerf import configs, schedules, sharding
 from flamenerf.datasets import capture as capture_lib
 from flamenerf.datasets import packing, rays
 from flamenerf.errors import UserError
+from flamenerf.evaluation import figures
 from flamenerf.evaluation import renderer as evaluation
 from flamenerf.evaluation.evaluate import evaluate_frame
 from flamenerf.evaluation.metrics import metric_names
@@ -44,8 +46,49 @@ from flamenerf.nerf import guide
 from flamenerf.nerf.model import FlameNerf, condition_spread, init_params, make_model
 from flamenerf.training import step as training
 
-PROJECT_GIN = Path(__file__).resolve().parents[2] / "gin"
 GUIDE_VERSION = "2"  # bump when the guide grids' construction changes (invalidates caches)
+TENSORBOARD_FRAMES = 4  # validation frames whose images go to TensorBoard at each validation
+
+
+def _packaged_gin_folder() -> Path:
+    """The folder of the gin configs that ship with flamenerf (the repository's `gin/`).
+
+    setup.py installs `gin/` as package data in `flamenerf/gin_configs/` (a wheel). An editable
+    install, or a checkout used without installing, reads the checkout's `gin/` itself
+    (setuptools' editable finder does not import a data-only package mapped elsewhere).
+    """
+    installed = importlib.resources.files("flamenerf") / "gin_configs"
+    if installed.is_dir():
+        return Path(str(installed))
+    return Path(__file__).resolve().parents[2] / "gin"
+
+
+PROJECT_GIN = _packaged_gin_folder()
+
+
+def packaged_gin_names() -> list[str]:
+    """Names of the packaged gin configs, as `--gin_configs` takes them (`ablations/X.gin`)."""
+    return sorted(p.relative_to(PROJECT_GIN).as_posix() for p in PROJECT_GIN.rglob("*.gin"))
+
+
+def resolve_gin(name: str) -> str:
+    """A `--gin_configs` entry as a file path: an existing file, else a packaged config.
+
+    `gin/demo.gin` is a file in the repository; `demo.gin` or `ablations/no_warp.gin` name a
+    packaged config from any folder (a leading `gin/` is accepted too).
+
+    Raises:
+      UserError: neither a file nor a packaged config (the message lists the packaged names).
+    """
+    if Path(name).is_file():
+        return name
+    relative = Path(name).as_posix().removeprefix("./").removeprefix("gin/")
+    if relative in packaged_gin_names():
+        return str(PROJECT_GIN / relative)
+    raise UserError(
+        f"{name}: gin config file not found, and not a packaged config "
+        f"(packaged: {', '.join(packaged_gin_names())})"
+    )
 
 
 def units_per_metre(capture: capture_lib.Capture) -> float:
@@ -70,8 +113,8 @@ def warp_region(
     vertices = [capture.vertices(i) for i in capture.ids]
     if guide_config.enabled:
         params = [capture.flame_params[i] for i in capture.ids]
-        _, neutral = guide.posed_and_neutral(capture.flame_model, params, guide_config.undo_rigid)
-        vertices.extend(capture.scene.flame_to_scene(neutral))
+        _, neutral = capture.subject.posed_and_neutral(params, guide_config.undo_rigid)
+        vertices.extend(neutral)
     points = np.concatenate([np.reshape(v, (-1, 3)) for v in vertices])
     margin = warp.region_margin_m * units
     lower = tuple(float(v) for v in points.min(axis=0) - margin)
@@ -118,12 +161,14 @@ def nonfinite_leaves(tree: Any) -> list[str]:
 
 
 def add_gin_flags(parser: argparse.ArgumentParser) -> None:
+    shipped = ", ".join(n for n in packaged_gin_names() if "/" not in n)
     parser.add_argument(
         "--gin_configs",
         nargs="+",
         action="extend",
         default=[],
-        help="gin files, applied in order (default: the experiment's saved config.gin)",
+        help=f"gin files, or configs that ship with flamenerf by name ({shipped}, "
+        "ablations/NAME.gin), applied in order (default: the experiment's saved config.gin)",
     )
     parser.add_argument(
         "--gin_bindings",
@@ -188,14 +233,16 @@ class _GinSearchNoise(logging.Filter):
 
 
 def parse_gin(files: list[str], bindings: list[str]) -> None:
-    """Parses gin files and bindings; errors become UserError naming the file or binding."""
+    """Parses gin files and bindings; errors become UserError naming the file or binding.
+
+    Each file is a path or the name of a packaged config (`resolve_gin`); `include` lines find
+    the packaged configs (`include 'defaults.gin'`) and files beside the including one.
+    """
     logging.getLogger().addFilter(_GinSearchNoise())
     gin.clear_config()
+    files = [resolve_gin(f) for f in files]
     for folder in {PROJECT_GIN, *(Path(f).resolve().parent for f in files)}:
         gin.add_config_file_search_path(str(folder))
-    for path in files:
-        if not Path(path).is_file():
-            raise UserError(f"{path}: gin config file not found")
     try:
         gin.parse_config_files_and_bindings(files, bindings, finalize_config=False)
     except (ValueError, KeyError, SyntaxError, OSError) as error:
@@ -554,7 +601,8 @@ class Experiment:
                     folded=data["folded"], rigid_margin=float(data["rigid_margin"])
                 )
         else:
-            posed, neutral = self.posed_and_neutral(settings.undo_rigid)
+            params = [self.capture.flame_params[i] for i in self.capture.ids]
+            posed, neutral = self.capture.subject.posed_and_neutral(params, settings.undo_rigid)
             grids = guide.build_grids(
                 posed,
                 neutral,
@@ -579,37 +627,33 @@ class Experiment:
         """The folding of the guide map over the capture's frames (after `guide_grids`)."""
         return self._guide_stats
 
-    def posed_and_neutral(self, undo_rigid: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Normalised (F, V, 3) FLAME vertices of every frame and of its neutral."""
-        params = [self.capture.flame_params[i] for i in self.capture.ids]
-        posed, neutral = guide.posed_and_neutral(self.capture.flame_model, params, undo_rigid)
-        to_scene = self.capture.scene.flame_to_scene
-        return to_scene(posed), to_scene(neutral)
-
     def head_motion(self, flame_params: list[Any] | None = None) -> np.ndarray:
         """(F, 4, 4) the head's rest -> posed transforms in the normalised frame, for the
         parameters of every frame of `capture.ids` (or the given ones)."""
         if flame_params is None:
             flame_params = [self.capture.flame_params[i] for i in self.capture.ids]
-        transforms = guide.head_transforms(self.capture.flame_model, list(flame_params))
+        transforms = guide.head_transforms(self.capture.subject, list(flame_params))
         return guide.in_frame(transforms, self.capture.scene.flame_to_scene)
 
-    def grids_for(self, flame_params: list[Any]) -> guide.GuideGrids | None:
+    def grids_for(
+        self, flame_params: list[Any], show_progress: bool = False
+    ) -> guide.GuideGrids | None:
         """Guide grids of meshes posed with other parameters (grid i for `flame_params[i]`,
         so rays rendered with it carry frame = i), replicated; None when the model reads no
         grids. Used to render novel expressions and reanimations
-        (docs/architecture.md#rendering-with-other-parameters)."""
+        (docs/architecture.md#rendering-with-other-parameters). `show_progress`: a progress
+        bar over the grids built."""
         if not self.needs_grids:
             return None
         settings = self.guide_settings()
-        posed, neutral = guide.posed_and_neutral(
-            self.capture.flame_model, list(flame_params), settings.undo_rigid
+        posed, neutral = self.capture.subject.posed_and_neutral(
+            list(flame_params), settings.undo_rigid
         )
-        to_scene = self.capture.scene.flame_to_scene
         grids = guide.build_grids(
-            to_scene(posed),
-            to_scene(neutral),
+            posed,
+            neutral,
             settings,
+            show_progress,
             transforms=self.head_motion(flame_params),
             head=guide.head_vertices(self.capture.flame_model),
         )
@@ -630,7 +674,10 @@ class Experiment:
                 grids = self.guide_grids(show_progress=jax.process_index() == 0)
             weight = self.loss_config.flame_warp_weight
             if self.warp_config.warp_type != "none" and weight != 0:
-                posed, neutral = self.posed_and_neutral(self.guide_config.undo_rigid)
+                params = [self.capture.flame_params[i] for i in self.capture.ids]
+                posed, neutral = self.capture.subject.posed_and_neutral(
+                    params, self.guide_config.undo_rigid
+                )
                 vertices = jnp.asarray(posed, jnp.float32)
                 if self.guide_config.enabled:
                     # The guide leaves the warp only what it does not explain itself.
@@ -690,16 +737,17 @@ class Experiment:
         return [ids[i] for i in np.linspace(0, len(ids) - 1, count).round().astype(int)]
 
     def validate(self, state: training.TrainState, step: int, writer: Any = None) -> dict:
-        """Renders validation frames; logs mean PSNR (whole, face, outside) and an image.
+        """Renders validation frames; logs mean PSNR (whole, face, outside) and images.
 
         Frames are scored as `eval` scores them (`evaluation.evaluate.evaluate_frame`), with
-        the registry's validation metrics (`Metric.validation`).
+        the registry's validation metrics (`Metric.validation`). The first
+        `TENSORBOARD_FRAMES` frames' images go to TensorBoard (`validation_images`).
         """
         ids = self.validation_ids()
         if not ids:
             return {}
         names = metric_names("frame", validation=True)
-        per_frame, first = [], None
+        per_frame, images = [], {}
         for frame_id in ids:
             source = self.frame_source
             frame = evaluate_frame(
@@ -714,16 +762,35 @@ class Experiment:
                 names=names,
             )
             per_frame.append(frame.metrics)
-            if first is None:
-                first = np.concatenate([frame.render["rgb"], frame.target], axis=1)
+            if writer is not None and frame_id in ids[:TENSORBOARD_FRAMES]:
+                images.update(validation_images(frame_id, frame.render, frame.target))
         means = {k: float(np.nanmean([m[k] for m in per_frame])) for k in per_frame[0]}
         if jax.process_index() == 0:
             self.log(step, "val", means, writer)
             if writer is not None:
-                writer.add_image(
-                    "val/prediction_target", np.clip(first, 0, 1), step, dataformats="HWC"
-                )
+                for tag, image in images.items():
+                    writer.add_image(tag, image, step, dataformats="HWC")
         return means
+
+
+def validation_images(
+    frame_id: str, render: dict[str, np.ndarray], target: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The TensorBoard images of one validation frame: {tag: float (H, W, 3) in [0, 1]}.
+
+    Tags `val/ID/prediction`, `val/ID/target`, `val/ID/error` (`figures.error_map`, fixed
+    scale) and `val/ID/depth` (`figures.depth_map`, normalised per image).
+
+    Args:
+      render: "rgb" (H, W, 3), "depth" (H, W), "acc" (H, W); target: (H, W, 3).
+    """
+    rgb = np.asarray(render["rgb"], np.float32)
+    return {
+        f"val/{frame_id}/prediction": np.clip(rgb, 0.0, 1.0),
+        f"val/{frame_id}/target": np.clip(np.asarray(target, np.float32), 0.0, 1.0),
+        f"val/{frame_id}/error": figures.error_map(rgb, target),
+        f"val/{frame_id}/depth": figures.depth_map(render["depth"], render["acc"]),
+    }
 
 
 class Restored(NamedTuple):

@@ -40,6 +40,39 @@ def test_depth_map_spans_the_percentiles_of_the_opaque_pixels():
     np.testing.assert_allclose(image[5, 5], turbo(value)[:3], atol=1e-6)
 
 
+def test_depth_bounds_of_a_video_share_one_scale():
+    near = np.full((4, 4), 1.0)
+    far = np.full((4, 4), 3.0)
+    acc = [np.ones((4, 4)), np.ones((4, 4))]
+    acc[1][0, 0] = 0.0
+    far[0, 0] = 100.0  # transparent: left out
+    low, high = figures.depth_bounds([near, far], acc)
+    expected = np.percentile(np.concatenate([near.ravel(), far.ravel()[1:]]), [1, 99])
+    assert (low, high) == pytest.approx(tuple(expected))
+    # Without opaque pixels (or acc), every pixel counts.
+    assert figures.depth_bounds([far], [np.zeros((4, 4))]) == pytest.approx(
+        tuple(np.percentile(far, [1, 99]))
+    )
+    # Given bounds, frames are colour-mapped on that scale, not their own.
+    turbo = matplotlib.colormaps["turbo"]
+    image = figures.depth_map(near, bounds=(0.0, 2.0))
+    np.testing.assert_allclose(image[1, 1], turbo(0.5)[:3], atol=1e-6)
+
+
+def test_silhouette_overlay_tints_inside_and_outlines_the_edge():
+    rgb = np.full((6, 6, 3), 0.5, np.float32)
+    mask = np.zeros((6, 6), bool)
+    mask[1:5, 1:5] = True
+    out = figures.silhouette_overlay(rgb, mask, opacity=0.25)
+    cyan = np.asarray(figures.SILHOUETTE_COLOR)
+    assert out.shape == (6, 6, 3) and out.dtype == np.float32
+    np.testing.assert_array_equal(out[0, 0], rgb[0, 0])  # outside: unchanged
+    np.testing.assert_allclose(out[2, 2], 0.75 * 0.5 + 0.25 * cyan, atol=1e-6)  # interior
+    for row, col in [(1, 1), (1, 3), (4, 2), (3, 4)]:  # the edge
+        np.testing.assert_array_equal(out[row, col], cyan)
+    assert np.array_equal(figures.silhouette_overlay(rgb, np.zeros_like(mask)), rgb)
+
+
 def test_disentanglement_figure_shows_both_renders_and_the_region_edge():
     a = np.zeros((8, 8, 3))
     mask_a = np.zeros((8, 8), bool)

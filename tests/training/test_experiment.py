@@ -242,3 +242,77 @@ def test_validation_scores_frames_as_eval_does(trained, tmp_path):
     record = json.loads((copy / "metrics.jsonl").read_text().splitlines()[-1])
     assert record["step"] == STEPS and record["split"] == "val"
     assert {k: record[k] for k in means} == pytest.approx(means)
+
+
+def test_guide_grids_built_at_render_time_show_progress(trained, tmp_path, capsys):
+    import views_util
+
+    folder = views_util.guided_folder(trained, tmp_path)
+    with experiment.Experiment.restore(folder) as restored:
+        exp = restored.exp
+        params = [exp.capture.flame_params[i] for i in exp.capture.train_ids[:2]]
+        capsys.readouterr()
+        quiet = exp.grids_for(params)
+        assert "FLAME guide grids" not in capsys.readouterr().err
+        shown = exp.grids_for(params, show_progress=True)
+    err = capsys.readouterr().err
+    assert "FLAME guide grids" in err and "2/2" in err
+    np.testing.assert_array_equal(np.asarray(shown.values), np.asarray(quiet.values))
+
+
+def test_validation_sends_each_frames_pictures_to_tensorboard(trained, tmp_path, monkeypatch):
+    """Prediction, target, error and depth of the first `TENSORBOARD_FRAMES` frames."""
+    import shutil
+
+    from test_eval import STEPS
+
+    from flamenerf.evaluation import figures
+
+    class Writer:
+        def __init__(self):
+            self.images = {}
+
+        def add_scalar(self, *args):
+            pass
+
+        def add_image(self, tag, image, step, dataformats):
+            assert dataformats == "HWC" and step == STEPS
+            self.images[tag] = image
+
+    copy = tmp_path / "exp"
+    shutil.copytree(trained, copy)
+    monkeypatch.setattr(experiment, "TENSORBOARD_FRAMES", 1)
+    writer = Writer()
+    with experiment.Experiment.restore(copy) as restored:
+        exp = restored.exp
+        exp.train_config = dataclasses.replace(exp.train_config, val_frames=2)
+        exp.validate(restored.state, STEPS, writer)
+        frame = evaluate_v00(exp, restored.state)
+    kinds = ("prediction", "target", "error", "depth")
+    assert sorted(writer.images) == sorted(f"val/v00/{kind}" for kind in kinds)
+    expected = {
+        "prediction": np.clip(frame.render["rgb"], 0, 1),
+        "target": frame.target,
+        "error": figures.error_map(frame.render["rgb"], frame.target),
+        "depth": figures.depth_map(frame.render["depth"], frame.render["acc"]),
+    }
+    for kind, image in expected.items():
+        assert writer.images[f"val/v00/{kind}"].shape == (12, 16, 3)
+        np.testing.assert_allclose(writer.images[f"val/v00/{kind}"], image, atol=1e-6)
+
+
+def evaluate_v00(exp, state):
+    from test_eval import STEPS
+
+    from flamenerf.evaluation.evaluate import evaluate_frame
+
+    return evaluate_frame(
+        exp.renderer,
+        exp.capture,
+        "v00",
+        state.params,
+        exp.warp_alpha(STEPS),
+        exp.extras().guide,
+        use_jaw=exp.expression_config.use_jaw,
+        source=exp.frame_source,
+    )

@@ -82,3 +82,45 @@ def test_render_to_folder_writes_the_rendered_views(loaded, tmp_path):
     assert list(written) == ["command", "code_frame", "frames", "video", "video_note"]
     assert written["code_frame"] == code == "t01" and written["video"] == result.path.name
     assert written["frames"] == [v.label for v in views] and len(views) == 2
+
+
+def test_extra_streams_are_written_beside_the_video_and_removed_when_not_asked(tmp_path):
+    out = tmp_path / "out"
+    images = [np.full((4, 6, 3), v, np.float32) for v in (0.0, 1.0)]
+    depth = [np.full((4, 6, 3), 0.5, np.float32)] * 2
+    output.write_outputs(out, images, {}, fps=5, extras={"depth": depth})
+    assert sorted(p.name for p in (out / "depth").glob("*.png")) == ["00000.png", "00001.png"]
+    info = json.loads((out / "render.json").read_text())
+    assert (out / info["depth_video"]).stat().st_size > 0 and "silhouette_video" not in info
+    assert info["depth_video"] in ("depth.mp4", "depth.gif")
+    # A later render into the folder without --depth leaves no stale depth frames or video.
+    output.write_outputs(out, images, {}, fps=5)
+    assert not list((out / "depth").glob("*.png")) and not list(out.glob("depth.*"))
+    assert "depth_video" not in json.loads((out / "render.json").read_text())
+    with pytest.raises(ValueError, match="normals"):
+        output.write_outputs(out, images, {}, fps=5, extras={"normals": depth})
+
+
+def test_render_to_folder_writes_depth_and_silhouette_frames(loaded, tmp_path):
+    from flamenerf.evaluation import figures
+
+    exp, state, step = loaded
+    views, code = paths.path_views(exp, expression_frame="t01", orbit=2)
+    alpha = exp.warp_alpha(step)
+    output.render_to_folder(
+        exp, state.params, alpha, views, code, tmp_path, {}, depth=True, silhouette=True
+    )
+    rendered = output.render_views(exp, state.params, alpha, views, code)
+    bounds = figures.depth_bounds([r["depth"] for r in rendered], [r["acc"] for r in rendered])
+    info = json.loads((tmp_path / "render.json").read_text())
+    assert (tmp_path / info["depth_video"]).is_file()
+    assert (tmp_path / info["silhouette_video"]).is_file()
+    for index, (r, view) in enumerate(zip(rendered, views, strict=True)):
+        expected = {
+            "depth": figures.depth_map(r["depth"], r["acc"], bounds),
+            "silhouette": figures.silhouette_overlay(r["rgb"], view.inside),
+        }
+        for name, image in expected.items():
+            png = np.asarray(Image.open(tmp_path / name / f"{index:05d}.png"), np.float64) / 255
+            np.testing.assert_allclose(png, image, atol=0.5 / 255 + 1e-6)
+        assert view.inside.any()  # the overlay shows a silhouette
