@@ -11,6 +11,7 @@ import pickle
 import struct
 import zipfile
 
+import bomb_util
 import numpy as np
 import pytest
 from lpips_util import write_torch_file
@@ -108,20 +109,10 @@ def test_hostile_state_dicts_are_refused_without_running(tmp_path, legacy):
 
 
 def test_bombs_in_state_dicts_are_refused(tmp_path):
-    u32 = lambda n: n.to_bytes(4, "little")
-    laughs = b"]r" + u32(0)
-    for k in range(1, 31):
-        laughs += b"0](j" + u32(k - 1) + b"j" + u32(k - 1) + b"er" + u32(k)
-    bombs = {
-        "memo": (b"\x80\x02j" + u32(2**31) + b".", "memo index"),
-        "marks": (b"\x80\x02" + b"(" * 100_000 + b".", "more than 64 nested MARKs"),
-        "laughs": (b"\x80\x02}(X\x01\x00\x00\x00w" + laughs + b"u.", "more than 100000"),
-    }
-    for name, (data, message) in bombs.items():
-        with zipfile.ZipFile(tmp_path / f"{name}.pth", "w") as archive:
-            archive.writestr("archive/data.pkl", data)
+    for name, (data, message) in bomb_util.bombs(b"w").items():
+        path = bomb_util.write_zip(tmp_path / f"{name}.pth", data)
         with pytest.raises(UserError, match=f"{name}.pth: .*{message}"):
-            torch_files.load_state_dict(tmp_path / f"{name}.pth")
+            torch_files.load_state_dict(path)
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # pickletools on damaged text
