@@ -1,7 +1,7 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
 """A phone video through the whole capture pipeline, against the ground truth (issue 10).
 
-    python benchmarks/capture_pipeline.py [--size 256] [--frames 40] [--steps 1000]
+    python benchmarks/capture_pipeline.py [--size 256] [--video_frames 40] [--steps 1000]
         [--scale 4] [--out bench_out/pipeline] [--noise_px 1.0]
 
 1. A synthetic capture with head motion is rendered at SIZE x SIZE (the truth: cameras, FLAME
@@ -209,16 +209,18 @@ def train_and_evaluate(capture: Path, folder: Path, steps: int, scale: int) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", type=int, default=256, help="video frames are SIZE x SIZE")
-    parser.add_argument("--frames", type=int, default=40, help="frames of the video")
+    parser.add_argument(
+        "--video_frames", type=int, default=40, help="frames of the synthetic video"
+    )
     parser.add_argument("--steps", type=int, default=1000, help="training steps per capture")
     parser.add_argument("--scale", type=int, default=4, help="training image scale")
     parser.add_argument("--noise_px", type=float, default=1.0, help="landmark noise (pixels)")
     parser.add_argument("--out", default="bench_out/pipeline", help="working folder")
     args = parser.parse_args()
     out = Path(args.out)
-    capture, truth, figures = make_inputs(out, args.size, args.frames, args.noise_px)
+    capture, truth, figures = make_inputs(out, args.size, args.video_frames, args.noise_px)
     print(
-        f"\n## capture pipeline: {args.frames} frames of {args.size}x{args.size} "
+        f"\n## capture pipeline: {args.video_frames} frames of {args.size}x{args.size} "
         f"(devices: {jax.device_count()})"
     )
     for name, value in figures.items():

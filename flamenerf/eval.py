@@ -1,5 +1,6 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""`python -m flamenerf.eval --base_folder EXP [EXP ...] [--checkpoint STEP] [--scale S]`.
+"""`python -m flamenerf.eval --base_folder EXP [EXP ...] [--checkpoint STEP] [--scale S]
+[--val_frames N]`.
 
 Evaluates one or many experiments on their captures' validation frames and prints one
 markdown table (a row per experiment, the mean metrics as columns). For each experiment it
@@ -51,7 +52,7 @@ import argparse
 import sys
 from typing import Any
 
-from flamenerf import errors
+from flamenerf import errors, help_format
 from flamenerf.evaluation import evaluate as evaluation
 from flamenerf.evaluation import lpips
 from flamenerf.training import experiment
@@ -60,6 +61,7 @@ from flamenerf.training import experiment
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m flamenerf.eval",
+        formatter_class=help_format.HelpFormatter,
         description="Evaluate experiments on their validation frames: metrics.json and PNGs "
         "in EXP/eval/step_N/, TensorBoard scalars, and one table over all experiments.",
     )
@@ -72,7 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     experiment.add_checkpoint_flags(parser)
     parser.add_argument(
-        "--frames",
+        "--val_frames",
         type=int,
         default=None,
         metavar="N",
@@ -121,8 +123,8 @@ def _chief() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.frames is not None and args.frames < 1:
-        print(f"error: --frames {args.frames}: expected at least 1", file=sys.stderr)
+    if args.val_frames is not None and args.val_frames < 1:
+        print(f"error: --val_frames {args.val_frames}: expected at least 1", file=sys.stderr)
         return errors.EXIT_USER_ERROR
     initialize_distributed(experiment.distributed_settings(args))
     try:  # LPIPS columns while this command runs, when the weight files are there
@@ -150,7 +152,7 @@ def _evaluate_all(args: argparse.Namespace, note: str | None) -> int:
                     restored.exp,
                     restored.state,
                     restored.checkpoint,
-                    args.frames,
+                    args.val_frames,
                     out_dir=restored.eval_folder,
                 )
         except experiment.UserError as error:

@@ -14,7 +14,7 @@ the spatial prior's bit, over the render). Subcommands
               the expression of one frame (`--expression_frame ID`): novel views. Or the
               camera stays (the code frame's) and the head turns: `--head_yaw A B` and/or
               `--head_pitch A B` (degrees, about the neck joint in the head's own frame,
-              `views.reanimation.turn_head`) swept over `--frames N`.
+              `views.reanimation.turn_head`) swept over `--num_frames N`.
   expression  one camera (`--camera_frame ID`); expressions interpolated from that frame's to
               another's (`--to_frame ID2`) or one coefficient swept (`--coefficient K
               --range A B`).
@@ -58,7 +58,7 @@ import inspect
 import sys
 from pathlib import Path
 
-from flamenerf import errors
+from flamenerf import errors, help_format
 from flamenerf.training import experiment
 from flamenerf.views import expressions, output, paths
 
@@ -149,7 +149,7 @@ def _path_flags(parser: argparse.ArgumentParser) -> None:
         "pitch 0 when only --head_yaw is given)",
     )
     parser.add_argument(
-        "--frames",
+        "--num_frames",
         **_COUNT,
         help="frames of a --head_yaw/--head_pitch sweep, end points included (default "
         f"{paths.DEFAULT_HEAD_SWEEP_FRAMES})",
@@ -176,7 +176,7 @@ def _expression_flags(parser: argparse.ArgumentParser) -> None:
         "or its value +-1 when constant there)",
     )
     parser.add_argument(
-        "--frames",
+        "--num_frames",
         **_COUNT,
         default=expressions.DEFAULT_EXPRESSION_FRAMES,
         help="number of frames, end points included (default "
@@ -249,6 +249,7 @@ _SUBCOMMANDS = {
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m flamenerf.render",
+        formatter_class=help_format.HelpFormatter,
         description="Render a trained experiment along camera paths, with other expressions, "
         "or reanimated by other FLAME parameters: DIR/frames/*.png and DIR/video.mp4. "
         "Flags before the subcommand may also come after it.",
@@ -256,7 +257,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     _common_flags(parser, suppress=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="SUBCOMMAND")
     for name, (summary, description, add_flags, _) in _SUBCOMMANDS.items():
-        subparser = commands.add_parser(name, help=summary, description=description)
+        subparser = commands.add_parser(
+            name,
+            help=summary,
+            description=description,
+            formatter_class=help_format.HelpFormatter,
+        )
         add_flags(subparser)
         _common_flags(subparser, suppress=True)
     args = parser.parse_args(argv)

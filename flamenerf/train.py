@@ -1,5 +1,5 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""`python -m flamenerf.train --gin_configs gin/demo.gin --base_folder EXP [...]`.
+"""`python -m flamenerf.train --gin_configs gin/demo.gin --base_folder EXP [--scale S] [...]`.
 
 Trains FLAME-in-NeRF data-parallel over every device (and every host, with
 `--coordinator_address`). Without `--data_dir` (or `DataConfig.capture`) it trains on the
@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flamenerf import errors
+from flamenerf import errors, help_format
+from flamenerf.datasets import capture as capture_lib
 from flamenerf.training import experiment, progress
 
 # Summaries are only written by process 0; the others run the same loop silently.
@@ -28,6 +29,7 @@ from flamenerf.training import experiment, progress
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m flamenerf.train",
+        formatter_class=help_format.HelpFormatter,
         description="Train a FLAME-in-NeRF model on a capture (default: the synthetic demo).",
     )
     experiment.add_gin_flags(parser)
@@ -43,8 +45,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help="FLAME model file (.pkl/.npz) overriding the capture's scene.json flame.model",
     )
+    parser.add_argument(
+        "--scale",
+        type=int,
+        choices=capture_lib.IMAGE_SCALES,
+        default=None,
+        metavar="S",
+        help="image scale 1, 2, 4 or 8 (binds DataConfig.scale after the gin bindings; saved "
+        "in config.gin; default: the gin configs')",
+    )
     experiment.add_distributed_flags(parser)
     return parser.parse_args(argv)
+
+
+def scale_bindings(gin_bindings: list[str], scale: int | None) -> list[str]:
+    """The gin bindings with `DataConfig.scale = S` last when `--scale S` is given."""
+    return [*gin_bindings, f"DataConfig.scale = {int(scale)}"] if scale else list(gin_bindings)
 
 
 class _Stop:
@@ -85,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         exp = experiment.Experiment.create(
             base_folder=Path(args.base_folder),
             gin_configs=args.gin_configs,
-            gin_bindings=args.gin_bindings,
+            gin_bindings=scale_bindings(args.gin_bindings, args.scale),
             data_dir=args.data_dir,
             flame_model=args.flame_model,
             distributed=experiment.distributed_settings(args),

@@ -76,7 +76,15 @@ def evaluated(trained, tmp_path_factory):
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
         code = eval_lib.main(
-            ["--base_folder", str(trained), str(copy), "--table_csv", str(table), "--frames", "2"]
+            [
+                "--base_folder",
+                str(trained),
+                str(copy),
+                "--table_csv",
+                str(table),
+                "--val_frames",
+                "2",
+            ]
         )
     return [trained, copy], table, code, stdout.getvalue()
 
@@ -171,7 +179,9 @@ def test_another_scale_goes_to_its_own_folder(evaluated):
     own = folder / "eval" / f"step_{STEPS}" / "metrics.json"
     before = own.read_text()
     with contextlib.redirect_stdout(io.StringIO()):
-        assert eval_lib.main(["--base_folder", str(folder), "--scale", "2", "--frames", "1"]) == 0
+        assert (
+            eval_lib.main(["--base_folder", str(folder), "--scale", "2", "--val_frames", "1"]) == 0
+        )
     report = json.loads((own.parent / "scale_2" / "metrics.json").read_text())
     assert report["scale"] == 2 and list(report["frames"]) == ["v00"]
     assert report["frames"]["v00"]["ms_ssim_scales"] == 0  # 8x6: too small for SSIM
@@ -233,7 +243,7 @@ def test_the_lpips_column_needs_the_weight_files(trained, tmp_path, capsys):
     report_path = folder / "eval" / f"step_{STEPS}" / "metrics.json"
     empty = tmp_path / "empty"
     empty.mkdir()
-    args = ["--base_folder", str(folder), "--frames", "1", "--lpips_weights"]
+    args = ["--base_folder", str(folder), "--val_frames", "1", "--lpips_weights"]
     assert eval_lib.main([*args, str(empty)]) == 0
     captured = capsys.readouterr()
     out = captured.out.splitlines()

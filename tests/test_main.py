@@ -48,7 +48,7 @@ def test_dispatch_to_a_commands_help(command, capsys):
 
 
 def test_dispatch_passes_the_arguments_and_the_exit_status(tmp_path, capsys):
-    assert dispatcher.main(["plots", str(tmp_path)]) == 2
+    assert dispatcher.main(["plots", "--base_folder", str(tmp_path)]) == 2
     assert (
         capsys.readouterr().err == f"error: {tmp_path / 'metrics.jsonl'}: metrics file not found\n"
     )

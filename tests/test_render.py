@@ -39,7 +39,7 @@ def guided_folder(trained, tmp_path_factory):
     "args, frames",
     [
         (["path", "--orbit", "2", "--expression_frame", "t01"], 2),
-        (["expression", "--camera_frame", "v00", "--to_frame", "t02", "--frames", "2"], 2),
+        (["expression", "--camera_frame", "v00", "--to_frame", "t02", "--num_frames", "2"], 2),
         (["reanimate", "--flame_dir", "DRIVING"], 2),
     ],
 )
@@ -111,9 +111,9 @@ def test_help_documents_every_flag(capsys):
             "--expression_frame",
             "--head_yaw",
             "--head_pitch",
-            "--frames",
+            "--num_frames",
         ],
-        "expression": ["--camera_frame", "--to_frame", "--coefficient", "--range", "--frames"],
+        "expression": ["--camera_frame", "--to_frame", "--coefficient", "--range", "--num_frames"],
         "reanimate": ["--flame_dir", "--camera", "--relative", "--subject_neutral", "--head_pose"],
     }
     defaults = {
@@ -140,7 +140,7 @@ def test_help_documents_every_flag(capsys):
 
 def test_head_sweep_writes_the_swept_frames(guided_folder, tmp_path):
     out = tmp_path / "sweep"
-    args = ["path", "--head_yaw", "-10", "10", "--frames", "4", "--expression_frame", CODE]
+    args = ["path", "--head_yaw", "-10", "10", "--num_frames", "4", "--expression_frame", CODE]
     assert run_cli(guided_folder, out, *args) == 0
     written = sorted((out / "frames").glob("*.png"))
     assert [p.name for p in written] == [f"{i:05d}.png" for i in range(4)]
@@ -154,8 +154,11 @@ def test_head_sweep_writes_the_swept_frames(guided_folder, tmp_path):
     [
         (["reanimate", "--flame_dir", "x", "--head_pose", "sideways"], "--head_pose sideways"),
         (["path", "--head_yaw", "0", "10", "--orbit", "3"], "not with --path or --orbit"),
-        (["path", "--frames", "3"], "--frames 3: goes with --head_yaw"),
-        (["path", "--head_pitch", "0", "10", "--frames", "0"], "--frames 0: expected at least"),
+        (["path", "--num_frames", "3"], "--num_frames 3: goes with --head_yaw"),
+        (
+            ["path", "--head_pitch", "0", "10", "--num_frames", "0"],
+            "--num_frames 0: expected at least",
+        ),
     ],
 )
 def test_bad_head_pose_arguments_error_in_one_line(guided_folder, tmp_path, capsys, args, message):

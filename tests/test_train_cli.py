@@ -213,3 +213,28 @@ def test_progress_counts_completed_steps_and_validation_writes_images(
     for tag, written in images.items():
         assert {step for step, _ in written} == {10, 20}, tag
         assert {shape for _, shape in written} == {(12, 16, 3)}, tag
+
+
+def test_scale_flag_binds_data_config_scale(tmp_path, capsys):
+    from flamenerf import train
+
+    assert train.scale_bindings(["A = 1"], None) == ["A = 1"]
+    assert train.scale_bindings(["A = 1"], 2) == ["A = 1", "DataConfig.scale = 2"]
+    with pytest.raises(SystemExit) as exit_info:
+        train.parse_args(["--base_folder", "x", "--scale", "3"])
+    assert exit_info.value.code == 2 and "--scale" in capsys.readouterr().err
+    # The binding comes after the user's own, so --scale wins; config.gin records it.
+    capture = write_capture(tmp_path / "cap", num_train=2, num_val=1, scaled=(2,))
+    from flamenerf.training import experiment
+
+    exp = experiment.Experiment.create(
+        tmp_path / "exp",
+        [TINY],
+        train.scale_bindings(["DataConfig.scale = 1"], 2),
+        data_dir=str(capture),
+    )
+    try:
+        assert exp.capture.scale == 2
+    finally:
+        exp.close()
+    assert "DataConfig.scale = 2" in (tmp_path / "exp" / "config.gin").read_text()

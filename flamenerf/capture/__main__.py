@@ -8,7 +8,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from flamenerf import errors
+from flamenerf import errors, help_format
 from flamenerf.errors import UserError
 
 # Subcommand -> module; each module has `add_arguments(parser)`, `run(args) -> int` and a
@@ -26,6 +26,7 @@ STEPS = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m flamenerf.capture",
+        formatter_class=help_format.HelpFormatter,
         description="Turn a phone video, or a face tracker's output, into a checked capture.",
     )
     steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=doc.split("\n")[0],
             description=doc,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
+            formatter_class=help_format.RawDescriptionHelpFormatter,
         )
         module.add_arguments(sub)
         sub.set_defaults(run=module.run)

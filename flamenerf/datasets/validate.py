@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from flamenerf import errors
+from flamenerf import errors, help_format
 from flamenerf.datasets.capture import IMAGE_SCALES, CaptureError, load_capture
 
 
@@ -34,6 +34,7 @@ def summary(capture) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m flamenerf.datasets.validate",
+        formatter_class=help_format.HelpFormatter,
         description="Check a capture folder against the capture format, as training loads it.",
     )
     parser.add_argument("capture", help="the capture folder")

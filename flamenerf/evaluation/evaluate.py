@@ -166,7 +166,7 @@ def evaluate(
         raise UserError(
             f"{capture.root / 'dataset.json'}: no validation frames to evaluate (val_ids is empty)"
             if not capture.val_ids
-            else f"--frames {frames}: expected at least 1"
+            else f"--val_frames {frames}: expected at least 1"
         )
     chief = jax.process_index() == 0
     out_dir = out_dir or exp.base_folder / "eval" / f"step_{checkpoint}"

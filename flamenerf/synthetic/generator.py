@@ -1,7 +1,7 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
 """Synthetic captures: the project's default dataset and the ground truth for expressions.
 
-    python -m flamenerf.synthetic --out DIR [--size 64] [--frames 120] [--val 16]
+    python -m flamenerf.synthetic --out DIR [--size 64] [--train_frames 120] [--val 16]
         [--seed 0] [--head_motion [DEGREES]] [--num_expression 10] [--vrig N]
         [--normalisation head|room] [--expression_appearance] [--contact_sheet PNG]
         [--overwrite]
@@ -93,7 +93,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from flamenerf import errors
+from flamenerf import errors, help_format
 from flamenerf.geometry import flame, rasterize
 from flamenerf.geometry.camera import Camera, look_at, look_at_rotation
 from flamenerf.geometry.subject import pose_flame
@@ -179,7 +179,7 @@ def _check_arguments(
             raise ValueError(f"--{name}: found {value}, expected an integer {expected}")
         return int(value)
 
-    frames = integer("frames", frames, 2)
+    frames = integer("train_frames", frames, 2)
     if not isinstance(expression_appearance, bool | np.bool_):
         raise ValueError(
             f"--expression_appearance: found {expression_appearance!r}, expected true or false"
@@ -1165,6 +1165,7 @@ class _Parser(argparse.ArgumentParser):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _Parser(
         prog="python -m flamenerf.synthetic",
+        formatter_class=help_format.HelpFormatter,
         description=(
             "Write a synthetic capture (docs/capture-format.md): the procedural FLAME head with "
             "a smooth random expression sequence, a static torso and a textured wall, seen by "
@@ -1176,13 +1177,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--size", type=int, default=DEFAULTS["size"], help="image width and height at 1x (>= 8)"
     )
     parser.add_argument(
-        "--frames", type=int, default=DEFAULTS["frames"], help="training frames (>= 2)"
+        "--train_frames",
+        type=int,
+        default=DEFAULTS["frames"],
+        metavar="N",
+        help="training frames (>= 2)",
     )
     parser.add_argument(
         "--val",
         type=int,
         default=DEFAULTS["val"],
-        help="validation frames, held-out time samples (0..frames)",
+        help="validation frames, held-out time samples (0..train_frames)",
     )
     parser.add_argument(
         "--seed", type=int, default=DEFAULTS["seed"], help="random seed (identity, motion; >= 0)"
@@ -1216,7 +1221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "evenly spread training frames (their expression and head pose; their codes), "
             "held like the first phone but moving independently (0 to about 40 cm from the "
             "training camera of that time); ids vrig_<time>, camera_id 1 "
-            "(0..frames; default 0)"
+            "(0..train_frames; default 0)"
         ),
     )
     parser.add_argument(
@@ -1256,7 +1261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = generate(
             args.out,
             size=args.size,
-            frames=args.frames,
+            frames=args.train_frames,
             val=args.val,
             seed=args.seed,
             head_motion=args.head_motion,
@@ -1273,7 +1278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)
         return errors.EXIT_USER_ERROR
     vrig = f" + {args.vrig} vrig validation frames" if args.vrig else ""
-    print(f"{out}: wrote {args.frames} training + {args.val} validation frames{vrig}")
+    print(f"{out}: wrote {args.train_frames} training + {args.val} validation frames{vrig}")
     return errors.EXIT_OK
 
 

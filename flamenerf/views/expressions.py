@@ -34,13 +34,13 @@ def expression_views(
     to_frame: str | None = None,
     coefficient: int | None = None,
     value_range: tuple[float, float] | None = None,
-    frames: int = DEFAULT_EXPRESSION_FRAMES,
+    num_frames: int = DEFAULT_EXPRESSION_FRAMES,
     code_frame: str | None = None,
 ) -> tuple[list[View], str]:
-    """One camera, expressions interpolated from `camera_frame`'s to `to_frame`'s (inclusive),
-    or coefficient `coefficient` of `camera_frame`'s expression swept over `value_range`
-    (default: the range of that coefficient over the training frames; +-1 around its value
-    when it is constant there).
+    """One camera, `num_frames` frames: expressions interpolated from `camera_frame`'s to
+    `to_frame`'s (inclusive), or coefficient `coefficient` of `camera_frame`'s expression
+    swept over `value_range` (default: the range of that coefficient over the training
+    frames; +-1 around its value when it is constant there).
 
     Returns:
       The views and the code frame (default: the camera frame).
@@ -52,8 +52,8 @@ def expression_views(
     capture = exp.capture
     camera_frame = check_frame(exp, camera_frame, "--camera_frame")
     code_frame = check_frame(exp, code_frame or camera_frame, "--code_frame")
-    if frames < 1:
-        raise experiment.UserError(f"--frames {frames}: expected at least 1")
+    if num_frames < 1:
+        raise experiment.UserError(f"--num_frames {num_frames}: expected at least 1")
     if (to_frame is None) == (coefficient is None):
         raise experiment.UserError(
             "expression: give either --to_frame ID2 or --coefficient K (with --range A B)"
@@ -62,7 +62,7 @@ def expression_views(
         raise experiment.UserError("expression: --range A B goes with --coefficient K")
     num_expression = capture.scene.num_expression
     start = capture.flame_params[camera_frame]
-    weights = np.linspace(0.0, 1.0, frames) if frames > 1 else np.zeros(1)
+    weights = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.zeros(1)
     if to_frame is not None:
         to_frame = check_frame(exp, to_frame, "--to_frame")
         expressions = reanimation.interpolate(

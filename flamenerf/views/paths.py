@@ -54,11 +54,11 @@ def path_views(
     code_frame: str | None = None,
     head_yaw: tuple[float, float] | None = None,
     head_pitch: tuple[float, float] | None = None,
-    frames: int | None = None,
+    num_frames: int | None = None,
 ) -> tuple[list[View], str]:
     """Novel views: the capture's camera path `path`, or an orbit of `orbit` cameras; or,
     with `head_yaw` and/or `head_pitch` (degrees, from A to B), the code frame's camera and
-    the head turned (`reanimation.turn_head`) over `frames` frames (end points included;
+    the head turned (`reanimation.turn_head`) over `num_frames` frames (end points included;
     default DEFAULT_HEAD_SWEEP_FRAMES), the angle not given staying 0.
 
     The expression and jaw are those of `expression_frame` (default: the first training
@@ -83,16 +83,17 @@ def path_views(
         raise experiment.UserError(
             "path: --head_yaw/--head_pitch keep the code frame's camera; not with --path or --orbit"
         )
-    if frames is not None and not sweep:
+    if num_frames is not None and not sweep:
         raise experiment.UserError(
-            f"--frames {frames}: goes with --head_yaw/--head_pitch (an orbit's count is --orbit N)"
+            f"--num_frames {num_frames}: goes with --head_yaw/--head_pitch "
+            "(an orbit's count is --orbit N)"
         )
     subject = capture.subject
     expression, jaw = subject.expression_and_jaw(capture.flame_params[expression_frame])
     driven = reanimation.with_expression(capture.flame_params[code_frame], expression, jaw)
     if sweep:
         views = _head_sweep_views(
-            exp, driven, head_yaw, head_pitch, frames, code_frame, expression_frame
+            exp, driven, head_yaw, head_pitch, num_frames, code_frame, expression_frame
         )
         return views, code_frame
     vertices = subject.pose([driven])[0].astype(np.float32)
@@ -135,7 +136,7 @@ def _head_sweep_views(
     check_head_motion(exp, flag)
     frames = DEFAULT_HEAD_SWEEP_FRAMES if frames is None else frames
     if frames < 1:
-        raise experiment.UserError(f"--frames {frames}: expected at least 1")
+        raise experiment.UserError(f"--num_frames {frames}: expected at least 1")
     for name, pair in (("--head_yaw", head_yaw), ("--head_pitch", head_pitch)):
         if pair is not None and not all(np.isfinite(pair)):
             raise experiment.UserError(f"{name} {pair[0]} {pair[1]}: expected finite degrees")

@@ -67,7 +67,7 @@ def test_evaluate_frame_scores_its_render(restored):
 
 
 def test_evaluate_needs_a_frame(restored, tmp_path):
-    with pytest.raises(UserError, match=r"^--frames 0: expected at least 1$"):
+    with pytest.raises(UserError, match=r"^--val_frames 0: expected at least 1$"):
         evaluate.evaluate(
             restored.exp, restored.state, restored.checkpoint, frames=0, out_dir=tmp_path
         )

@@ -2,11 +2,10 @@
 """Figures: maps against matplotlib's colormaps, the disentanglement figure, training curves
 from a hand-written metrics.jsonl."""
 
-import json
-
 import matplotlib
 import numpy as np
 import pytest
+from metrics_util import write_metrics
 from PIL import Image
 
 from flamenerf.evaluation import figures
@@ -95,16 +94,6 @@ def test_disentanglement_figure_shows_both_renders_and_the_region_edge():
 
 # ------------------------------------------------------------------------------------------
 # Training curves.
-
-
-def write_metrics(path):
-    records = [
-        {"step": 10, "wall_s": 1.0, "split": "train", "loss": 0.2, "psnr": 12.0, "mse_fine": 0.1},
-        {"step": 20, "wall_s": 2.0, "split": "train", "loss": 0.1, "psnr": 14.0, "mse_fine": 0.05},
-        {"step": 20, "wall_s": 2.5, "split": "val", "psnr": 13.0, "psnr_face": 15.0},
-        {"step": 30, "wall_s": 3.0, "split": "train", "loss": 0.05, "psnr": 16.0, "lr": 1e-3},
-    ]
-    path.write_text("".join(json.dumps(r) + "\n" for r in records) + "\n")
 
 
 def test_read_metrics_groups_by_split_and_key(tmp_path):

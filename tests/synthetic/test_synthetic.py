@@ -436,7 +436,7 @@ def test_expression_appearance_terms():
 
 def test_cli_writes_every_option_and_a_contact_sheet(tmp_path, capsys):
     out, sheet = tmp_path / "all", tmp_path / "sheet.png"
-    argv = ["--out", str(out), "--size", "16", "--frames", "4", "--val", "2", "--seed", "2"]
+    argv = ["--out", str(out), "--size", "16", "--train_frames", "4", "--val", "2", "--seed", "2"]
     argv += ["--vrig", "2", "--head_motion", "20", "--normalisation", "room"]
     argv += ["--expression_appearance", "--quiet", "--contact_sheet", str(sheet)]
     code, output = _run(argv, capsys)
@@ -468,7 +468,7 @@ def test_cli_writes_every_option_and_a_contact_sheet(tmp_path, capsys):
 
 def test_cli_bare_head_motion_is_todays_motion(tmp_path, capsys):
     out = tmp_path / "motion"
-    argv = ["--out", str(out), "--size", "8", "--frames", "3", "--val", "1", "--seed", "0"]
+    argv = ["--out", str(out), "--size", "8", "--train_frames", "3", "--val", "1", "--seed", "0"]
     code, output = _run([*argv, "--head_motion", "--quiet"], capsys)
     assert code == 0, output.err
     golden_util.check_capture("motion8", out)
@@ -538,12 +538,12 @@ def _run(argv, capsys):
     "extra, message",
     [
         (["--size", "4"], "--size"),
-        (["--frames", "1"], "--frames"),
-        (["--val", "9", "--frames", "3"], "--val"),
+        (["--train_frames", "1"], "--train_frames"),
+        (["--val", "9", "--train_frames", "3"], "--val"),
         (["--num_expression", "99"], "--num_expression"),
         (["--seed", "-1"], "--seed"),
         (["--size", "big"], "--size"),
-        (["--vrig", "4", "--frames", "3", "--val", "1"], "--vrig"),
+        (["--vrig", "4", "--train_frames", "3", "--val", "1"], "--vrig"),
         (["--vrig", "-1"], "--vrig"),
         (["--head_motion", "31"], "--head_motion"),
         (["--head_motion", "-2"], "--head_motion"),
@@ -564,7 +564,7 @@ def test_cli_refuses_a_non_empty_folder_and_overwrites(tmp_path, capsys):
     out = tmp_path / "busy"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
-    args = ["--out", str(out), "--size", "8", "--frames", "2", "--val", "0", "--quiet"]
+    args = ["--out", str(out), "--size", "8", "--train_frames", "2", "--val", "0", "--quiet"]
     code, output = _run(args, capsys)
     assert code != 0 and len(output.err.strip().splitlines()) == 1
     assert "--overwrite" in output.err
@@ -582,7 +582,7 @@ def test_cli_help_documents_every_flag(capsys):
     for flag in (
         "--out",
         "--size",
-        "--frames",
+        "--train_frames",
         "--val",
         "--seed",
         "--head_motion",

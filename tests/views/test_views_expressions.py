@@ -85,13 +85,13 @@ def test_expression_sweep_and_interpolation(loaded):
     exp, _, _ = loaded
     base = exp.capture.condition("t03", True)
     views, code = expressions.expression_views(
-        exp, "t03", coefficient=1, value_range=(-1, 1), frames=3
+        exp, "t03", coefficient=1, value_range=(-1, 1), num_frames=3
     )
     assert code == "t03"
     assert [v.condition[1] for v in views] == [-1.0, 0.0, 1.0]
     for view in views:
         np.testing.assert_allclose(np.delete(view.condition, 1), np.delete(base, 1))
-    views, _ = expressions.expression_views(exp, "t03", to_frame="t05", frames=2)
+    views, _ = expressions.expression_views(exp, "t03", to_frame="t05", num_frames=2)
     np.testing.assert_allclose(views[0].condition, base, atol=1e-7)
     np.testing.assert_allclose(views[1].condition, exp.capture.condition("t05", True), atol=1e-7)
 

@@ -69,7 +69,7 @@ def test_capture_camera_path_views(loaded):
 def test_head_sweep_turns_the_head_before_the_code_frames_camera(guided):
     exp, _, _ = guided
     views, code = paths.path_views(
-        exp, expression_frame=CODE, head_yaw=(-10.0, 10.0), head_pitch=(5.0, 5.0), frames=3
+        exp, expression_frame=CODE, head_yaw=(-10.0, 10.0), head_pitch=(5.0, 5.0), num_frames=3
     )
     assert code == CODE and len(views) == 3
     assert [v.label["head_yaw"] for v in views] == [-10.0, 0.0, 10.0]

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from flamenerf import errors
+from flamenerf import errors, help_format
 from flamenerf.synthetic.head.model_file import write_head
 from flamenerf.synthetic.head.pictures import plot_head
 
@@ -19,6 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """`python -m flamenerf.synthetic.head --out head.npz [--plot head.png]`."""
     parser = argparse.ArgumentParser(
         prog="python -m flamenerf.synthetic.head",
+        formatter_class=help_format.HelpFormatter,
         description="Writes the procedural FLAME-format head (the model flamenerf uses when no "
         "FLAME file is given) as a spec .npz, and optionally a picture of it.",
     )
