@@ -555,6 +555,10 @@ def _tensor(storage: Any, offset: Any, size: Any, stride: Any) -> TorchTensor:
         raise _Refusal(f"torch tensor: stride {_short(stride)}; expected non-negative ints")
     if type(offset) is not int or not 0 <= offset <= MAX_ELEMENTS:
         raise _Refusal(f"torch tensor: storage offset {_short(offset)}")
+    if math.prod(size) > storage.numel:  # overlapping strides (e.g. 0) would copy unboundedly
+        raise _Refusal(
+            f"torch tensor: size {size} has more elements than its storage ({storage.numel})"
+        )
     return TorchTensor(storage, offset, size, stride)
 
 

@@ -47,6 +47,14 @@ class TorchFileError(UserError):
     """A file that is not a readable torch checkpoint; the message names the file."""
 
 
+def _stored_record(path: Path, archive: zipfile.ZipFile, name: str) -> bytes:
+    """A record's bytes. torch.save stores records uncompressed; a compressed one could
+    inflate a small file into gigabytes, so it is refused."""
+    if archive.getinfo(name).compress_type != zipfile.ZIP_STORED:
+        raise TorchFileError(f"{path}: record {name} is compressed; torch.save stores records")
+    return archive.read(name)
+
+
 def _zip_payload(
     path: Path, archive: zipfile.ZipFile, fmt: safe_pickle.PickleFormat, persistent: Any = None
 ) -> tuple[Any, str]:
@@ -56,7 +64,7 @@ def _zip_payload(
         raise TorchFileError(f"{path}: expected one data.pkl in the torch.save archive")
     if archive.getinfo(names[0]).file_size > MAX_PICKLE_BYTES:
         raise TorchFileError(f"{path}: data.pkl is larger than {MAX_PICKLE_BYTES} bytes")
-    data = archive.read(names[0])
+    data = _stored_record(path, archive, names[0])
     payload = safe_pickle.loads(data, str(path), fmt, persistent)
     safe_pickle.check_tree(payload, str(path), fmt)
     return payload, names[0][: -len("data.pkl")]
@@ -162,7 +170,7 @@ def _read_zip_state_dict(path: Path, keys: Iterable[str] | None) -> dict[str, np
                     f"{path}: record {name} has {size} bytes; its storage of {storage.numel} "
                     f"x {storage.dtype.str} needs {expected}"
                 )
-            storage.data = np.frombuffer(archive.read(name), storage.dtype)
+            storage.data = np.frombuffer(_stored_record(path, archive, name), storage.dtype)
         return {k: t.to_numpy(f"{path}: {k!r}") for k, t in wanted.items()}
 
 

@@ -253,3 +253,29 @@ def test_tensors_of_torch_before_0_4_load(tmp_path):
         archive.writestr("old/data.pkl", buffer.getvalue())
         archive.writestr("old/data/0", storage.array.tobytes())
     np.testing.assert_array_equal(torch_files.load_state_dict(path)["t"], [[1, 4], [2, 5], [3, 6]])
+
+
+def test_tensors_larger_than_their_storage_are_refused():
+    """Stride 0 would let a few bytes of pickle ask for a terabyte-sized copy."""
+    storage = safe_pickle.TorchStorage("0", np.dtype("<f4"), 1, "cpu")
+    with pytest.raises(safe_pickle._Refusal, match=r"more elements than its storage \(1\)"):
+        safe_pickle._tensor(storage, 0, (2**20, 2**20), (0, 0))
+    assert safe_pickle._tensor(storage, 0, (1, 1), (0, 0)).size == (1, 1)  # one element fits
+
+
+def test_compressed_records_are_refused(tmp_path):
+    """torch.save stores records uncompressed; a deflated one could inflate a small file."""
+    stored = write_torch_file(tmp_path / "w.pth", {"x": np.ones(64, np.float32)}, False)
+    with zipfile.ZipFile(stored) as archive:
+        records = {name: archive.read(name) for name in archive.namelist()}
+    for squeezed in [n for n in records if n.endswith("data.pkl")] + [
+        n for n in records if "/data/" in n
+    ]:
+        path = tmp_path / "deflated.pth"
+        with zipfile.ZipFile(path, "w") as archive:
+            for name, data in records.items():
+                method = zipfile.ZIP_DEFLATED if name == squeezed else zipfile.ZIP_STORED
+                archive.writestr(name, data, compress_type=method)
+        with pytest.raises(UserError, match=f"deflated.pth: record {squeezed} is compressed"):
+            torch_files.load_state_dict(path)
+    np.testing.assert_array_equal(torch_files.load_state_dict(stored)["x"], np.ones(64))
