@@ -199,7 +199,7 @@ def train(exp: experiment.Experiment) -> int:
         saved = code == 0 and _save(exp, state, step)
         if chief and saved:
             print(f"\ninterrupted at step {step}; checkpoint saved")
-        code = 130 if saved or code != 0 else 3  # 3: the state was not finite, not saved
+        code = 130 if saved or code != 0 else errors.EXIT_NONFINITE  # not finite: not saved
     finally:
         bar.close()
         batches.close()  # join the prefetch thread before validation and exit

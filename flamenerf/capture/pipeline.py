@@ -468,7 +468,7 @@ def train_command(args: argparse.Namespace) -> list[str]:
         command += ["--flame_model", str(args.flame_model)]
     scale = train_scale(size, written_scales)
     if scale > 1:
-        command += ["--gin_bindings", f"DataConfig.scale = {scale}"]
+        command += ["--scale", str(scale)]
     return command
 
 

@@ -16,13 +16,17 @@ driven, its head pose; the arithmetic on parameters is `flamenerf.views.reanimat
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from flamenerf.datasets import capture as capture_lib
-from flamenerf.training import experiment
+from flamenerf.errors import UserError
 from flamenerf.views import reanimation
 from flamenerf.views.view import View, camera_views, check_frame, check_head_motion
+
+if TYPE_CHECKING:  # annotations only: views do not import the training machinery
+    from flamenerf.training import experiment
 
 DEFAULT_EXPRESSION_FRAMES = 30
 HEAD_POSE_CHOICES = ("code", "driving")  # reanimate_views' head_pose
@@ -46,20 +50,20 @@ def expression_views(
       The views and the code frame (default: the camera frame).
 
     Raises:
-      experiment.UserError: unknown frames, a coefficient out of range, or conflicting
+      UserError: unknown frames, a coefficient out of range, or conflicting
         arguments (naming the command-line flag).
     """
     capture = exp.capture
     camera_frame = check_frame(exp, camera_frame, "--camera_frame")
     code_frame = check_frame(exp, code_frame or camera_frame, "--code_frame")
     if num_frames < 1:
-        raise experiment.UserError(f"--num_frames {num_frames}: expected at least 1")
+        raise UserError(f"--num_frames {num_frames}: expected at least 1")
     if (to_frame is None) == (coefficient is None):
-        raise experiment.UserError(
+        raise UserError(
             "expression: give either --to_frame ID2 or --coefficient K (with --range A B)"
         )
     if value_range is not None and coefficient is None:
-        raise experiment.UserError("expression: --range A B goes with --coefficient K")
+        raise UserError("expression: --range A B goes with --coefficient K")
     num_expression = capture.scene.num_expression
     start = capture.flame_params[camera_frame]
     weights = np.linspace(0.0, 1.0, num_frames) if num_frames > 1 else np.zeros(1)
@@ -82,7 +86,7 @@ def expression_views(
         try:
             expressions = reanimation.sweep(start, coefficient, sweep_values, num_expression)
         except ValueError as error:
-            raise experiment.UserError(str(error)) from None
+            raise UserError(str(error)) from None
         labels = [{"coefficient": coefficient, "value": float(v)} for v in sweep_values]
     subject = capture.flame_params[code_frame]
     driven = [reanimation.with_expression(subject, e, j) for e, j in expressions]
@@ -112,14 +116,12 @@ def reanimate_views(
         "driving": the driving parameters' (needs `view.check_head_motion`).
 
     Raises:
-      experiment.UserError: missing or invalid files (naming the file and the field), a bad
+      UserError: missing or invalid files (naming the file and the field), a bad
         `head_pose`, or a driven head pose the model cannot render.
     """
     capture = exp.capture
     if head_pose not in HEAD_POSE_CHOICES:
-        raise experiment.UserError(
-            f"--head_pose {head_pose}: expected one of {', '.join(HEAD_POSE_CHOICES)}"
-        )
+        raise UserError(f"--head_pose {head_pose}: expected one of {', '.join(HEAD_POSE_CHOICES)}")
     if head_pose == "driving":
         check_head_motion(exp, "--head_pose driving")
     code_frame = check_frame(exp, code_frame or capture.train_ids[0], "--code_frame")
@@ -135,10 +137,10 @@ def reanimate_views(
             else capture.subject.camera(capture_lib.read_camera(camera), capture.scale)
         )
     except (FileNotFoundError, ValueError) as error:
-        raise experiment.UserError(str(error)) from None
+        raise UserError(str(error)) from None
     subject = capture.flame_params[code_frame]
     if subject_neutral is not None and relative is None:
-        raise experiment.UserError("--subject_neutral needs --relative NEUTRAL.json")
+        raise UserError("--subject_neutral needs --relative NEUTRAL.json")
     if driving_neutral is not None:
         neutral = capture.subject.neutral(subject)
         if subject_neutral is not None:

@@ -26,14 +26,17 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from flamenerf.errors import UserError
 from flamenerf.evaluation import figures
 from flamenerf.io.media import VideoResult, write_png, write_video
-from flamenerf.training import experiment
 from flamenerf.views.view import View, view_rays
+
+if TYPE_CHECKING:  # annotations only: views do not import the training machinery
+    from flamenerf.training import experiment
 
 DEFAULT_FPS = 30.0  # frames per second of the videos written
 # Other pictures of the rendered frames, each written on request as DIR/NAME/NNNNN.png and
@@ -95,7 +98,7 @@ def _write_stream(
     try:
         return write_video(video, images, fps)
     except ValueError as error:  # e.g. a camera path whose cameras differ in image size
-        raise experiment.UserError(str(error)) from None
+        raise UserError(str(error)) from None
 
 
 def write_outputs(
@@ -119,7 +122,7 @@ def write_outputs(
       The RGB video written.
 
     Raises:
-      experiment.UserError: the frames cannot make one video (e.g. a camera path whose
+      UserError: the frames cannot make one video (e.g. a camera path whose
         cameras differ in image size).
     """
     extras = dict(extras or {})

@@ -14,14 +14,19 @@ head sweeps (the camera stays, the head turns).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+from flamenerf.errors import UserError
 from flamenerf.geometry import camera as camera_lib
 from flamenerf.geometry import flame
 from flamenerf.geometry.camera import Camera
-from flamenerf.training import experiment
 from flamenerf.views import reanimation
 from flamenerf.views.view import View, camera_views, check_frame, check_head_motion
+
+if TYPE_CHECKING:  # annotations only: views do not import the training machinery
+    from flamenerf.training import experiment
 
 DEFAULT_ORBIT_FRAMES = 48
 DEFAULT_ORBIT_DEGREES = 60.0  # arc of generated orbits (the capture covers about +-20 degrees)
@@ -68,7 +73,7 @@ def path_views(
       The views and the code frame.
 
     Raises:
-      experiment.UserError: unknown frames or camera path, conflicting or out-of-range
+      UserError: unknown frames or camera path, conflicting or out-of-range
         arguments (naming the command-line flag), a head sweep the model cannot render.
     """
     capture = exp.capture
@@ -77,14 +82,14 @@ def path_views(
     )
     code_frame = check_frame(exp, code_frame or expression_frame, "--code_frame")
     if path is not None and orbit is not None:
-        raise experiment.UserError("path: give --path NAME or --orbit N, not both")
+        raise UserError("path: give --path NAME or --orbit N, not both")
     sweep = head_yaw is not None or head_pitch is not None
     if sweep and (path is not None or orbit is not None):
-        raise experiment.UserError(
+        raise UserError(
             "path: --head_yaw/--head_pitch keep the code frame's camera; not with --path or --orbit"
         )
     if num_frames is not None and not sweep:
-        raise experiment.UserError(
+        raise UserError(
             f"--num_frames {num_frames}: goes with --head_yaw/--head_pitch "
             "(an orbit's count is --orbit N)"
         )
@@ -102,14 +107,14 @@ def path_views(
             cameras = capture.camera_path(path)
         except (FileNotFoundError, ValueError) as error:
             names = capture.camera_path_names()
-            raise experiment.UserError(f"--path {path}: {error}; available: {names}") from None
+            raise UserError(f"--path {path}: {error}; available: {names}") from None
         names = [f"{path}/{i:05d}" for i in range(len(cameras))]
     else:
         frames = DEFAULT_ORBIT_FRAMES if orbit is None else orbit
         if frames < 1:
-            raise experiment.UserError(f"--orbit {frames}: expected at least 1 frame")
+            raise UserError(f"--orbit {frames}: expected at least 1 frame")
         if not 0 < orbit_degrees:
-            raise experiment.UserError(f"--orbit_degrees {orbit_degrees}: expected > 0")
+            raise UserError(f"--orbit_degrees {orbit_degrees}: expected > 0")
         center = vertices.astype(np.float64).mean(axis=0)
         cameras = orbit_cameras(capture.cameras[code_frame], center, frames, orbit_degrees)
         names = [f"orbit/{i:05d}" for i in range(len(cameras))]
@@ -136,10 +141,10 @@ def _head_sweep_views(
     check_head_motion(exp, flag)
     frames = DEFAULT_HEAD_SWEEP_FRAMES if frames is None else frames
     if frames < 1:
-        raise experiment.UserError(f"--num_frames {frames}: expected at least 1")
+        raise UserError(f"--num_frames {frames}: expected at least 1")
     for name, pair in (("--head_yaw", head_yaw), ("--head_pitch", head_pitch)):
         if pair is not None and not all(np.isfinite(pair)):
-            raise experiment.UserError(f"{name} {pair[0]} {pair[1]}: expected finite degrees")
+            raise UserError(f"{name} {pair[0]} {pair[1]}: expected finite degrees")
     weights = np.linspace(0.0, 1.0, frames) if frames > 1 else np.zeros(1)
     sweep = lambda pair: (
         np.zeros(frames) if pair is None else pair[0] + weights * (pair[1] - pair[0])

@@ -12,7 +12,7 @@ rendered with the warp and appearance codes of one capture frame, the "code fram
 
 Building views of camera paths and head sweeps is `flamenerf.views.paths`; of other
 expressions and driving sequences `flamenerf.views.expressions`; rendering and writing them
-`flamenerf.views.output`. The checks here raise `experiment.UserError` naming the
+`flamenerf.views.output`. The checks here raise `UserError` naming the
 command-line flag that the value came from.
 """
 
@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from flamenerf.datasets import rays
+from flamenerf.errors import UserError
 from flamenerf.geometry import flame
 from flamenerf.geometry.camera import Camera
-from flamenerf.training import experiment
 from flamenerf.views import reanimation
+
+if TYPE_CHECKING:  # annotations only: views do not import the training machinery
+    from flamenerf.training import experiment
 
 
 @dataclasses.dataclass
@@ -47,12 +50,12 @@ def check_frame(exp: experiment.Experiment, frame_id: str, flag: str) -> str:
     """`frame_id`, checked to be a frame of the experiment's capture.
 
     Raises:
-      experiment.UserError: naming `flag`, the capture's dataset.json and example ids.
+      UserError: naming `flag`, the capture's dataset.json and example ids.
     """
     capture = exp.capture
     if frame_id not in capture.frames:
         examples = ", ".join(capture.train_ids[:3] + capture.val_ids[:1])
-        raise experiment.UserError(
+        raise UserError(
             f"{flag} {frame_id}: no such frame in {capture.root / 'dataset.json'} "
             f"(ids look like {examples})"
         )
@@ -68,7 +71,7 @@ def check_head_motion(exp: experiment.Experiment, flag: str) -> None:
     """
     cfg = exp.guide_config
     if not (cfg.enabled and cfg.undo_rigid):
-        raise experiment.UserError(
+        raise UserError(
             f"{flag}: this experiment cannot move the head (GuideConfig.enabled = "
             f"{cfg.enabled}, GuideConfig.undo_rigid = {cfg.undo_rigid}; expected both True, "
             f"see {exp.base_folder / 'config.gin'}): only its silhouette would follow the pose"

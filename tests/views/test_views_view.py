@@ -52,3 +52,17 @@ def test_checks_name_the_flag_and_the_file(loaded):
     )
     with pytest.raises(experiment.UserError, match="--head_yaw: this experiment cannot move"):
         view.check_head_motion(exp, "--head_yaw")
+
+
+def test_views_do_not_import_the_training_machinery():
+    """docs/architecture.md: views know the experiment only as a type."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, flamenerf.views.view, flamenerf.views.paths, flamenerf.views.expressions, "
+        "flamenerf.views.output; print(sorted(m for m in sys.modules "
+        "if m.startswith('flamenerf.training')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
