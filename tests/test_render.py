@@ -177,3 +177,24 @@ def test_head_motion_needs_the_guides_rigid_part(trained, driving_dir, tmp_path,
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot move the head" in err
     assert "GuideConfig.enabled = False" in err and str(trained / "config.gin") in err
+
+
+def test_every_subcommand_flag_reaches_its_library_call():
+    """render passes each subcommand's own flags to its view builder by parameter name: a
+    flag without a parameter of that name would be dropped silently, and a common flag other
+    than --code_frame (--out, --scale, ...) must never land in a builder."""
+    import argparse
+    import inspect
+
+    common = argparse.ArgumentParser()
+    render._common_flags(common, suppress=False)
+    common_dests = {action.dest for action in common._actions} - {"help"}
+    for name, (_, _, add_flags, build) in render._SUBCOMMANDS.items():
+        parser = argparse.ArgumentParser()
+        add_flags(parser)
+        own = {action.dest for action in parser._actions} - {"help"}
+        parameters = set(inspect.signature(build).parameters) - {"exp", "show_progress"}
+        assert own <= parameters, (name, own - parameters)  # no flag is dropped
+        # the one common flag a builder takes is --code_frame; none of the others reach it
+        assert common_dests & parameters == {"code_frame"}, name
+        assert parameters <= own | {"code_frame"}, (name, parameters - own)
