@@ -45,7 +45,6 @@ is an error.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import shutil
 from collections.abc import Mapping, Sequence
@@ -267,10 +266,7 @@ def read_model(folder: Path) -> Any:
 
 def image_digests(capture: Path, ids: Sequence[str]) -> dict[str, str]:
     """{id: sha256 of rgb/1x/ID.png} (what run.json records to recognise a rerun)."""
-    return {
-        i: hashlib.sha256((capture / "rgb" / "1x" / f"{i}.png").read_bytes()).hexdigest()
-        for i in ids
-    }
+    return {i: io.file_sha256(capture / "rgb" / "1x" / f"{i}.png") for i in ids}
 
 
 def reusable_model(work: Path, run: Mapping[str, Any]) -> Path | None:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import hashlib
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -494,7 +493,7 @@ def detect_landmarks(
         path = capture / "rgb" / "1x" / f"{frame_id}.png"
         if not path.is_file():
             raise StepError(f"{path}: image not found")
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = io.file_sha256(path)
         cached = (capture / "landmarks" / f"{frame_id}.json").is_file()
         # Detected earlier from another image (the frames step was rerun): detect again.
         if not cached or digests.get(frame_id, digest) != digest:

@@ -7,6 +7,7 @@ interrupted step never leaves a half-written JSON file behind; rerunning the ste
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -48,6 +49,16 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def file_sha256(path: Path) -> str:
+    """The hex SHA-256 of a file's bytes (read in 1 MiB chunks): how the capture steps
+    recognise an input they have already processed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_json(path: Path, value: Any) -> None:

@@ -283,11 +283,7 @@ class Digests:
         stat = path.stat() if stat is None else stat
         key = (str(path.absolute()), self.stat_key(stat))
         if key not in self._known:
-            digest = hashlib.sha256()
-            with open(path, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    digest.update(chunk)
-            self._known[key] = digest.hexdigest()
+            self._known[key] = io.file_sha256(path)
         return self._known[key]
 
     def path(self, path: Path) -> str:
