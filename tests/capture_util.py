@@ -199,3 +199,17 @@ def face_landmarker_file():
         ):
             return path
     return None
+
+
+def run_capture(capsys, *args):
+    """`python -m flamenerf.capture ARGS` in-process, as `sys.exit(main())` runs it:
+    (exit code, stdout, stderr)."""
+    from flamenerf.capture import __main__ as capture_main
+
+    capsys.readouterr()
+    try:
+        code = capture_main.main(list(args))
+    except SystemExit as done:  # argparse's --help and usage errors
+        code = done.code
+    out, err = capsys.readouterr()
+    return code, out, err

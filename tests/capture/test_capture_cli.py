@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import pytest
+from capture_util import run_capture
 
 from flamenerf.capture import __main__ as capture_main
 
@@ -19,17 +20,6 @@ def run(*args):
     return subprocess.run(
         [sys.executable, "-m", "flamenerf.capture", *args], capture_output=True, text=True
     )
-
-
-def run_in_process(capsys, *args):
-    """`main(args)` as `sys.exit(main())` runs it: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    try:
-        code = capture_main.main(list(args))
-    except SystemExit as done:  # argparse's --help and usage errors
-        code = done.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_help_lists_every_step():
@@ -41,7 +31,7 @@ def test_help_lists_every_step():
 
 @pytest.mark.parametrize("step", capture_main.STEPS)
 def test_every_step_has_help(step, capsys):
-    code, out, _ = run_in_process(capsys, step, "--help")
+    code, out, _ = run_capture(capsys, step, "--help")
     assert code == 0 and "usage: python -m flamenerf.capture " + step in out
 
 
@@ -54,7 +44,7 @@ def test_a_missing_video_is_a_clear_error(tmp_path):
 
 def test_a_capture_without_cameras_is_refused_by_fit(tmp_path, capsys):
     (tmp_path / "cap").mkdir()
-    code, _, err = run_in_process(capsys, "fit", str(tmp_path / "cap"))
+    code, _, err = run_capture(capsys, "fit", str(tmp_path / "cap"))
     assert code == 2 and "error: " in err and "cap" in err
 
 
@@ -65,7 +55,7 @@ def test_fit_refuses_a_scene_without_the_normalisation(tmp_path, capsys):
     scene = json.loads((cap / "scene.json").read_text())
     del scene["near"]
     (cap / "scene.json").write_text(json.dumps(scene))
-    code, _, err = run_in_process(capsys, "fit", str(cap))
+    code, _, err = run_capture(capsys, "fit", str(cap))
     assert code == 2
     assert "scene.json: missing field(s) ['near'] (run the `cameras` step first)" in err
 
@@ -76,5 +66,5 @@ def test_cameras_names_an_unreadable_frame(tmp_path, capsys):
     cap = write_capture(tmp_path / "cap", num_train=3, num_val=0, width=8, height=6)
     broken = sorted((cap / "rgb" / "1x").glob("*.png"))[0]
     broken.write_bytes(b"not a png")
-    code, _, err = run_in_process(capsys, "cameras", str(cap))
+    code, _, err = run_capture(capsys, "cameras", str(cap))
     assert code == 2 and f"{broken}: cannot read the image" in err

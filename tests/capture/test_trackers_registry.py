@@ -5,10 +5,9 @@ import json
 
 import numpy as np
 import pytest
-from capture_util import write_capture
+from capture_util import run_capture, write_capture
 from tracker_util import HEIGHT, IDS, WIDTH
 
-from flamenerf.capture import __main__ as capture_main
 from flamenerf.capture import trackers
 from flamenerf.capture.io import StepError
 from flamenerf.capture.trackers import registry
@@ -50,17 +49,6 @@ def registry_copy(monkeypatch):
     monkeypatch.setattr(registry, "TRACKERS", dict(registry.TRACKERS))
 
 
-def run_in_process(capsys, *args):
-    """`python -m flamenerf.capture ARGS` in-process: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    try:
-        code = capture_main.main(list(args))
-    except SystemExit as done:  # argparse's --help and usage errors
-        code = done.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_the_built_in_trackers_in_help_order():
     assert tuple(trackers.TRACKERS) == ("vhap", "metrical", "insta", "imavatar", "deca")
     for name, spec in trackers.TRACKERS.items():
@@ -75,16 +63,16 @@ def test_a_registered_toy_tracker_is_imported_by_the_command(tmp_path, capsys, r
     (tmp_path / "toy.json").write_text(json.dumps(expressions))
     argv = ["import-flame", str(root), "--from", "toy", str(tmp_path / "toy.json")]
 
-    code, _, err = run_in_process(capsys, *argv)
+    code, _, err = run_capture(capsys, *argv)
     assert code == 2 and "invalid choice: 'toy'" in err  # not a tracker yet
 
     assert trackers.register(TOY) is TOY
-    code, out, _ = run_in_process(capsys, "import-flame", "--help")
+    code, out, _ = run_capture(capsys, "import-flame", "--help")
     assert code == 0 and "Toy)" in out and "the tracker: vhap, metrical" in out
     assert '  toy       a JSON file {"NAME": [expression coefficients], ...}; every' in out
     assert "\n            camera at (0, 0, 0.5) looking at the origin." in out
 
-    code, out, _ = run_in_process(capsys, *argv)
+    code, out, _ = run_capture(capsys, *argv)
     assert code == 0 and "note: toy: expression only" in out
     for k, frame_id in enumerate(IDS):
         written = json.loads((root / "flame" / f"{frame_id}.json").read_text())
