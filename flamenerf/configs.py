@@ -285,6 +285,9 @@ class LossConfig(_Checked):
     background_weight: NonNegative = 0.0  # L1 warp displacement of samples on rays outside the
     # silhouette (a static-point regulariser: background and torso should not deform; off)
     triplane_tv_weight: NonNegative = 0.0  # total variation of the tri-planes
+    # mip-NeRF 360 distortion loss of the fine weights along each ray (compact surfaces, no
+    # floaters), on depths normalised to [0, 1] between the near and far bounds
+    distortion_weight: NonNegative = 0.0
 
 
 @gin.configurable

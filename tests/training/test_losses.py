@@ -143,6 +143,35 @@ def test_warp_regularisers_against_hand_values():
     assert float(losses.background_loss(warped, points, jnp.ones(3))) == 0.0
 
 
+def np_distortion(weights, z_vals, near, far):
+    """mip-NeRF 360's distortion loss by its double sum (O(S^2)), one ray at a time."""
+    out = []
+    for w, z in zip(weights, z_vals, strict=True):
+        s = (z - near) / (far - near)
+        w, mid, width = w[:-1], (s[1:] + s[:-1]) / 2, s[1:] - s[:-1]
+        pairs = sum(
+            w[i] * w[j] * abs(mid[i] - mid[j]) for i in range(len(w)) for j in range(len(w))
+        )
+        out.append(pairs + np.sum(w**2 * width) / 3)
+    return np.array(out)
+
+
+def test_distortion_loss_against_the_double_sum():
+    rng = np.random.default_rng(0)
+    weights = rng.uniform(0, 0.3, (5, 9))
+    z_vals = np.sort(rng.uniform(0.5, 3.0, (5, 9)), axis=-1)
+    value = losses.distortion_loss(jnp.asarray(weights), jnp.asarray(z_vals), 0.5, 3.0)
+    np.testing.assert_allclose(value, np_distortion(weights, z_vals, 0.5, 3.0), rtol=1e-5)
+    # One interval holding all the weight: only its own width counts, w^2 (s1 - s0) / 3.
+    z = np.array([[1.0, 1.5, 2.0, 2.5]])
+    single = losses.distortion_loss(jnp.array([[0.0, 1.0, 0.0, 0.0]]), jnp.asarray(z), 1.0, 3.0)
+    np.testing.assert_allclose(single, [0.25 / 3], rtol=1e-6)
+    # Weight split between two far intervals costs more than on two neighbours.
+    apart = losses.distortion_loss(jnp.array([[0.5, 0.0, 0.5, 0.0]]), jnp.asarray(z), 1.0, 3.0)
+    close = losses.distortion_loss(jnp.array([[0.5, 0.5, 0.0, 0.0]]), jnp.asarray(z), 1.0, 3.0)
+    assert float(apart[0]) > float(close[0])
+
+
 # --------------------------------------------------------------------------------------------
 # Each registered term against a numpy reference.
 
@@ -254,6 +283,15 @@ def test_triplane_tv_term(model_and_params, batch):
     assert float(run_term("triplane_tv", {}, batch, context(model, mlp_params))) == 0.0
 
 
+def test_distortion_term_is_the_mean_over_rays_of_the_fine_render(model_and_params, batch):
+    model, params = model_and_params
+    outputs = jax.jit(lambda p: model.apply({"params": p}, batch, 1.0, False))(params)
+    value = run_term("distortion", outputs, batch, context(model, params))
+    fine = {k: np.asarray(outputs["fine"][k], np.float64) for k in ("weights", "z_vals")}
+    expected = np.mean(np_distortion(fine["weights"], fine["z_vals"], model.near, model.far))
+    np.testing.assert_allclose(value, expected, rtol=1e-4)
+
+
 # --------------------------------------------------------------------------------------------
 # The registry and compute_loss.
 
@@ -268,6 +306,7 @@ def test_every_term_has_its_weight_and_every_weight_its_term():
         "elastic",
         "background",
         "triplane_tv",
+        "distortion",
     ]
 
 
