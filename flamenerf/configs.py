@@ -206,6 +206,10 @@ class ModelConfig(_Checked):
     density_activation: DensityActivation = "softplus"  # sigma non-linearity
     density_bias: float = -1.0  # added before the activation (starts mostly empty)
     noise_std: NonNegative = 0.0  # density noise during training (NeRF's regulariser)
+    # The colour branch also sees the head's rotation (axis-angle, faded to zero outside the
+    # FLAME guide's head ball): a light fixed in the room shades a turning head differently,
+    # which the canonical (head at rest) colour cannot explain. Needs the guide's rigid part.
+    pose_shading: bool = False
 
 
 @gin.configurable

@@ -535,6 +535,25 @@ def to_rest(grids: GuideGrids, frame: Array, points: Array) -> Array:
     )
 
 
+def head_rotation_feature(grids: GuideGrids, frame: Array, points: Array) -> Array:
+    """The head's rotation where the rigid part moves points: (N, S, 3).
+
+    The axis-angle vector of each ray's frame's head rotation (rest -> posed, so a head turned
+    left gives the same sign whatever the camera), times the rigid part's ball weight at the
+    posed points (1 in the head's ball, 0 at the fade length L beyond it); zero everywhere for
+    a head at rest.
+
+    Args:
+      grids: the grids (F frames), with their rigid part.
+      frame: int (N,) frame index of each ray; points: (N, S, 3) normalised posed points.
+    """
+    if grids.rigid is None:
+        raise ValueError("head_rotation_feature: the guide grids have no rigid part")
+    centre = grids.centre[frame][:, None]
+    weight = _ball_weight(_norm(points - centre), grids.radius[frame][:, None], grids.fade)
+    return weight[..., None] * (-grids.rotation[frame])[:, None]
+
+
 def apply(grids: GuideGrids, frame: Array, points: Array) -> tuple[Array, Array]:
     """The whole guide map: canonical points and the distance to the frame's mesh.
 

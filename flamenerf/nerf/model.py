@@ -53,7 +53,12 @@ class RadianceField(nn.Module):
 
     @nn.compact
     def __call__(
-        self, points: Array, viewdirs: Array, appearance: Array | None, condition: Array | None
+        self,
+        points: Array,
+        viewdirs: Array,
+        appearance: Array | None,
+        condition: Array | None,
+        shading: Array | None = None,
     ) -> tuple[Array, Array]:
         """Evaluates the field.
 
@@ -62,6 +67,8 @@ class RadianceField(nn.Module):
           viewdirs: (N, 3) unit view directions.
           appearance: (N, A) appearance codes, or None.
           condition: (N, C) per ray or (N, S, C) per point conditioning, or None.
+          shading: (N, S, K) per point inputs of the colour branch only (the head's rotation,
+            `ModelConfig.pose_shading`), or None.
 
         Returns:
           rgb (N, S, 3) in [0, 1] and sigma (N, S) >= 0.
@@ -106,6 +113,8 @@ class RadianceField(nn.Module):
             branch.append(modules.broadcast_to_samples(view, num_samples))
         if appearance is not None:
             branch.append(modules.broadcast_to_samples(appearance, num_samples))
+        if shading is not None:
+            branch.append(shading)
         h = with_cond(jnp.concatenate(branch, -1), ("color",))
         for i in range(cfg.rgb_depth):
             h = nn.relu(nn.Dense(cfg.rgb_width, name=f"rgb_{i}")(h))
@@ -290,9 +299,15 @@ class FlameNerf(nn.Module):
           weights (N, S), z_vals (N, S), the observation-space points (N, S, 3) and
           the points the learned warp sees (N, S, 3) (moved by the FLAME guide if on).
         """
+        pose_shading = self.model.pose_shading
         needs_grids = self.use_guide or self.expression.spatial_prior == "mesh"
         if needs_grids and guide_grids is None:
             raise ValueError("FlameNerf: this configuration needs guide_grids")
+        if pose_shading and (not self.use_guide or guide_grids.rigid is None):
+            raise ValueError(
+                "ModelConfig.pose_shading = True needs the FLAME guide's rigid part "
+                "(GuideConfig.enabled = True, GuideConfig.undo_rigid = True)"
+            )
         origins, directions = rays.origins, rays.directions
         viewdirs = directions / jnp.linalg.norm(directions, axis=-1, keepdims=True)
         appearance = (
@@ -335,7 +350,14 @@ class FlameNerf(nn.Module):
                     level_condition = condition[:, None, :] * near_mesh[..., None]
             warp_inputs = canonical
             canonical = self.warp_points(canonical, rays.warp_id, warp_alpha)
-            rgb, sigma = self.fields[level](canonical, viewdirs, field_appearance, level_condition)
+            shading = (
+                guide.head_rotation_feature(guide_grids, rays.frame, points)
+                if pose_shading
+                else None
+            )
+            rgb, sigma = self.fields[level](
+                canonical, viewdirs, field_appearance, level_condition, shading
+            )
             if randomized and self.model.noise_std > 0:
                 noise = jax.random.normal(self.make_rng("sampling"), sigma.shape)
                 sigma = jax.nn.relu(sigma + self.model.noise_std * noise)
@@ -443,10 +465,20 @@ def make_model(
     )
 
 
-def dummy_grids() -> guide.GuideGrids:
-    """One empty frame of guide grids (for initialisation: shapes only)."""
-    return guide.GuideGrids(
+def dummy_grids(rigid: bool = False) -> guide.GuideGrids:
+    """One empty frame of guide grids (for initialisation: shapes only), with a rigid part
+    (the identity) when `rigid`."""
+    grids = guide.GuideGrids(
         values=jnp.zeros((1, 2, 2, 2, 4), jnp.float16), lower=-jnp.ones(3), upper=jnp.ones(3)
+    )
+    if not rigid:
+        return grids
+    return grids.replace(
+        rigid=jnp.eye(3, 4)[None],
+        rotation=jnp.zeros((1, 3)),
+        centre=jnp.zeros((1, 3)),
+        radius=jnp.ones((1,)),
+        fade=jnp.ones(()),
     )
 
 
@@ -464,5 +496,9 @@ def init_params(model: FlameNerf, key: Array) -> Any:
         inside=jnp.ones((n,)),
     )
     keys = dict(zip(("params", "sampling", "condition"), jax.random.split(key, 3), strict=True))
-    grids = dummy_grids() if model.use_guide or model.expression.spatial_prior == "mesh" else None
+    grids = (
+        dummy_grids(rigid=model.model.pose_shading)
+        if model.use_guide or model.expression.spatial_prior == "mesh"
+        else None
+    )
     return model.init(keys, rays, jnp.zeros(()), randomized=False, guide_grids=grids)["params"]

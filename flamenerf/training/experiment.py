@@ -336,6 +336,11 @@ class Experiment:
         condition_dim = capture.scene.num_expression + (3 if expression.use_jaw else 0)
         model_config, warp_config = configs.ModelConfig(), configs.WarpConfig()
         guide_config = configs.GuideConfig()
+        if model_config.pose_shading and not (guide_config.enabled and guide_config.undo_rigid):
+            raise UserError(
+                "ModelConfig.pose_shading = True needs the FLAME guide's rigid part: "
+                "GuideConfig.enabled = True and GuideConfig.undo_rigid = True"
+            )
         region, fade = warp_region(capture, warp_config, guide_config)
         spread = None
         if expression.noise_scale == "spread":

@@ -513,3 +513,29 @@ def test_kd_tree_queries_use_every_core(monkeypatch):
     guide.residual_field(vertices, 0.01 * rng.normal(size=(20, 3)), points, 0.01)
     guide.fold_fraction(lambda p: p, vertices, 0.05, 8)
     assert len(workers) == 3 and set(workers) == {-1}
+
+
+def test_head_rotation_feature_is_the_rotation_in_the_ball_faded_to_zero():
+    rotation = np.array([0.1, -0.2, 0.05], np.float32)
+    grids = guide.GuideGrids(
+        values=jnp.zeros((2, 2, 2, 2, 4), jnp.float16),
+        lower=-jnp.ones(3),
+        upper=jnp.ones(3),
+        rigid=jnp.tile(jnp.eye(3, 4)[None], (2, 1, 1)),
+        rotation=jnp.stack([jnp.zeros(3), -jnp.asarray(rotation)]),  # posed -> rest: A = R^-1
+        centre=jnp.array([[0.0, 0.0, 0.0], [0.1, 0.0, 0.0]]),
+        radius=jnp.array([0.2, 0.2]),
+        fade=jnp.asarray(0.4),
+    )
+    # Distances from the second frame's centre: inside the ball, mid-fade, beyond the fade.
+    points = jnp.array([[[0.1, 0.1, 0.0], [0.1, 0.0, 0.4], [0.1, 0.0, 0.61], [0.8, 0.0, 0.0]]])
+    feature = np.asarray(guide.head_rotation_feature(grids, jnp.array([1]), points))
+    smoothstep = lambda t: 1 - t * t * (3 - 2 * t)  # the rigid part's ball weight
+    expected = np.array([1.0, smoothstep(0.5), 0.0, 0.0])
+    np.testing.assert_allclose(feature[0], expected[:, None] * rotation, atol=1e-6)
+    # A head at rest (frame 0) gives zeros everywhere; no rigid part is an error.
+    assert not np.asarray(guide.head_rotation_feature(grids, jnp.array([0]), points)).any()
+    with pytest.raises(ValueError, match="rigid part"):
+        guide.head_rotation_feature(
+            guide.GuideGrids(grids.values, grids.lower, grids.upper), jnp.array([0]), points
+        )

@@ -155,6 +155,56 @@ def test_configuration_needing_grids_refuses_none():
         render(guided, params, rays(np.zeros(5), np.ones(N)))
 
 
+def rigid_grids(rotation, centre, radius=0.3, fade=0.3):
+    """Two frames of guide grids, no residual, the head at rest in frame 0 and turned by
+    `rotation` (axis-angle; posed -> rest, about `centre`) in frame 1."""
+    return guide.GuideGrids(
+        values=jnp.zeros((2, 2, 2, 2, 4), jnp.float16).at[..., 3].set(guide.FAR),
+        lower=-jnp.ones(3),
+        upper=jnp.ones(3),
+        rigid=jnp.tile(jnp.eye(3, 4)[None], (2, 1, 1)),  # the ball's centre stays put
+        rotation=jnp.array([[0.0, 0.0, 0.0], rotation], jnp.float32),
+        centre=jnp.tile(jnp.asarray(centre, jnp.float32)[None], (2, 1)),
+        radius=jnp.full((2,), radius),
+        fade=jnp.asarray(fade),
+    )
+
+
+def test_pose_shading_reaches_colour_only():
+    field = model_lib.RadianceField(FIELD)
+    points = jax.random.normal(jax.random.PRNGKey(1), (N, 4, 3))
+    viewdirs = jnp.tile(jnp.array([[0.0, 0.0, 1.0]]), (N, 1))
+    shading = jax.random.normal(jax.random.PRNGKey(2), (N, 4, 3))
+    variables = field.init(jax.random.PRNGKey(0), points, viewdirs, None, None, shading)
+    rgb_a, sigma_a = field.apply(variables, points, viewdirs, None, None, shading)
+    rgb_b, sigma_b = field.apply(variables, points, viewdirs, None, None, 0 * shading)
+    np.testing.assert_array_equal(sigma_a, sigma_b)
+    assert np.abs(rgb_a - rgb_b).max() > 1e-4
+
+
+def test_pose_shading_changes_nothing_beyond_the_head_ball():
+    model = make(model=dataclasses.replace(MODEL, pose_shading=True), use_guide=True)
+    params = model_lib.init_params(model, jax.random.PRNGKey(0))
+    batch = rays(np.zeros(5), np.ones(N))
+    frame1 = replace(batch, frame=jnp.ones((N,), jnp.int32))
+    # The ball about the origin, which every test ray crosses: the turned frame looks different.
+    near = rigid_grids([0.0, 0.3, 0.0], [0.0, 0.0, 0.0])
+    a, b = render(model, params, batch, near), render(model, params, frame1, near)
+    assert np.abs(a["fine"]["rgb"] - b["fine"]["rgb"]).max() > 1e-4
+    # The ball far from every ray: the two frames render identically.
+    far = rigid_grids([0.0, 0.3, 0.0], [5.0, 5.0, 5.0])
+    np.testing.assert_array_equal(
+        render(model, params, batch, far)["fine"]["rgb"],
+        render(model, params, frame1, far)["fine"]["rgb"],
+    )
+
+
+def test_pose_shading_needs_the_guides_rigid_part():
+    unguided = make(model=dataclasses.replace(MODEL, pose_shading=True))
+    with pytest.raises(ValueError, match="pose_shading"):
+        model_lib.init_params(unguided, jax.random.PRNGKey(0))
+
+
 def test_mesh_prior_zeroes_condition_far_from_mesh():
     expression = dataclasses.replace(EXPRESSION, spatial_prior="mesh")
     model = make(expression=expression, mesh_radius=0.2)

@@ -119,6 +119,7 @@ def test_two_normalisations_render_the_same_image(tmp_path):
         "GuideConfig.resolution = 16",
         "WarpConfig.region = 'head'",
         "ModelConfig.appearance_mode = 'color'",
+        "ModelConfig.pose_shading = True",
     ]
     images = []
     for normalisation in ("head", "room"):
@@ -316,3 +317,20 @@ def evaluate_v00(exp, state):
         use_jaw=exp.expression_config.use_jaw,
         source=exp.frame_source,
     )
+
+
+def test_pose_shading_without_the_guides_rigid_part_is_a_config_error(tmp_path):
+    from pathlib import Path
+
+    from flamenerf.synthetic import generator as synthetic
+
+    tiny_gin = str(Path(__file__).resolve().parents[1] / "gin" / "tiny.gin")
+    capture = synthetic.generate(tmp_path / "cap", size=12, frames=4, val=1)
+    for guide_bindings in (["GuideConfig.enabled = False"], ["GuideConfig.undo_rigid = False"]):
+        with pytest.raises(experiment.UserError, match="pose_shading = True needs"):
+            experiment.Experiment.create(
+                tmp_path / "exp",
+                [tiny_gin],
+                ["ModelConfig.pose_shading = True", "GuideConfig.enabled = True", *guide_bindings],
+                data_dir=str(capture),
+            )
