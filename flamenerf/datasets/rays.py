@@ -50,7 +50,9 @@ class RayBatch(NamedTuple):
     condition: np.ndarray
     inside: np.ndarray
 
-    def __len__(self) -> int:  # the number of rays, not of fields
+    @property
+    def num_rays(self) -> int:
+        """N, the number of rays (`len` counts the fields, as for any NamedTuple)."""
         return self.origins.shape[0]
 
 
@@ -183,7 +185,7 @@ def frame_rays(
 
 def pad_to_multiple(batch: RayBatch, multiple: int) -> tuple[RayBatch, int]:
     """Pads a batch (repeating its last ray) to a multiple of `multiple`; returns (batch, n)."""
-    n = len(batch)
+    n = batch.num_rays
     extra = -n % multiple
     if extra == 0:
         return batch, n
@@ -192,7 +194,7 @@ def pad_to_multiple(batch: RayBatch, multiple: int) -> tuple[RayBatch, int]:
 
 def split_chunks(batch: RayBatch, chunk: int) -> list[RayBatch]:
     """Consecutive slices of at most `chunk` rays."""
-    return [RayBatch(*[f[i : i + chunk] for f in batch]) for i in range(0, len(batch), chunk)]
+    return [RayBatch(*[f[i : i + chunk] for f in batch]) for i in range(0, batch.num_rays, chunk)]
 
 
 def _to_float(rgb: np.ndarray) -> np.ndarray:

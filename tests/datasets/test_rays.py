@@ -53,7 +53,7 @@ def test_batch_rays_reproject_to_their_pixels(capture, source):
     batch = next(iter(sampler))
     assert batch.origins.shape == (24, 3) and batch.condition.shape == (24, 6)
     np.testing.assert_allclose(np.linalg.norm(batch.directions, axis=-1), 1.0, atol=1e-6)
-    for k in range(len(batch)):
+    for k in range(batch.num_rays):
         frame_id = capture.ids[batch.frame[k]]
         assert frame_id in capture.train_ids
         camera = capture.cameras[frame_id]
@@ -98,12 +98,12 @@ def test_batch_must_divide_across_devices(capture, source):
 
 def test_frame_rays_and_chunks(capture, source):
     full = rays.frame_rays(capture, "v01", jaw=False, source=source)
-    assert len(full) == 70 and full.condition.shape == (70, 3)
+    assert full.num_rays == 70 and full.condition.shape == (70, 3)
     np.testing.assert_allclose(full.rgb.reshape(7, 10, 3), capture.image("v01") / 255.0)
     padded, n = rays.pad_to_multiple(full, 4)
-    assert n == 70 and len(padded) == 72
+    assert n == 70 and padded.num_rays == 72
     chunks = rays.split_chunks(padded, 16)
-    assert [len(c) for c in chunks] == [16, 16, 16, 16, 8]
+    assert [c.num_rays for c in chunks] == [16, 16, 16, 16, 8]
     np.testing.assert_array_equal(rays.stack_batches(chunks).origins, padded.origins)
 
 

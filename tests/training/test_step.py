@@ -228,7 +228,7 @@ def test_nonfinite_state_is_never_checkpointed(
 def test_validation_rays_cover_the_frame(tmp_path, capture_dir):
     exp = make_experiment(tmp_path, capture_dir)
     batch = rays.frame_rays(exp.capture, exp.capture.val_ids[0], True)
-    assert len(batch) == 16 * 12
+    assert batch.num_rays == 16 * 12
 
 
 def test_regularisers_enter_the_loss(tmp_path, capture_dir):

@@ -115,7 +115,7 @@ def test_driving_head_pose_of_the_code_frame_reproduces_the_plain_render(guided,
     np.testing.assert_array_equal(renders["driving"], renders["code"])
     # The plain render of the frame: its own rays and silhouette, a grid of its parameters.
     batch = rays.frame_rays(exp.capture, CODE, True)
-    batch = rays.RayBatch(**dict(batch._asdict(), frame=np.zeros_like(batch.frame)))
+    batch = batch._replace(frame=np.zeros_like(batch.frame))
     np.testing.assert_array_equal(batch.inside.reshape(views[0].inside.shape), views[0].inside)
     grids = exp.grids_for([exp.capture.flame_params[CODE]])
     shape = exp.capture.cameras[CODE].image_shape
@@ -137,7 +137,7 @@ def rays_miss_the_head(exp, batch, grids):
     posed and rest centres (where the guide's rigid part is the identity)."""
     t = np.linspace(exp.capture.scene.near, exp.capture.scene.far, 2000)
     points = batch.origins[:, None] + t[None, :, None] * batch.directions[:, None]
-    miss = np.ones(len(batch), bool)
+    miss = np.ones(batch.num_rays, bool)
     for f in range(len(grids.radius)):
         rigid, posed = np.asarray(grids.rigid[f], np.float64), np.asarray(grids.centre[f])
         rest = rigid[:, :3] @ posed + rigid[:, 3]

@@ -33,7 +33,7 @@ def test_chunked_rendering_equals_unchunked(loaded):
     alpha = exp.warp_alpha(step)
     a = small.render(state.params, batch, alpha)
     b = large.render(state.params, batch, alpha)
-    assert small.chunk == 8 and len(batch) == 192
+    assert small.chunk == 8 and batch.num_rays == 192
     for key in ("rgb", "depth", "acc"):
         np.testing.assert_allclose(a[key], b[key], atol=1e-5, rtol=1e-5)
 
