@@ -52,7 +52,7 @@ import argparse
 import sys
 from typing import Any
 
-from flamenerf import errors, help_format
+from flamenerf import compilation_cache, errors, help_format
 from flamenerf.evaluation import evaluate as evaluation
 from flamenerf.evaluation import lpips
 from flamenerf.training import experiment
@@ -123,6 +123,7 @@ def _chief() -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    compilation_cache.enable()  # compiled programs persist across runs (docstring there)
     if args.val_frames is not None and args.val_frames < 1:
         print(f"error: --val_frames {args.val_frames}: expected at least 1", file=sys.stderr)
         return errors.EXIT_USER_ERROR

@@ -58,7 +58,7 @@ import inspect
 import sys
 from pathlib import Path
 
-from flamenerf import errors, help_format
+from flamenerf import compilation_cache, errors, help_format
 from flamenerf.training import experiment
 from flamenerf.views import expressions, output, paths
 
@@ -335,6 +335,7 @@ def run(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    compilation_cache.enable()  # compiled programs persist across runs (docstring there)
     if args.fps is not None and not args.fps > 0:
         print(f"error: --fps {args.fps}: expected a number > 0", file=sys.stderr)
         return errors.EXIT_USER_ERROR

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from flamenerf import errors, help_format
+from flamenerf import compilation_cache, errors, help_format
 from flamenerf.datasets import capture as capture_lib
 from flamenerf.training import experiment, progress
 
@@ -97,6 +97,7 @@ def _save(exp: experiment.Experiment, state: Any, step: int) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    compilation_cache.enable()  # compiled programs persist across runs (docstring there)
     try:
         exp = experiment.Experiment.create(
             base_folder=Path(args.base_folder),
@@ -132,7 +133,7 @@ def train(exp: experiment.Experiment) -> int:
     batches = exp.ray_batches(start_step)
     train_step = exp.train_step()
     key = jax.random.PRNGKey(train_config.seed)
-    extras = exp.extras()
+    extras = exp.extras(exp.training_frames())  # guide grids of the frames it reads only
     writer = exp.summary_writer() if chief else None
     stop = _Stop()
     bar = tqdm(

@@ -175,7 +175,7 @@ def evaluate(
     alpha = exp.warp_alpha(checkpoint)
     source = rays.CaptureSource(capture)
     use_jaw = exp.expression_config.use_jaw
-    grids = exp.extras().guide
+    grids = exp.frame_grids(ids, show_progress and chief)  # built for these frames only
     results: dict[str, dict[str, Any]] = {}
     bar = tqdm(ids, desc=f"eval {exp.base_folder.name}", disable=not (chief and show_progress))
     for index, frame_id in enumerate(bar):

@@ -5,6 +5,7 @@ cache_root()/head/       the procedural FLAME-format head (flamenerf.synthetic.h
 cache_root()/captures/   synthetic captures (flamenerf.synthetic.generator)
 cache_root()/packed/     TFDS array_record packs of captures (flamenerf.datasets.packing)
 cache_root()/guides/     FLAME-guide grids (flamenerf.training.experiment)
+cache_root()/jax/        JAX's persistent compilation cache (flamenerf.compilation_cache)
 cache_root()/notebooks/  the Colab notebooks' outputs (colab/)
 cache_root()/lpips/      the user's LPIPS weight files, unless --lpips_weights or
                          FLAMENERF_LPIPS says otherwise (flamenerf.evaluation.lpips)

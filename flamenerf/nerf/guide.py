@@ -53,11 +53,21 @@ box stays tight on the face when the head turns), built with a KD-tree
 residual is zero and the distance "far". The rigid part is evaluated exactly. `folded_fraction`
 measures the result: the share of points near the posed mesh where the Jacobian determinant of
 the whole map (rigid part, then the stored residual) is <= 0.
+
+Building is host work, frame by frame, and may be limited to the frames a run reads (the box
+and the rigid part always come from every frame, so a frame's grid does not depend on which
+others are built). About two thirds of a frame's time are the KD-tree queries, which already
+run on every core (`workers=-1`); the rest is numpy on whole grids (the blend, `unfold`),
+single-threaded but free of the GIL. Frames are therefore built in a pool of threads, one frame
+per core at a time (`map_frames`), which keeps the cores busy between queries too; each frame's
+computation is unchanged, so the grids are bit-identical to a serial build.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import os
 from collections.abc import Callable, Sequence
 
 import flax
@@ -78,6 +88,24 @@ FADE_RATIO = 1.2  # a vertex's fade length is at least this times its displaceme
 NEIGHBOURS = 8  # M, vertices blended by the residual field
 BOX_MARGIN = 2.5  # fade lengths around each moving vertex kept in the grid's box
 MIN_DETERMINANT = 0.1  # `unfold` smooths cells whose Jacobian determinant is below this
+
+
+def map_frames(
+    fn: Callable[[int], None], frames: Sequence[int], desc: str = "", show_progress: bool = False
+) -> None:
+    """Runs `fn(f)` for every frame index in `frames` on a pool of one thread per core.
+
+    `fn` must write its result itself (to its own slice of an array). A progress bar over the
+    finished frames with `show_progress`; the first error is raised once all have stopped.
+    """
+    frames = list(frames)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    workers = max(1, min(cores or 1, len(frames)))
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(fn, f) for f in frames]
+        done = concurrent.futures.as_completed(futures)
+        for future in tqdm(done, total=len(futures), desc=desc, disable=not show_progress):
+            future.result()
 
 
 @flax.struct.dataclass
@@ -122,15 +150,20 @@ class GuideSettings:
 class GuideStats:
     """How well the guide map avoids folding (see `folded_fraction`)."""
 
-    folded: np.ndarray  # (F,) share of near-surface grid points where the map folds, per frame
+    # (F,) share of near-surface grid points where the map folds, per frame (NaN: a frame
+    # whose grid was not built)
+    folded: np.ndarray
     rigid_margin: float  # min over frames of `rigid_margin`: > 0 = rigid part one-to-one
 
     def summary(self) -> str:
-        """One line for the log."""
-        worst = int(np.argmax(self.folded)) if len(self.folded) else 0
+        """One line for the log (over the frames measured)."""
+        measured = np.flatnonzero(~np.isnan(self.folded))
+        values = self.folded[measured]
+        worst = int(measured[np.argmax(values)]) if len(values) else 0
+        mean = 100 * float(np.mean(values)) if len(values) else 0.0
         return (
-            f"FLAME guide: {100 * float(np.mean(self.folded)):.3f}% of the points near the "
-            f"mesh fold (worst: frame {worst}, {100 * float(np.max(self.folded, initial=0)):.3f}%);"
+            f"FLAME guide: {mean:.3f}% of the points near the "
+            f"mesh fold (worst: frame {worst}, {100 * float(np.max(values, initial=0)):.3f}%);"
             f" rigid part {'one-to-one' if self.rigid_margin > 0 else 'MAY FOLD'} "
             f"(Jacobian determinant >= {self.rigid_margin:.2f})"
         )
@@ -439,16 +472,25 @@ def build_grids(
     show_progress: bool = False,
     transforms: np.ndarray | None = None,
     head: np.ndarray | None = None,
+    frames: Sequence[int] | None = None,
 ) -> GuideGrids:
     """The rigid part's parameters and every frame's residual on one shared G^3 grid.
 
     Args:
       posed, neutral: (F, V, 3) normalised vertices of each frame and of its neutral.
       settings: fade lengths, resolution, threshold.
+      show_progress: a progress bar over the frames built.
       transforms: (F, 4, 4) the head's rest -> posed transforms in the normalised frame
         (`in_frame(head_transforms(...), to_scene)`); None, or `undo_rigid` off: identity.
       head: bool (V,) the head's vertices (`head_vertices`); None: every vertex.
+      frames: indices of the frames whose residual grids to build (default: all); the
+        others' `values` are NaN (a render reading them is NaN, never silently wrong). The
+        box and the rigid part always cover every frame: a built frame's grid is the same
+        whichever others are built.
     """
+    chosen = range(len(posed)) if frames is None else sorted({int(f) for f in frames})
+    if any(not 0 <= f < len(posed) for f in chosen):
+        raise ValueError(f"build_grids: frames {list(chosen)} outside [0, {len(posed)})")
     frames = len(posed)
     if transforms is None or not settings.undo_rigid:
         transforms = np.tile(np.eye(4), (frames, 1, 1))
@@ -467,11 +509,14 @@ def build_grids(
     lower, upper = grid_box(rest_posed, displacement, settings)
     points = grid_points(lower, upper, settings.resolution)
     spacing = (upper - lower) / (settings.resolution - 1)
-    values = np.empty((frames,) + points.shape[:3] + (4,), np.float16)
-    for f in tqdm(range(frames), desc="FLAME guide grids", disable=not show_progress):
+    values = np.full((frames,) + points.shape[:3] + (4,), np.nan, np.float16)
+
+    def build(f: int) -> None:
         field = residual_field(rest_posed[f], displacement[f], points, settings.sigma)
         field[..., :3] = unfold(field[..., :3], spacing)
         values[f] = field
+
+    map_frames(build, chosen, "FLAME guide grids", show_progress)
     return GuideGrids(
         values=values,
         lower=f32(lower),
@@ -619,7 +664,11 @@ def fold_fraction(
 
 
 def folded_fraction(
-    grids: GuideGrids, posed: np.ndarray, sigma: float, resolution: int | None = None
+    grids: GuideGrids,
+    posed: np.ndarray,
+    sigma: float,
+    resolution: int | None = None,
+    frames: Sequence[int] | None = None,
 ) -> GuideStats:
     """Folding of the whole guide map (`apply`) on each frame, near the posed mesh.
 
@@ -627,6 +676,8 @@ def folded_fraction(
       grids: the frames' grids; posed: (F, V, 3) their posed vertices (normalised).
       sigma: the residual's fade length: points within 2 sigma of a vertex count.
       resolution: points per side of each frame's finite-difference grid (default G).
+      frames: the frames to measure (default: all; the others' `folded` is NaN), in a pool
+        of threads (`map_frames`).
     """
     resolution = resolution or grids.values.shape[1]
     device = jax.tree.map(jnp.asarray, grids)
@@ -635,9 +686,12 @@ def folded_fraction(
     def one_frame(f: int) -> Callable[[np.ndarray], np.ndarray]:
         return lambda p: mapped(device, jnp.array([f]), jnp.asarray(p[None], jnp.float32))[0]
 
-    folded = np.array(
-        [fold_fraction(one_frame(f), posed[f], 2.0 * sigma, resolution) for f in range(len(posed))]
-    )
+    folded = np.full(len(posed), np.nan)
+
+    def measure(f: int) -> None:
+        folded[f] = fold_fraction(one_frame(f), posed[f], 2.0 * sigma, resolution)
+
+    map_frames(measure, range(len(posed)) if frames is None else frames)
     margin = 1.0
     if grids.rigid is not None:
         margin = rigid_margin(

@@ -24,7 +24,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -282,6 +282,7 @@ class Experiment:
     _source: Any = None
     _renderer: evaluation.Renderer | None = None
     _extras: training.TrainExtras | None = None
+    _extras_frames: frozenset[int] = frozenset()  # frames whose grids `_extras` holds
     _guide_stats: guide.GuideStats | None = None  # folding of the guide map (`guide_grids`)
     _started: float = dataclasses.field(default_factory=time.time)
 
@@ -590,37 +591,86 @@ class Experiment:
             rigid_fade=cfg.rigid_fade_m * units,
         )
 
-    def guide_grids(self, show_progress: bool = True) -> guide.GuideGrids:
-        """The FLAME-guide grids of every frame of `capture.ids`, built once and cached.
+    def frame_indices(self, frame_ids: Sequence[str] | None = None) -> list[int]:
+        """Indices in `capture.ids` (as `RayBatch.frame`) of frame ids (None: every frame).
 
-        Their folding (`guide.folded_fraction`) is measured when they are built, kept with
-        them, printed with `show_progress` and left in `guide_stats`.
+        Raises:
+          UserError: an id that is not a frame of the capture.
+        """
+        ids = list(self.capture.ids)
+        if frame_ids is None:
+            return list(range(len(ids)))
+        index = {frame_id: i for i, frame_id in enumerate(ids)}
+        unknown = [f for f in frame_ids if f not in index]
+        if unknown:
+            raise UserError(
+                f"{self.capture.root / 'dataset.json'}: no frame {unknown[0]!r} "
+                f"(the capture has {len(ids)} frames)"
+            )
+        return sorted({index[f] for f in frame_ids})
+
+    def training_frames(self) -> list[str]:
+        """The frames a training run reads guide grids of: the training frames (their rays)
+        and the validation frames it renders (`validation_ids`)."""
+        wanted = set(self.capture.train_ids) | set(self.validation_ids())
+        return [frame_id for frame_id in self.capture.ids if frame_id in wanted]
+
+    def guide_grids(
+        self, show_progress: bool = True, frames: Sequence[str] | None = None
+    ) -> guide.GuideGrids:
+        """The FLAME-guide grids of the frames of `capture.ids` (indexed like it), cached.
+
+        Only the grids of `frames` (ids; default: every frame) are needed: those in the cache
+        (`guide_cache_path`, one file per capture and settings) are read, the missing ones
+        built (`guide.build_grids`, every core) and added to it. The grids of frames neither
+        cached nor asked for are NaN (a render reading them is NaN, never silently wrong). A
+        frame's grid does not depend on which others are built: the result is the same as
+        building every frame at once. Their folding (`guide.folded_fraction`) is measured
+        when they are built, kept with them, printed with `show_progress` and left in
+        `guide_stats` (NaN for frames not built).
         """
         settings = self.guide_settings()
         path = guide_cache_path(self.capture, settings)
         names = [field.name for field in dataclasses.fields(guide.GuideGrids)]
+        count = len(self.capture.ids)
+        grids, stats, built = None, None, np.zeros(count, bool)
         if path.is_file():
             with np.load(path) as data:
-                grids = guide.GuideGrids(**{name: data[name] for name in names})
-                stats = guide.GuideStats(
-                    folded=data["folded"], rigid_margin=float(data["rigid_margin"])
-                )
-        else:
+                if data["values"].shape[0] == count:
+                    grids = guide.GuideGrids(**{name: data[name] for name in names})
+                    stats = guide.GuideStats(
+                        folded=data["folded"], rigid_margin=float(data["rigid_margin"])
+                    )
+                    # Files written before frames could be left out hold every frame.
+                    built = data["built"] if "built" in data.files else ~built
+        missing = [i for i in self.frame_indices(frames) if not built[i]]
+        if missing:
             params = [self.capture.flame_params[i] for i in self.capture.ids]
             posed, neutral = self.capture.subject.posed_and_neutral(params, settings.undo_rigid)
-            grids = guide.build_grids(
+            new = guide.build_grids(
                 posed,
                 neutral,
                 settings,
                 show_progress,
                 transforms=self.head_motion(),
                 head=guide.head_vertices(self.capture.flame_model),
+                frames=missing,
             )
-            stats = guide.folded_fraction(grids, posed, settings.sigma)
+            new_stats = guide.folded_fraction(new, posed, settings.sigma, frames=missing)
+            if grids is not None:  # the box and the rigid part are the same: add the frames
+                values, folded = np.array(grids.values), np.array(stats.folded)
+                values[missing], folded[missing] = new.values[missing], new_stats.folded[missing]
+                new = new.replace(values=values)
+                new_stats = guide.GuideStats(folded=folded, rigid_margin=new_stats.rigid_margin)
+            grids, stats = new, new_stats
+            built = np.array(built)
+            built[missing] = True
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{jax.process_index()}.tmp.npz")
             arrays = {name: getattr(grids, name) for name in names}
-            np.savez(tmp, folded=stats.folded, rigid_margin=stats.rigid_margin, **arrays)
+            np.savez(
+                tmp, folded=stats.folded, rigid_margin=stats.rigid_margin, built=built, **arrays
+            )
             tmp.replace(path)
         self._guide_stats = stats
         if show_progress:
@@ -664,19 +714,26 @@ class Experiment:
         )
         return jax.device_put(grids, sharding.replicated(self.mesh))
 
-    def extras(self) -> training.TrainExtras:
+    def extras(self, frames: Sequence[str] | None = None) -> training.TrainExtras:
         """Per-capture arrays the train step reads, replicated over the mesh.
 
         `vertices`: (F, V, 3) the frames' posed FLAME vertices where the learned warp sees
         them (moved by the FLAME guide when it is on), for the FLAME warp penalty;
         `vertex_targets`: (F, V, 3) where the warp should take them (with the guide: their
         canonical, neutral positions; without: None, i.e. stay put); `guide`: the frames'
-        guide grids.
+        guide grids (`guide_grids`), built for `frames` (ids; default: every frame), NaN
+        for the others (so are those frames' `vertices` with the guide on). Kept: a later
+        call for frames already built returns the same arrays.
         """
+        wanted = frozenset(self.frame_indices(frames))
+        if self._extras is not None and not wanted <= self._extras_frames:
+            self._extras = None  # more frames needed: rebuilt with the ones already there
+            wanted |= self._extras_frames
         if self._extras is None:
             grids = vertices = targets = None
             if self.needs_grids:
-                grids = self.guide_grids(show_progress=jax.process_index() == 0)
+                ids = [self.capture.ids[i] for i in sorted(wanted)]
+                grids = self.guide_grids(show_progress=jax.process_index() == 0, frames=ids)
             weight = self.loss_config.flame_warp_weight
             if self.warp_config.warp_type != "none" and weight != 0:
                 params = [self.capture.flame_params[i] for i in self.capture.ids]
@@ -691,7 +748,21 @@ class Experiment:
                     targets = jnp.asarray(neutral, jnp.float32)
             extras = training.TrainExtras(vertices=vertices, vertex_targets=targets, guide=grids)
             self._extras = jax.device_put(extras, sharding.replicated(self.mesh))
+            self._extras_frames = wanted
         return self._extras
+
+    def frame_grids(
+        self, frame_ids: Sequence[str], show_progress: bool = False
+    ) -> guide.GuideGrids | None:
+        """The guide grids of the capture's frames `frame_ids` (indexed like `capture.ids`,
+        as `RayBatch.frame`; the other frames' are NaN), replicated; None when the model reads
+        no grids. Only what the cache lacks is built (`guide_grids`). Used by `eval`."""
+        if not self.needs_grids:
+            return None
+        if self._extras is not None and set(self.frame_indices(frame_ids)) <= self._extras_frames:
+            return self._extras.guide
+        grids = self.guide_grids(show_progress, frames=list(frame_ids))
+        return jax.device_put(grids, sharding.replicated(self.mesh))
 
     def train_step(self):
         return training.make_train_step(
@@ -761,7 +832,7 @@ class Experiment:
                 frame_id,
                 state.params,
                 self.warp_alpha(step),
-                self.extras().guide,
+                self.extras(ids).guide,
                 use_jaw=self.expression_config.use_jaw,
                 source=source,
                 names=names,

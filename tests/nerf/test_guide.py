@@ -539,3 +539,52 @@ def test_head_rotation_feature_is_the_rotation_in_the_ball_faded_to_zero():
         guide.head_rotation_feature(
             guide.GuideGrids(grids.values, grids.lower, grids.upper), jnp.array([0]), points
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Building some frames only, on every core.
+
+
+def test_grids_of_some_frames_are_those_of_a_full_build(head_model, frames):
+    params, posed, neutral, full = frames
+    subject = in_flame_units(head_model)
+    some = guide.build_grids(
+        posed,
+        neutral,
+        SETTINGS,
+        transforms=guide.head_transforms(subject, params),
+        head=guide.head_vertices(head_model),
+        frames=[1],
+    )
+    # Bit for bit: the box and the rigid part come from every frame whichever are built.
+    np.testing.assert_array_equal(np.asarray(some.values[1]), np.asarray(full.values[1]))
+    assert np.isnan(np.asarray(some.values[0], np.float32)).all()
+    for name in ("lower", "upper", "rigid", "rotation", "centre", "radius", "fade"):
+        np.testing.assert_array_equal(getattr(some, name), getattr(full, name))
+    stats = guide.folded_fraction(some, posed, SIGMA, resolution=16, frames=[1])
+    reference = guide.folded_fraction(full, posed, SIGMA, resolution=16)
+    assert np.isnan(stats.folded[0]) and stats.folded[1] == reference.folded[1]
+    assert "worst: frame 1" in guide.GuideStats(np.array([np.nan, 0.5]), 1.0).summary()
+    with pytest.raises(ValueError, match="outside"):
+        guide.build_grids(posed, neutral, SETTINGS, frames=[2])
+
+
+def test_map_frames_runs_every_frame_on_a_thread_pool_and_raises_errors(monkeypatch):
+    import threading
+
+    seen, threads = [], set()
+
+    def work(f):
+        seen.append(f)
+        threads.add(threading.get_ident())
+
+    guide.map_frames(work, [3, 1, 2])
+    assert sorted(seen) == [1, 2, 3] and threading.get_ident() not in threads
+
+    def fail(f):
+        if f == 2:
+            raise RuntimeError("frame 2 failed")
+
+    with pytest.raises(RuntimeError, match="frame 2 failed"):
+        guide.map_frames(fail, range(4))
+    guide.map_frames(work, [])  # nothing to do

@@ -334,3 +334,68 @@ def test_pose_shading_without_the_guides_rigid_part_is_a_config_error(tmp_path):
                 ["ModelConfig.pose_shading = True", "GuideConfig.enabled = True", *guide_bindings],
                 data_dir=str(capture),
             )
+
+
+# --------------------------------------------------------------------------------------------
+# Guide grids: built only for the frames a run reads, cached frame by frame.
+
+
+def test_guide_grids_are_built_for_the_frames_needed_and_cached_frame_by_frame(
+    tmp_path, monkeypatch
+):
+    import json
+    from pathlib import Path
+
+    from capture_util import write_capture
+
+    from flamenerf.nerf import guide
+
+    capture = write_capture(tmp_path / "cap", num_train=2, num_val=3)
+    for k, path in enumerate(sorted((capture / "flame").glob("*.json"))):
+        values = json.loads(path.read_text())
+        values.update(global_pose=[0.0, 0.1 * k, 0.0], translation=[0.01 * k, 0.0, 0.0])
+        path.write_text(json.dumps(values))
+    tiny = str(Path(__file__).resolve().parents[1] / "gin" / "tiny.gin")
+    bindings = ["GuideConfig.enabled = True", "GuideConfig.resolution = 12"]
+    built = []
+    build_grids = guide.build_grids
+
+    def recording(*args, frames=None, **kwargs):
+        built.append(list(frames))
+        return build_grids(*args, frames=frames, **kwargs)
+
+    monkeypatch.setattr(guide, "build_grids", recording)
+
+    def create(cache):
+        monkeypatch.setenv("FLAMENERF_CACHE", str(tmp_path / cache))
+        return experiment.Experiment.create(
+            tmp_path / cache / "exp", [tiny], bindings, data_dir=str(capture), write_config=False
+        )
+
+    exp = create("a")
+    ids = list(exp.capture.ids)  # t00 t01 v00 v01 v02
+    # eval: the frames it renders only; the others are NaN.
+    grids = exp.frame_grids(["v01"])
+    assert built == [[3]]
+    values = np.asarray(grids.values, np.float32)
+    assert not np.isnan(values[3]).any() and np.isnan(np.delete(values, 3, axis=0)).all()
+    assert np.isnan(exp.guide_stats.folded).sum() == 4
+    # training: its frames and its validation frames (TrainConfig.val_frames = 1: v00).
+    assert exp.training_frames() == ["t00", "t01", "v00"]
+    extras = exp.extras(exp.training_frames())
+    assert built == [[3], [0, 1, 2]]  # v01 came from the cache
+    assert exp.extras(["t01", "v00"]) is extras  # already there (validation)
+    assert exp.frame_grids(["v00"]) is extras.guide
+    assert exp.extras(["v02"]) is not extras and built[-1] == [4]  # one more frame
+    incremental = np.asarray(exp.guide_grids(show_progress=False).values)
+    assert len(built) == 3  # every frame was cached by now: nothing built
+    # The same grids as building every frame at once (another cache root).
+    fresh = create("b")
+    full = fresh.guide_grids(show_progress=False)
+    assert built[-1] == list(range(len(ids)))
+    np.testing.assert_array_equal(incremental, np.asarray(full.values))
+    np.testing.assert_array_equal(exp.guide_stats.folded, fresh.guide_stats.folded)
+    with pytest.raises(experiment.UserError, match="no frame 'x99'"):
+        exp.frame_grids(["x99"])
+    exp.close()
+    fresh.close()
