@@ -29,6 +29,7 @@ SpatialPrior = Literal["silhouette", "mesh", "none"]
 NoiseScale = Literal["absolute", "spread"]
 DensityActivation = Literal["relu", "softplus"]
 AppearanceMode = Literal["field", "color"]
+Spacing = Literal["linear", "disparity", "contracted"]  # nerf/volume.py's SPACINGS
 WarpRegion = Literal["everywhere", "head"]
 ImageScale = Literal[1, 2, 4, 8]
 # WarpType: "none" or a registered warp field (`nerf.warping.WARP_FIELDS`), at the end.
@@ -197,7 +198,10 @@ class ModelConfig(_Checked):
     num_coarse_samples: Annotated[int, Range(2)] = 128  # stratified samples per ray
     num_fine_samples: Size = 128  # hierarchical samples per ray
     fine_includes_coarse: bool = True  # fine pass also evaluates the coarse samples (NeRF)
-    use_linear_disparity: bool = False  # sample evenly in 1/z instead of z
+    # Spacing of the stratified (coarse) samples: "linear" in depth, "disparity" (evenly in
+    # 1/z) or "contracted": evenly in the distance travelled in the tri-plane's contracted
+    # space (nerf/volume.py, `contracted_distance`), dense around the head, sparse far away
+    spacing: Spacing = "linear"
     appearance_dim: Count = 8  # appearance (GLO) code size; 0 disables appearance codes
     # How the appearance code acts: "field" feeds it to the colour branch (Nerfies: it can
     # change any colour, view-dependent detail included); "color" maps it to a per-frame gain

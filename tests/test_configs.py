@@ -105,6 +105,19 @@ def test_misspelling_through_gin_names_the_binding():
         configs.build_all()
 
 
+def test_spacing_offers_the_samplers_spacings():
+    from flamenerf.nerf import volume
+
+    hint = typing.get_type_hints(configs.ModelConfig)["spacing"]
+    assert typing.get_args(hint) == volume.SPACINGS
+    assert configs.ModelConfig().spacing == "linear"  # today's sampling, unchanged
+    experiment.parse_gin([str(ROOT / "gin" / "demo.gin")], ['ModelConfig.spacing = "contracted"'])
+    assert configs.build_all()["ModelConfig"].spacing == "contracted"
+    with pytest.raises(experiment.UserError, match="ModelConfig.spacing"):
+        experiment.parse_gin([str(ROOT / "gin" / "demo.gin")], ['ModelConfig.spacing = "log"'])
+        configs.build_all()
+
+
 def test_parse_gin_reports_one_line_with_the_scope():
     with pytest.raises(experiment.UserError) as info:
         experiment.parse_gin([str(ROOT / "gin" / "demo.gin")], ["coarse/FieldConfig.depth = -1"])

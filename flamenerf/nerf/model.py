@@ -6,7 +6,9 @@ For each ray: samples along it are warped into the canonical space by the frame'
 point, the frame's FLAME **conditioning vector** (expression coefficients, optionally jaw
 pose), the view direction and the frame's appearance code. The **spatial prior** of
 FLAME-in-NeRF multiplies the conditioning vector by the ray's inside-FLAME-silhouette bit, so
-rays outside the face see a zero expression. A coarse pass places the fine samples.
+rays outside the face see a zero expression. A coarse pass places the fine samples; the
+coarse samples are spaced along each ray as `ModelConfig.spacing` says (linear in depth, in
+disparity, or evenly in the field's contracted space: `volume.sample_along_rays`).
 
 Ablations are configuration switches: `ExpressionConfig.where = "none"` is Nerfies,
 `spatial_prior = "none"` drops the prior, `WarpConfig.warp_type = "none"` is a static NeRF.
@@ -325,7 +327,7 @@ class FlameNerf(nn.Module):
             self.near,
             self.far,
             randomized,
-            self.model.use_linear_disparity,
+            self.model.spacing,
         )
         outputs = {}
         for level in ("coarse", "fine"):

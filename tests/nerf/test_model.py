@@ -11,7 +11,7 @@ import pytest
 
 from flamenerf import configs
 from flamenerf.datasets.rays import RayBatch
-from flamenerf.nerf import guide
+from flamenerf.nerf import guide, volume
 from flamenerf.nerf import model as model_lib
 
 FIELD = configs.FieldConfig(
@@ -82,6 +82,25 @@ def test_output_shapes(model_and_params):
     assert out["coarse"]["rgb"].shape == (N, 3) and out["coarse"]["weights"].shape == (N, 8)
     assert out["fine"]["rgb"].shape == (N, 3) and out["fine"]["z_vals"].shape == (N, 6)
     assert out["fine"]["depth"].shape == (N,) and out["fine"]["acc"].shape == (N,)
+
+
+@pytest.mark.parametrize("spacing", ["linear", "disparity", "contracted"])
+def test_coarse_samples_follow_the_configured_spacing(model_and_params, spacing):
+    """The model samples as `ModelConfig.spacing` says (the sampler's own tests check the
+    spacings); the parameters do not depend on it, so the shared ones serve."""
+    _, params = model_and_params
+    model = make(dataclasses.replace(MODEL, spacing=spacing))
+    batch = rays(np.zeros(5), np.ones(N))
+    out = render(model, params, batch)
+    expected, _ = volume.sample_along_rays(
+        jax.random.PRNGKey(0), batch.origins, batch.directions, 8, 0.5, 2.0, False, spacing
+    )
+    np.testing.assert_allclose(out["coarse"]["z_vals"], expected, rtol=1e-6)
+    assert out["fine"]["z_vals"].shape == (N, 6)
+    for level in ("coarse", "fine"):
+        assert np.all(np.isfinite(np.asarray(out[level]["rgb"])))
+    if spacing == "linear":
+        np.testing.assert_allclose(out["coarse"]["z_vals"][0], np.linspace(0.5, 2.0, 8), rtol=1e-6)
 
 
 def test_spatial_prior_outside_identical_inside_not(model_and_params):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from absl.testing import parameterized
 
+from flamenerf.nerf import grid
 from flamenerf.nerf import volume as rendering
 
 KEY = jax.random.PRNGKey(0)
@@ -66,10 +67,164 @@ class SamplingVariantsTest(chex.TestCase):
         origins, directions = _rays(2)
         near, far = jnp.array([1.0, 2.0]), jnp.array([4.0, 8.0])
         sample = self.variant(rendering.sample_along_rays, static_argnums=(3, 6, 7))
-        z, _ = sample(KEY, origins, directions, 4, near, far, False, True)
+        z, _ = sample(KEY, origins, directions, 4, near, far, False, "disparity")
         for r, (n, f) in enumerate([(1.0, 4.0), (2.0, 8.0)]):
             expected = np.linspace(1 / n, 1 / f, 4)
             np.testing.assert_allclose(1.0 / np.asarray(z[r]), expected, atol=1e-6)
+        # The retired boolean (positional callers): True is "disparity", False "linear".
+        np.testing.assert_array_equal(
+            sample(KEY, origins, directions, 4, near, far, False, True)[0], z
+        )
+
+    @chex.variants(with_jit=True, without_jit=True)
+    def test_contracted_samples_inside_the_ball_are_linear(self):
+        # A ray wholly inside the contraction's inner ball: contracted distance is depth / 2,
+        # so "contracted" equals "linear" there (per-ray bounds too).
+        origins, directions = _rays(2)
+        origins = origins.at[1].set(jnp.array([0.1, 0.0, -0.5]))
+        near, far = jnp.array([0.0, 0.1]), jnp.array([0.9, 0.8])
+        sample = self.variant(rendering.sample_along_rays, static_argnums=(3, 6, 7))
+        z, pts = sample(KEY, origins, directions, 5, near, far, False, "contracted")
+        chex.assert_shape([z, pts], [(2, 5), (2, 5, 3)])
+        np.testing.assert_allclose(z[0], np.linspace(0.0, 0.9, 5), atol=1e-5)
+        np.testing.assert_allclose(z[1], np.linspace(0.1, 0.8, 5), atol=1e-5)
+
+
+def test_linear_is_the_default_and_unknown_spacings_fail():
+    origins, directions = _rays(4)
+    for randomized in (False, True):
+        default = rendering.sample_along_rays(KEY, origins, directions, 6, 1.0, 3.0, randomized)
+        linear = rendering.sample_along_rays(
+            KEY, origins, directions, 6, 1.0, 3.0, randomized, "linear"
+        )
+        np.testing.assert_array_equal(default[0], linear[0])
+        retired = rendering.sample_along_rays(
+            KEY, origins, directions, 6, 1.0, 3.0, randomized, False
+        )
+        np.testing.assert_array_equal(default[0], retired[0])
+    with pytest.raises(ValueError, match=r"spacing must be one of .*'contracted'.*got 'lindisp'"):
+        rendering.sample_along_rays(KEY, origins, directions, 6, 1.0, 3.0, False, "lindisp")
+
+
+# ------------------------------------------------------- "contracted" spacing (grid.contract)
+
+
+def _camera_rays(n, seed, miss=False):
+    """Rays like the demo's: cameras 1.8-2.1 units from the centre (outside the contraction's
+    unit ball) looking at points within 0.6 of it, or (`miss`) rays passing the centre at
+    1.2-3 units (never entering the ball). Unit directions; float32."""
+    rng = np.random.default_rng(seed)
+    origins = rng.normal(size=(n, 3))
+    origins *= rng.uniform(1.8, 2.1, (n, 1)) / np.linalg.norm(origins, axis=1, keepdims=True)
+    if miss:
+        side = np.cross(origins, rng.normal(size=(n, 3)))
+        side /= np.linalg.norm(side, axis=1, keepdims=True)
+        targets = side * rng.uniform(1.2, 3.0, (n, 1))
+    else:
+        targets = rng.normal(size=(n, 3)) * 0.3
+    directions = targets - origins
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    return jnp.asarray(origins, jnp.float32), jnp.asarray(directions, jnp.float32)
+
+
+def _contracted_spacings(origins, directions, z):
+    """Distances between consecutive samples' contracted points (grid.contract): (N, S - 1)."""
+    points = (
+        np.asarray(origins)[:, None] + np.asarray(z)[..., None] * np.asarray(directions)[:, None]
+    )
+    contracted = np.asarray(grid.contract(jnp.asarray(points)), np.float64)
+    return np.linalg.norm(np.diff(contracted, axis=1), axis=-1)
+
+
+def _reference_distance(origins, directions, near, far, z, pieces=20_000):
+    """Contracted distance from near of depths z (N, M): a dense numpy polyline of the
+    contraction written out here (mip-NeRF 360's, halved), independent of volume.py."""
+    out = []
+    for o, d, n, f, zr in zip(
+        np.asarray(origins, np.float64),
+        np.asarray(directions, np.float64),
+        near,
+        far,
+        np.asarray(z, np.float64),
+        strict=True,
+    ):
+        depths = np.linspace(n, f, pieces + 1)
+        y = o + depths[:, None] * d
+        norm = np.linalg.norm(y, axis=-1, keepdims=True)
+        c = 0.5 * np.where(norm > 1, (2 - 1 / norm) * y / norm, y)
+        s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(c, axis=0), axis=-1))])
+        out.append(np.interp(zr, depths, s))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("miss", [False, True], ids=["through_ball", "missing_ball"])
+def test_contracted_samples_are_evenly_spaced_in_contracted_space(miss):
+    origins, directions = _camera_rays(32, seed=1, miss=miss)
+    near = np.full(32, 1.15)  # the demo's bounds, one ray with its own
+    far = np.full(32, 8.98)
+    near[0], far[0] = 0.5, 20.0
+    z, points = rendering.sample_along_rays(
+        KEY, origins, directions, 24, jnp.asarray(near), jnp.asarray(far), False, "contracted"
+    )
+    z = np.asarray(z, np.float64)
+    np.testing.assert_allclose(z[:, 0], near, rtol=1e-6)
+    np.testing.assert_allclose(z[:, -1], far, rtol=1e-6)
+    assert np.all(np.diff(z, axis=1) > 0)
+    spacings = _contracted_spacings(origins, directions, z)
+    # Evenly spaced (polyline of 128 pieces: within ~1%), and the spacing is the ray's whole
+    # contracted length over 23 (the reference's, from a 20,000-piece polyline).
+    relative = spacings / spacings.mean(axis=1, keepdims=True)
+    assert np.abs(relative - 1).max() < 0.02, np.abs(relative - 1).max()
+    length = _reference_distance(origins, directions, near, far, far[:, None])[:, 0]
+    np.testing.assert_allclose(spacings.mean(axis=1) * 23, length, rtol=2e-3)
+    # Dense where the field's grid is fine: through the ball, the spacing in depth near the
+    # head is under half the linear spacing (7.8 / 23 = 0.34 units).
+    if not miss:
+        inside = np.linalg.norm(np.asarray(points[1:]), axis=-1) < 0.5
+        assert np.all(np.diff(z[1:], axis=1)[inside[:, :-1]] < 0.17)
+
+
+def test_contracted_distance_matches_the_arc_length_and_inverts_exactly():
+    origins, directions = _camera_rays(8, seed=2)
+    near, far = np.full(8, 1.15), np.full(8, 8.98)
+    z_knots, s_knots = rendering.contracted_distance(origins, directions, 1.15, 8.98)
+    assert z_knots.shape == s_knots.shape == (8, rendering.CONTRACTED_KNOTS + 1)
+    assert np.all(np.diff(np.asarray(s_knots), axis=1) > 0)  # strictly increasing
+    reference = _reference_distance(origins, directions, near, far, z_knots)
+    np.testing.assert_allclose(s_knots, reference, rtol=2e-3, atol=1e-5)
+    # s -> z -> s and z -> s -> z: one map is the other's inverse (to float rounding).
+    rng = np.random.default_rng(3)
+    s = jnp.asarray(rng.uniform(0, 1, (8, 50)), jnp.float32) * s_knots[:, -1:]
+    z = rendering.interpolate_rows(s, s_knots, z_knots)
+    np.testing.assert_allclose(rendering.interpolate_rows(z, z_knots, s_knots), s, atol=2e-6)
+    z = jnp.asarray(rng.uniform(1.15, 8.98, (8, 50)), jnp.float32)
+    s = rendering.interpolate_rows(z, z_knots, s_knots)
+    np.testing.assert_allclose(rendering.interpolate_rows(s, s_knots, z_knots), z, rtol=2e-6)
+
+
+def test_interpolate_rows_is_numpys_interp_row_by_row():
+    rng = np.random.default_rng(4)
+    xp = np.sort(rng.uniform(-1, 3, (3, 9)), axis=1)
+    fp = rng.normal(size=(3, 9))
+    x = rng.uniform(-2, 4, (3, 40))  # beyond both ends too
+    got = rendering.interpolate_rows(jnp.asarray(x), jnp.asarray(xp), jnp.asarray(fp))
+    for r in range(3):
+        np.testing.assert_allclose(got[r], np.interp(x[r], xp[r], fp[r]), atol=1e-5)
+
+
+def test_contracted_jitter_stays_inside_each_stratum():
+    origins, directions = _camera_rays(64, seed=5)
+    z, _ = rendering.sample_along_rays(KEY, origins, directions, 8, 1.15, 8.98, True, "contracted")
+    z = np.asarray(z, np.float64)
+    near, far = np.full(64, 1.15), np.full(64, 8.98)
+    assert np.all((z >= 1.15 - 1e-5) & (z <= 8.98 + 1e-5)) and np.all(np.diff(z, axis=1) >= 0)
+    # Stratum i of the contracted distance: between the midpoints around i L / 7.
+    s = _reference_distance(origins, directions, near, far, z)
+    length = _reference_distance(origins, directions, near, far, far[:, None])
+    u = s / length  # (64, 8) in [0, 1]
+    edges = np.concatenate([[0.0], (np.arange(7) + 0.5) / 7, [1.0]])
+    assert np.all(u >= edges[:-1] - 3e-3) and np.all(u <= edges[1:] + 3e-3)
+    assert np.std(u[:, 3]) > 0.03  # actually random
 
 
 # ---------------------------------------------------------------- volumetric_rendering
@@ -249,3 +404,35 @@ def test_resample_along_rays_shapes(include_input):
     new = np.setdiff1d(np.asarray(z_new[0]), np.asarray(z[0])) if include_input else z_new[0]
     # All the weight is on sample 3, i.e. the interval [z_3, z_4].
     assert np.all((new >= float(z[0, 3]) - 1e-3) & (new <= float(z[0, 4]) + 1e-3))
+
+
+def test_resampling_contracted_bins_follows_their_spacing_and_weights():
+    origins, directions = _camera_rays(16, seed=6)
+    z, _ = rendering.sample_along_rays(KEY, origins, directions, 9, 1.15, 8.98, False, "contracted")
+    z = np.asarray(z)
+    # Empty rays (all weights 0): equal mass per bin, 3 new samples in each of the 8 intervals,
+    # so the fine samples keep the coarse (contracted) spacing.
+    z_new, _ = rendering.resample_along_rays(
+        KEY, origins, directions, jnp.asarray(z), jnp.zeros((16, 9)), 24, False, False
+    )
+    z_new = np.asarray(z_new)
+    for r in range(16):
+        counts = np.histogram(z_new[r], bins=z[r])[0]
+        np.testing.assert_array_equal(counts, 3)
+    assert np.all(np.diff(z_new, axis=1) >= 0)
+    # All the weight on one far interval (beyond the ball, long in depth): every new sample in
+    # it, spread over it (jittered: the samples' pdf is uniform in depth inside the bin).
+    weights = jnp.zeros((16, 9)).at[:, 6].set(1.0)
+    z_new, pts = rendering.resample_along_rays(
+        KEY, origins, directions, jnp.asarray(z), weights, 64, True, False
+    )
+    z_new = np.asarray(z_new)
+    lo, hi = z[:, 6:7], z[:, 7:8]
+    assert np.all((z_new >= lo - 1e-4) & (z_new <= hi + 1e-4))
+    fraction = (z_new - lo) / (hi - lo)
+    assert abs(fraction.mean() - 0.5) < 0.05 and fraction.std() > 0.25
+    np.testing.assert_allclose(
+        pts,
+        np.asarray(origins)[:, None] + z_new[..., None] * np.asarray(directions)[:, None],
+        atol=1e-5,
+    )
