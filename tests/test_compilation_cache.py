@@ -134,6 +134,7 @@ class _Enabled(Exception):
         ("train", ["--base_folder", "EXP"]),
         ("eval", ["--base_folder", "EXP"]),
         ("render", ["path", "--base_folder", "EXP"]),
+        ("export.__main__", ["--base_folder", "EXP", "--out", "OUT"]),
     ],
 )
 def test_the_command_lines_enable_it_first(command, argv, monkeypatch):

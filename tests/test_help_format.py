@@ -24,6 +24,8 @@ SHARED_FLAGS = {
     "--size": ("an image's side in pixels", "int"),
     "--num_expression": ("the number of FLAME expression coefficients used", "int"),
     "--quiet": ("no progress display", "switch"),
+    "--fps": ("frames per second of a video or an animation", "float"),
+    "--overwrite": ("replace an existing output", "switch"),
     "--coordinator_address": ("host:port of process 0 (jax.distributed)", "path"),
     "--num_processes": ("number of processes (jax.distributed)", "int"),
     "--process_id": ("this process's index (jax.distributed)", "int"),

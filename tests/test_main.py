@@ -12,7 +12,17 @@ import pytest
 from flamenerf import __main__ as dispatcher
 
 ROOT = Path(__file__).resolve().parents[1]
-EXPECTED = ("train", "eval", "render", "plots", "capture", "synthetic", "validate", "head")
+EXPECTED = (
+    "train",
+    "eval",
+    "render",
+    "plots",
+    "capture",
+    "synthetic",
+    "validate",
+    "head",
+    "export",
+)
 
 
 def test_every_command_is_listed_with_a_one_line_description(capsys):

@@ -139,7 +139,7 @@ def sample_along_rays(
     near: float | Array,
     far: float | Array,
     randomized: bool,
-    spacing: Spacing | bool = "linear",
+    spacing: Spacing = "linear",
 ) -> tuple[Array, Array]:
     """Stratified samples between near and far.
 
@@ -164,14 +164,11 @@ def sample_along_rays(
       near: scalar or (N,) near bound(s), > 0 with "disparity".
       far: scalar or (N,) far bound(s).
       randomized: jitter samples within their strata (training) or not (evaluation).
-      spacing: "linear", "disparity" or "contracted" (`SPACINGS`); a bool is the retired
-        `use_linear_disparity` flag (True: "disparity", False: "linear").
+      spacing: "linear", "disparity" or "contracted" (`SPACINGS`).
 
     Returns:
       z_vals: (N, S) sorted sample depths; points: (N, S, 3).
     """
-    if isinstance(spacing, bool):
-        spacing = "disparity" if spacing else "linear"
     if spacing not in SPACINGS:
         raise ValueError(f"sample_along_rays: spacing must be one of {SPACINGS}, got {spacing!r}")
     num_rays = origins.shape[0]

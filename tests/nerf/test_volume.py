@@ -71,10 +71,6 @@ class SamplingVariantsTest(chex.TestCase):
         for r, (n, f) in enumerate([(1.0, 4.0), (2.0, 8.0)]):
             expected = np.linspace(1 / n, 1 / f, 4)
             np.testing.assert_allclose(1.0 / np.asarray(z[r]), expected, atol=1e-6)
-        # The retired boolean (positional callers): True is "disparity", False "linear".
-        np.testing.assert_array_equal(
-            sample(KEY, origins, directions, 4, near, far, False, True)[0], z
-        )
 
     @chex.variants(with_jit=True, without_jit=True)
     def test_contracted_samples_inside_the_ball_are_linear(self):
@@ -98,10 +94,6 @@ def test_linear_is_the_default_and_unknown_spacings_fail():
             KEY, origins, directions, 6, 1.0, 3.0, randomized, "linear"
         )
         np.testing.assert_array_equal(default[0], linear[0])
-        retired = rendering.sample_along_rays(
-            KEY, origins, directions, 6, 1.0, 3.0, randomized, False
-        )
-        np.testing.assert_array_equal(default[0], retired[0])
     with pytest.raises(ValueError, match=r"spacing must be one of .*'contracted'.*got 'lindisp'"):
         rendering.sample_along_rays(KEY, origins, directions, 6, 1.0, 3.0, False, "lindisp")
 

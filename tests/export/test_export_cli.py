@@ -1,0 +1,203 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""`python -m flamenerf.export` on test_eval's tiny trained experiment: the files, the asset's
+frame and default camera, a rerun that reuses the finished stages, and bad input (exit 2,
+one line naming the flag or file)."""
+
+import functools
+import json
+
+import numpy as np
+import pytest
+from export_util import SoftSphere
+from test_eval import tiny_experiment
+
+from flamenerf import __main__ as dispatcher
+from flamenerf.export import __main__ as cli
+from flamenerf.export import bake, gltf, pipeline, preview, rig
+
+SMALL = dict(views=4, view_pixels=24, view_samples=64, colour_samples=16, backdrop_pixels=16)
+FLAGS = ["--resolution", "20", "--body_resolution", "0", "--head_resolution", "24", "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def small_bakes(monkeypatch):
+    """The CLI's bakes with small frustum grids (the defaults are sized for real captures)."""
+    monkeypatch.setattr(bake, "BakeOptions", functools.partial(bake.BakeOptions, **SMALL))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return tiny_experiment(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def driving(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("drive") / "talk"
+    folder.mkdir()
+    for k in range(3):
+        (folder / f"{k:03d}.json").write_text(
+            json.dumps({"expression": [0.1 * k, -0.2], "jaw_pose": [0.05 * k, 0, 0]})
+        )
+    return folder
+
+
+def head_sphere(exp):
+    """A soft sphere through the tiny FLAME octahedron's vertices (its head), in front of a
+    wall: a field with a head to rig (the 20-step NeRF has none)."""
+    capture = exp.capture
+    rest = rig.flame_rest(capture.subject, capture.flame_params["t00"], 3)
+    centre, _ = rest.ball()
+    radius = float(np.linalg.norm(rest.vertices - centre, axis=1).mean())
+    return SoftSphere(centre=centre, radius=radius, wall_z=-1.0)
+
+
+@pytest.fixture(scope="module")
+def exported(trained, driving, tmp_path_factory):
+    """The CLI's export of the tiny experiment with the head sphere as its canonical field."""
+    out = tmp_path_factory.mktemp("export") / "avatar"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(bake, "BakeOptions", functools.partial(bake.BakeOptions, **SMALL))
+        patch.setattr(bake, "CanonicalField", lambda model, *a, **k: FIELD["sphere"])
+        from flamenerf.training.experiment import Experiment
+
+        with Experiment.restore(trained) as restored:
+            FIELD["sphere"] = head_sphere(restored.exp)
+        code = cli.main(
+            ["--base_folder", str(trained), "--out", str(out), "--animation", str(driving), *FLAGS]
+        )
+    return out, code
+
+
+FIELD = {}
+
+
+def test_writes_the_asset_page_and_report(exported, trained):
+    out, code = exported
+    assert code == 0
+    asset = gltf.read_glb((out / "avatar.glb").read_bytes())
+    report = json.loads((out / "export.json").read_text())
+    assert report["checkpoint"] == 20 and report["default_frame"] == "t00"
+    assert report["triangles"] == {"room": len(asset.room.faces), "head": len(asset.head.faces)}
+    assert report["bytes"]["avatar.glb"] == (out / "avatar.glb").stat().st_size
+    assert report["options"]["bake"]["resolution"] == 20
+    assert report["animations"] == ["talk"]
+    assert asset.triangles > 0 and asset.num_expression == 3  # the capture's scene.json
+    assert [a.name for a in asset.animations] == ["talk"]
+    np.testing.assert_allclose(
+        asset.animations[0].expression[:, :2], [[0, -0.2], [0.1, -0.2], [0.2, -0.2]], atol=1e-6
+    )
+    html = (out / "index.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") or html.lower().startswith("<!doctype html>")
+    assert (out / "index.html").stat().st_size > (out / "avatar.glb").stat().st_size
+    assert (out / pipeline.CACHE_FOLDER).is_dir()
+
+
+def test_the_head_is_rigged_in_the_world_frame(exported, trained):
+    """The head mesh's skin weights and morph targets are the rig's of its vertices, moved
+    from the model frame to the capture's world (x / scale + center)."""
+    from flamenerf.training.experiment import Experiment
+
+    out, _ = exported
+    asset = gltf.read_glb((out / "avatar.glb").read_bytes())
+    head = asset.head
+    assert len(head.faces) > 100 and len(asset.room.faces) > 100
+    with Experiment.restore(trained) as restored:
+        exp = restored.exp
+        scene = exp.capture.scene
+        settings = exp.guide_settings()
+        rest = rig.flame_rest(exp.capture.subject, exp.capture.flame_params["t00"], 3)
+    model = (head.positions.astype(np.float64) - scene.center) * scene.scale
+    want = rig.rig_points(model, rest, settings.sigma, settings.rigid_fade)
+    np.testing.assert_allclose(head.weights[:, :3], want.skin_weights, atol=1e-5)
+    assert np.all(head.weights[:, 3] == 0)
+    np.testing.assert_array_equal(head.joints, np.where(head.weights > 0, [0, 1, 2, 0], 0))
+    morphs = want.morphs / scene.scale
+    small = np.linalg.norm(morphs, axis=-1).max(axis=0) < pipeline.MORPH_FLOOR_M
+    morphs[:, small] = 0
+    np.testing.assert_allclose(head.targets, morphs, atol=1e-6)
+    assert np.abs(head.targets).max() > 0  # vertices near the octahedron's tips morph
+    # Posed at rest, the asset is the stored mesh; posed, the head moves and the room stays.
+    room, posed = preview.pose(asset, rig.Pose(np.array([1.0, 0, 0]), jaw=0.2, yaw=0.3))
+    np.testing.assert_array_equal(room, asset.room.positions)
+    assert np.abs(posed - head.positions).max() > 0.01
+
+
+def test_default_camera_sees_the_world_as_the_capture_does(exported, trained):
+    from flamenerf.training.experiment import Experiment
+
+    out, _ = exported
+    asset = gltf.read_glb((out / "avatar.glb").read_bytes())
+    info = asset.info["default_camera"]
+    world_from_camera = np.array(info["world_from_camera"]).reshape(4, 4).T
+    projection = np.array(info["projection"]).reshape(4, 4).T
+    with Experiment.restore(trained) as restored:
+        capture = restored.exp.capture
+        camera = capture.cameras["t00"]  # model frame
+        scene = capture.scene
+        points = capture.vertices("t00")
+    world = points / scene.scale + scene.center
+    clip = (projection @ np.linalg.inv(world_from_camera) @ np.c_[world, np.ones(len(world))].T).T
+    ndc = clip[:, :2] / clip[:, 3:]
+    pixels = np.stack(
+        [(ndc[:, 0] + 1) / 2 * info["width"], (1 - ndc[:, 1]) / 2 * info["height"]], 1
+    )
+    np.testing.assert_allclose(pixels, camera.project(points), atol=1e-5)
+    assert (info["width"], info["height"]) == camera.image_size
+    assert preview.near_far(projection) == pytest.approx((asset.info["near"], asset.info["far"]))
+
+
+def test_rerun_reuses_the_finished_stages(trained, tmp_path, capsys):
+    """The real (tiny, untrained) field: exported, then again from the cache."""
+    out = tmp_path / "real"
+    assert cli.main(["--base_folder", str(trained), "--out", str(out), *FLAGS]) == 0
+    cache = out / pipeline.CACHE_FOLDER
+    stamps = {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()}
+    assert any(p.name.startswith("mesh-") for p in stamps)
+    before = json.loads((out / "export.json").read_text())
+    assert cli.main(["--base_folder", str(trained), "--out", str(out), *FLAGS]) == 0
+    assert {p: p.stat().st_mtime_ns for p in cache.rglob("*") if p.is_file()} == stamps
+    after = json.loads((out / "export.json").read_text())
+    assert after["triangles"] == before["triangles"] and after["animations"] == []
+    assert "avatar.glb" in capsys.readouterr().out
+    gltf.read_glb((out / "avatar.glb").read_bytes())
+
+
+def test_another_experiments_export_needs_overwrite(trained, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "export.json").write_text(json.dumps({"base_folder": "/elsewhere/exp"}))
+    assert cli.main(["--base_folder", str(trained), "--out", str(out), *FLAGS]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--overwrite" in err and "/elsewhere/exp" in err
+    assert (
+        dispatcher.main(
+            ["export", "--base_folder", str(trained), "--out", str(out), "--overwrite", *FLAGS]
+        )
+        == 0
+    )
+    assert json.loads((out / "export.json").read_text())["base_folder"] == str(trained)
+
+
+@pytest.mark.parametrize(
+    "extra, expected",
+    [
+        (["--default_frame", "nope"], "--default_frame nope"),
+        (["--animation", "MISSING"], "--animation"),
+        (["--fps", "0"], "--fps 0"),
+        (["--resolution", "1"], "--resolution"),
+        (["--checkpoint", "7"], "no checkpoint at step 7"),
+    ],
+)
+def test_bad_input_is_one_line(trained, tmp_path, capsys, extra, expected):
+    extra = [str(tmp_path / "missing") if e == "MISSING" else e for e in extra]
+    assert (
+        cli.main(["--base_folder", str(trained), "--out", str(tmp_path / "o"), *FLAGS, *extra]) == 2
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and expected in err
+    assert not (tmp_path / "o" / "avatar.glb").exists()
+
+
+def test_not_an_experiment_and_out_a_file(tmp_path, capsys):
+    assert cli.main(["--base_folder", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert "not an experiment folder" in capsys.readouterr().err

@@ -1,0 +1,227 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""The Python render of the asset: the pose maths against the contract written out by hand,
+the image against a brute-force per-pixel ray/triangle reference and an analytic triangle."""
+
+import numpy as np
+import pytest
+from export_util import contract_pose, tiny_asset
+
+from flamenerf.export import gltf, preview, rig
+from flamenerf.geometry.camera import Camera, look_at_rotation
+
+WIDTH, HEIGHT = 20, 16
+
+
+def camera(position, target=(0.0, 0.0, -0.2), focal=18.0):
+    position = np.asarray(position, np.float64)
+    return Camera(
+        orientation=look_at_rotation(position, np.asarray(target), np.array([0.0, 1.0, 0.0])),
+        position=position,
+        focal_length=focal,
+        principal_point=[WIDTH / 2 - 0.3, HEIGHT / 2 + 0.2],
+        skew=0.4,
+        pixel_aspect_ratio=1.1,
+        image_size=(WIDTH, HEIGHT),
+    )
+
+
+def brute_force(vertices, faces, colours, cam, near, far):
+    """Per pixel: the nearest ray/triangle hit (Moller-Trumbore) within [near, far] camera depth,
+    its linear colour by the hit's barycentrics, then sRGB by the formula."""
+    image = np.zeros((HEIGHT, WIDTH, 3))
+    closest = np.full((HEIGHT, WIDTH), np.inf)
+    margin = np.full((HEIGHT, WIDTH), np.inf)  # distance of the hit to its triangle's edges
+    for j in range(HEIGHT):
+        for i in range(WIDTH):
+            origin, direction = cam.pixels_to_rays(np.array([i + 0.5, j + 0.5]))
+            for face in faces:
+                a, b, c = vertices[face]
+                e1, e2 = b - a, c - a
+                p = np.cross(direction, e2)
+                det = e1 @ p
+                if abs(det) < 1e-12:
+                    continue
+                s = origin - a
+                u = (s @ p) / det
+                q = np.cross(s, e1)
+                v = (direction @ q) / det
+                t = (e2 @ q) / det
+                if u < -1e-9 or v < -1e-9 or u + v > 1 + 1e-9 or t <= 0:
+                    continue
+                depth = t * (direction @ cam.optical_axis)
+                if depth < near or depth > far or depth >= closest[j, i]:
+                    continue
+                closest[j, i] = depth
+                margin[j, i] = min(u, v, 1 - u - v)
+                linear = (
+                    (1 - u - v) * colours[face[0]] + u * colours[face[1]] + v * colours[face[2]]
+                )
+                image[j, i] = np.where(
+                    linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055
+                )
+    return image, margin
+
+
+@pytest.fixture(scope="module")
+def asset():
+    return tiny_asset()
+
+
+POSES = [
+    rig.Pose(np.zeros(2)),
+    rig.Pose(np.array([0.7, -1.5]), jaw=0.3, yaw=0.4, pitch=-0.25),
+]
+
+
+@pytest.mark.parametrize("pose", POSES)
+def test_pose_is_the_contract(asset, pose):
+    room, head = preview.pose(asset, pose)
+    want_room, want_head = contract_pose(asset, pose.expression, pose.jaw, pose.yaw, pose.pitch)
+    np.testing.assert_allclose(room, want_room)
+    np.testing.assert_allclose(head, want_head, atol=1e-6)
+
+
+def test_rest_pose_is_the_stored_mesh(asset):
+    _, head = preview.pose(asset, rig.Pose(np.zeros(2)))
+    np.testing.assert_allclose(head, asset.head.positions, atol=1e-6)
+
+
+@pytest.mark.parametrize("pose", POSES)
+def test_render_matches_brute_force(asset, pose):
+    cam = camera([0.5, 0.3, 1.2])
+    near, far = 0.05, 10.0
+    image = preview.render(
+        asset,
+        preview.gl_from_camera(cam),
+        preview.projection_matrix(cam, near, far),
+        WIDTH,
+        HEIGHT,
+        pose,
+    )
+    room, head = preview.pose(asset, pose)
+    vertices = np.concatenate([room, head])
+    faces = np.concatenate([asset.room.faces, asset.head.faces + len(room)]).astype(np.int64)
+    colours = np.concatenate([asset.room.colours, asset.head.colours]).astype(np.float64)
+    want, margin = brute_force(vertices, faces, colours, cam, near, far)
+    assert image.shape == (HEIGHT, WIDTH, 3) and image.min() >= 0 and image.max() <= 1
+    clear = margin > 1e-3  # pixel centres on (or next to) an edge may pick either side
+    assert clear.sum() > 0.8 * clear.size
+    np.testing.assert_allclose(image[clear], want[clear], atol=1e-5)
+    assert (image.sum(axis=-1) > 0).sum() > 0.5 * clear.size
+
+
+def test_one_triangle_centroid_and_background():
+    # A triangle facing the camera at constant depth: perspective-correct interpolation is
+    # affine on it, so its centroid shows the mean of the vertex colours (linear), in sRGB.
+    cam = Camera(
+        orientation=np.diag([1.0, -1.0, -1.0]),  # looks down -z, y up in the world
+        position=[0.0, 0.0, 0.0],
+        focal_length=10.0,
+        principal_point=[WIDTH / 2, HEIGHT / 2],
+        image_size=(WIDTH, HEIGHT),
+    )
+    # Vertices whose centroid projects onto the centre of pixel (10, 8).
+    z = -2.0
+    centre = np.array([(10.5 - WIDTH / 2) / 10 * 2, -(8.5 - HEIGHT / 2) / 10 * 2, z])
+    vertices = centre + np.array([[-0.6, -0.4, 0], [0.6, -0.4, 0], [0.0, 0.8, 0]])
+    colours = np.array([[1.0, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 0.25]], np.float32)
+    asset = tiny_asset(animations=False)
+    asset.room = gltf.Mesh(vertices.astype(np.float32), colours, np.array([[0, 1, 2]], np.uint32))
+    asset.head = gltf.SkinnedMesh.empty(2)
+    image = preview.render(
+        asset,
+        preview.gl_from_camera(cam),
+        preview.projection_matrix(cam, 0.1, 5.0),
+        WIDTH,
+        HEIGHT,
+        rig.Pose(np.zeros(2)),
+    )
+    mean = colours.mean(axis=0)
+    srgb = np.where(mean <= 0.0031308, 12.92 * mean, 1.055 * mean ** (1 / 2.4) - 0.055)
+    np.testing.assert_allclose(image[8, 10], srgb, atol=1e-6)
+    assert np.all(image[0, 0] == 0) and np.all(image[15, 19] == 0)
+    # Beyond the far plane: black.
+    far = preview.render(
+        asset,
+        preview.gl_from_camera(cam),
+        preview.projection_matrix(cam, 0.1, 1.5),
+        WIDTH,
+        HEIGHT,
+        rig.Pose(np.zeros(2)),
+    )
+    assert np.all(far == 0)
+
+
+def test_gl_camera_round_trip_and_projection():
+    cam = camera([0.3, -0.2, 1.5])
+    near, far = 0.1, 20.0
+    world_from_camera = preview.gl_from_camera(cam)
+    projection = preview.projection_matrix(cam, near, far)
+    back = preview.camera_from_gl(world_from_camera, projection, WIDTH, HEIGHT)
+    for name in ("orientation", "position", "principal_point"):
+        np.testing.assert_allclose(getattr(back, name), getattr(cam, name), atol=1e-9)
+    for name in ("focal_length", "skew", "pixel_aspect_ratio"):
+        assert getattr(back, name) == pytest.approx(getattr(cam, name))
+    assert preview.near_far(projection) == pytest.approx((near, far))
+    # OpenGL: clip = P inverse(world_from_camera) X; window = (ndc + 1) / 2 * size, y up.
+    points = np.random.default_rng(0).uniform(-0.5, 0.5, (10, 3)) + [0, 0, -0.3]
+    clip = (projection @ np.linalg.inv(world_from_camera) @ np.c_[points, np.ones(10)].T).T
+    ndc = clip[:, :3] / clip[:, 3:]
+    window = np.stack([(ndc[:, 0] + 1) / 2 * WIDTH, (1 - ndc[:, 1]) / 2 * HEIGHT], axis=-1)
+    np.testing.assert_allclose(window, cam.project(points), atol=1e-9)
+    depth = cam.depth(points)
+    np.testing.assert_allclose(
+        ndc[:, 2], (far + near) / (far - near) - 2 * far * near / ((far - near) * depth)
+    )
+
+
+def test_camera_from_gl_refuses_what_is_not_a_pinhole():
+    with pytest.raises(ValueError, match="projection"):
+        preview.camera_from_gl(np.eye(4), np.eye(4), WIDTH, HEIGHT)
+    with pytest.raises(ValueError, match="world_from_camera"):
+        preview.camera_from_gl(
+            2 * np.eye(4), preview.projection_matrix(camera([0, 0, 1]), 0.1, 2), WIDTH, HEIGHT
+        )
+
+
+def test_srgb_round_trip():
+    x = np.linspace(0, 1, 101)
+    np.testing.assert_allclose(preview.srgb_to_linear(preview.linear_to_srgb(x)), x, atol=1e-12)
+    assert preview.linear_to_srgb(0.5) == pytest.approx(0.7353569830524495)
+
+
+def test_triangles_crossing_the_near_plane_are_clipped_not_dropped():
+    # A floor passing under the camera, from behind it to far in front: the near plane cuts
+    # its two triangles; what lies beyond `near` must still show, as in OpenGL.
+    cam = camera([0.0, 0.5, 0.0], target=(0.0, 0.0, -2.0))
+    asset = tiny_asset(animations=False)
+    asset.room = gltf.Mesh(
+        positions=np.array(
+            [[-3, -0.2, 2], [3, -0.2, 2], [3, -0.2, -6], [-3, -0.2, -6]], np.float32
+        ),
+        colours=np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]], np.float32),
+        faces=np.array([[0, 1, 2], [0, 2, 3]], np.uint32),
+    )
+    asset.head = gltf.SkinnedMesh.empty(2)
+    near, far = 0.3, 20.0
+    pose = rig.Pose(np.zeros(2))
+    image = preview.render(
+        asset,
+        preview.gl_from_camera(cam),
+        preview.projection_matrix(cam, near, far),
+        WIDTH,
+        HEIGHT,
+        pose,
+    )
+    room, _ = preview.pose(asset, pose)
+    want, margin = brute_force(
+        room,
+        asset.room.faces.astype(np.int64),
+        asset.room.colours.astype(np.float64),
+        cam,
+        near,
+        far,
+    )
+    clear = margin > 1e-3
+    assert (want.sum(axis=-1) > 0).sum() > 0.3 * want.shape[0] * want.shape[1]
+    np.testing.assert_allclose(image[clear], want[clear], atol=1e-5)
