@@ -228,15 +228,7 @@ def sample_pdf(
         offsets = jnp.full((num_rays, num_samples), 0.5, dtype=pdf.dtype)
     u = (strata + offsets) / num_samples  # (N, M) in [0, 1)
 
-    # Bin of each variate: how many inner edges lie at or below it, in [0, B - 1].
-    index = jnp.sum(u[:, None, :] >= inner_cdf[:, :, None], axis=1)
-    cdf_lo = jnp.take_along_axis(cdf, index, axis=-1)
-    cdf_hi = jnp.take_along_axis(cdf, index + 1, axis=-1)
-    bin_lo = jnp.take_along_axis(bins, index, axis=-1)
-    bin_hi = jnp.take_along_axis(bins, index + 1, axis=-1)
-    span = cdf_hi - cdf_lo
-    frac = jnp.clip((u - cdf_lo) / jnp.where(span > 0.0, span, 1.0), 0.0, 1.0)
-    return bin_lo + frac * (bin_hi - bin_lo)
+    return interpolate_rows(u, cdf, bins)  # the inverse of the piecewise-linear cdf
 
 
 def resample_along_rays(
