@@ -32,7 +32,7 @@ def test_a_frames_own_view_gives_its_training_rays(loaded, frame_id):
     found = view.view_rays(exp, views[0], frame_id)
     expected = rays.frame_rays(capture, frame_id, exp.expression_config.use_jaw)
     assert views[0].inside.shape == capture.cameras[frame_id].image_shape
-    assert 0 < expected.inside.sum() < len(expected)
+    assert 0 < expected.inside.sum() < expected.num_rays
     for field in ("origins", "directions", "condition", "inside"):
         np.testing.assert_allclose(getattr(found, field), getattr(expected, field), atol=1e-5)
     for field in ("frame", "warp_id", "appearance_id"):
