@@ -10,26 +10,14 @@ import dataclasses
 import math
 import subprocess
 import sys
-from pathlib import Path
 
-import gin
 import pytest
+from benchmark_util import BENCHMARKS, ROOT, clean_gin, load  # noqa: F401 (autouse fixture)
 
 from flamenerf import configs
 from flamenerf.training import experiment
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ROOT / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))  # the benchmarks import each other as top-level modules
-
-import accelerator  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _clean_gin():
-    gin.clear_config()
-    yield
-    gin.clear_config()
+accelerator = load("accelerator")
 
 
 def test_mfu_is_achieved_over_peak_flops():

@@ -16,17 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import gin
 import pytest
+from benchmark_util import BENCHMARKS, ROOT, clean_gin, load  # noqa: F401 (autouse fixture)
 
 from flamenerf.nerf import warping
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ROOT / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))  # the benchmarks import each other as top-level modules
-
-import nerfies_step  # noqa: E402
-
+nerfies_step = load("nerfies_step")
 NERFIES_SOURCE = os.environ.get("FLAMENERF_NERFIES_SOURCE", "")
 NERFIES = Path(NERFIES_SOURCE)
 TINY = nerfies_step.Size(batch_size=8, width=16, depth=2, coarse=4, fine=4, background_points=16)
@@ -51,13 +46,6 @@ def nerfies_missing() -> str | None:
 needs_nerfies = pytest.mark.skipif(
     nerfies_missing() is not None, reason=f"Nerfies' side skipped: {nerfies_missing()}"
 )
-
-
-@pytest.fixture(autouse=True)
-def _clean_gin():
-    gin.clear_config()
-    yield
-    gin.clear_config()
 
 
 # --------------------------------------------------------------------------------------------

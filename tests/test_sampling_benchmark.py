@@ -8,26 +8,14 @@ import json
 import math
 import subprocess
 import sys
-from pathlib import Path
 
-import gin
 import pytest
+from benchmark_util import BENCHMARKS, ROOT, clean_gin, load  # noqa: F401 (autouse fixture)
 
 from flamenerf import configs
 from flamenerf.training import experiment
 
-ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS = ROOT / "benchmarks"
-sys.path.insert(0, str(BENCHMARKS))  # the benchmarks import each other as top-level modules
-
-import sampling  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def _clean_gin():
-    gin.clear_config()
-    yield
-    gin.clear_config()
+sampling = load("sampling")
 
 
 def test_arguments_and_their_defaults():
