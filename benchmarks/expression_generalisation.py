@@ -17,7 +17,10 @@ docs/architecture.md#the-demo-capture on the same frames: the mean colour of the
 and the nearest training frame by camera, and the mean PSNR of the nearest and the farthest third
 of the frames by the distance from their camera to the camera of the training frame whose codes
 they use (`evaluation.distance.distance_report`; `near - far` is their difference, `r` the Pearson
-correlation of distance and PSNR). The generator's options pick the captures: `--head_motion` the
+correlation of distance and PSNR), and the same two thirds over the covered pixels only
+(`free_view_coverage.py`: surface points at least two training frames saw; `far cov.`,
+`near - far cov.`), so content no training camera saw is told apart from the model's error.
+The generator's options pick the captures: `--head_motion` the
 degrees of the "motion" captures, `--vrig N` second-phone validation frames, `--normalisation room`
 another tool's scene.json, `--expression_appearance` wrinkles, flush, teeth and tongue that no mesh
 deformation explains. Nothing else should run on the machine meanwhile.
@@ -31,6 +34,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from free_view_coverage import coverage, covered_report
 
 from flamenerf import train
 from flamenerf.evaluation import evaluate, metrics
@@ -104,7 +108,9 @@ def run_variant(
     train_seed: int,
     bindings: list[str],
     tag: str,
+    counts: dict[str, np.ndarray],
 ) -> dict[str, float]:
+    """Trains and evaluates one variant; counts: `coverage` of the capture's val frames."""
     folder = out / capture_dir.name / f"{variant}-seed{train_seed}{tag}"
     exp = experiment.Experiment.create(
         folder,
@@ -126,6 +132,9 @@ def run_variant(
     state, step = exp.restore_or_init_state()
     report = evaluate.evaluate(exp, state, step, show_progress=False)
     result = {**report["mean"], **_distance_columns(report["distance"])}
+    covered = covered_report(folder / "eval" / f"step_{step}", counts, min_views=2)
+    result["far cov."] = covered["far_covered"]
+    result["near - far cov."] = covered["near_covered"] - covered["far_covered"]
     result["minutes"] = minutes
     return result
 
@@ -191,9 +200,17 @@ def main() -> None:
             out / "baselines", ["gin/demo.gin"], [], data_dir=str(capture_dir), write_config=False
         )
         table = {f"baseline: {k}": v for k, v in baselines(exp.capture).items()}
+        counts = coverage(capture_dir, exp.capture.val_ids, tolerance=0.01)
         for variant in args.variants:
             table[variant] = run_variant(
-                capture_dir, variant, args.steps, out, args.train_seed, args.bindings, args.tag
+                capture_dir,
+                variant,
+                args.steps,
+                out,
+                args.train_seed,
+                args.bindings,
+                args.tag,
+                counts,
             )
         print(
             f"\n## capture seed {seed}, {kind} head, {args.steps} steps each, "
@@ -218,6 +235,8 @@ def main() -> None:
             "near third",
             "far third",
             "near - far",
+            "far cov.",
+            "near - far cov.",
             "r",
             "minutes",
         ]
