@@ -1,0 +1,52 @@
+# Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
+"""benchmarks/region_error.py: the region split of a rasterised frame and the per-region
+table, against hand-made face indices and errors."""
+
+import types
+
+import numpy as np
+import pytest
+from benchmark_util import clean_gin, load  # noqa: F401 (autouse fixture)
+
+region_error = load("region_error")
+
+
+def _scene():
+    # 2 head faces, then 3 static faces: two torso faces (vertices 0-3), one wall face.
+    return types.SimpleNamespace(
+        head_faces=np.zeros((2, 3), np.int64),
+        static_faces=np.array([[0, 1, 2], [1, 2, 3], [4, 5, 6]]),
+        num_torso_vertices=4,
+    )
+
+
+def test_regions_split_every_covered_pixel_once():
+    index = np.array(
+        [
+            [0, 1, 4, 4, 4],
+            [2, 2, 3, 4, -1],
+            [3, 3, 3, 4, 4],
+        ]
+    )
+    masks = region_error.region_masks(index, _scene(), collar_px=1)
+    np.testing.assert_array_equal(masks["head"], (index >= 0) & (index < 2))
+    # Torso faces 2 and 3; the collar is the torso pixels 4-adjacent to a head pixel.
+    expected_collar = np.array([[0, 0, 0, 0, 0], [1, 1, 0, 0, 0], [0, 0, 0, 0, 0]], bool)
+    np.testing.assert_array_equal(masks["collar"], expected_collar)
+    np.testing.assert_array_equal(masks["torso"], ((index == 2) | (index == 3)) & ~expected_collar)
+    np.testing.assert_array_equal(masks["wall"], index == 4)
+    union = sum(m.astype(int) for m in masks.values())
+    np.testing.assert_array_equal(union, (index >= 0).astype(int))
+
+
+def test_table_psnr_and_shares():
+    index = np.array([[0, 2, 4, 4]])
+    masks = [region_error.region_masks(index, _scene(), collar_px=0)] * 2
+    errors = [np.array([[1e-2, 1e-4, 1e-4, 1e-4]]), np.array([[1e-2, 1e-4, 1e-4, 1e-4]])]
+    table = region_error.region_table(errors, masks)
+    assert table["head"][0] == 1 and table["wall"][0] == 2
+    assert table["head"][1] == pytest.approx(20.0)
+    assert table["torso"][1] == pytest.approx(40.0) and table["wall"][1] == pytest.approx(40.0)
+    assert table["head"][2] == pytest.approx(1e-2 / (1e-2 + 3e-4))
+    assert np.isnan(table["collar"][1]) and table["collar"][2] == 0.0
+    assert sum(v[2] for v in table.values()) == pytest.approx(1.0)
