@@ -2,20 +2,29 @@
 """Samples where the surfaces are (issue 19): sample spacing and counts against quality and time.
 
     python benchmarks/sampling.py [--steps 1000] [--seeds 0 1] [--out bench_out/sampling]
-        [--variants linear_32_24 contracted_32_24 contracted_16_16 contracted_24_16]
+        [--variants linear_32_24 contracted_32_24 contracted_16_16 contracted_24_16
+                    proposal_32_24 proposal_contracted_32_24]
         [--bindings 'TrainConfig.batch_size = 1024' ...] [--size 64] [--frames 120] [--val 16]
         [--no_mfu]
 
-Each variant trains gin/demo.gin with its `ModelConfig.spacing` and sample counts (coarse +
-fine) for `--steps` steps and each training seed, on the default synthetic capture (the demo
-capture; `--size`, `--frames`, `--val` pick a smaller one for a smoke run), then evaluates it
-on the validation frames through the project's eval path (`flamenerf.evaluation.evaluate`:
-novel cameras and expressions). Variants:
+Each variant trains gin/demo.gin with its sampler, `ModelConfig.spacing` and sample counts
+(coarse + fine) for `--steps` steps and each training seed, on the default synthetic capture
+(the demo capture; `--size`, `--frames`, `--val` pick a smaller one for a smoke run), then
+evaluates it on the validation frames through the project's eval path
+(`flamenerf.evaluation.evaluate`: novel cameras and expressions). The sampler is "coarse"
+(today's: a coarse tri-plane radiance field trained on colour places the fine samples) or
+"proposal" (gin/ablations/proposal.gin on top of the demo: the coarse tri-plane gives density
+only and is trained by mip-NeRF 360's interlevel loss). Variants:
 
-    linear_32_24       today's demo: 32 coarse samples linear in depth + 24 fine
-    contracted_32_24   the same counts, coarse samples evenly in the field's contracted space
-    contracted_16_16   contracted, 16 + 16
-    contracted_24_16   contracted, 24 + 16
+    linear_32_24                today's demo: 32 coarse samples linear in depth + 24 fine
+    contracted_32_24            the same counts, coarse samples evenly in the field's
+                                contracted space
+    contracted_16_16            contracted, 16 + 16
+    contracted_24_16            contracted, 24 + 16
+    proposal_32_24              today's counts and spacing with the proposal sampler: the same
+                                budget of samples per ray (the proposal's are cheaper: no
+                                colour branch) and of steps as linear_32_24
+    proposal_contracted_32_24   the proposal sampler at contracted_32_24's counts and spacing
 
 The learning rate decays over `--steps` (as the demo's over its 1,000); everything else is the
 demo's. The markdown table has, per variant and seed, the validation PSNR of the whole image
@@ -40,21 +49,39 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
-# (spacing, coarse samples, fine samples) of each variant.
-VARIANTS: dict[str, tuple[str, int, int]] = {
-    "linear_32_24": ("linear", 32, 24),
-    "contracted_32_24": ("contracted", 32, 24),
-    "contracted_16_16": ("contracted", 16, 16),
-    "contracted_24_16": ("contracted", 24, 16),
+
+class Variant(NamedTuple):
+    """What a variant changes in the demo config."""
+
+    spacing: str  # ModelConfig.spacing
+    coarse: int  # ModelConfig.num_coarse_samples
+    fine: int  # ModelConfig.num_fine_samples
+    sampler: str = "coarse"  # ModelConfig.sampler ("proposal": gin/ablations/proposal.gin)
+
+
+VARIANTS: dict[str, Variant] = {
+    "linear_32_24": Variant("linear", 32, 24),
+    "contracted_32_24": Variant("contracted", 32, 24),
+    "contracted_16_16": Variant("contracted", 16, 16),
+    "contracted_24_16": Variant("contracted", 24, 16),
+    "proposal_32_24": Variant("linear", 32, 24, "proposal"),
+    "proposal_contracted_32_24": Variant("contracted", 32, 24, "proposal"),
 }
 CONFIG = "demo.gin"  # a packaged config: found from any folder
+PROPOSAL_CONFIG = "ablations/proposal.gin"  # applied on top for the proposal sampler
 COLUMNS = ("psnr", "psnr_face", "rays_per_s", "wall_s", "mfu")
 
 
+def variant_configs(variant: str) -> list[str]:
+    """The gin files of `variant`: the demo's, and the proposal sampler's on top if it has it."""
+    return [CONFIG] + ([PROPOSAL_CONFIG] if VARIANTS[variant].sampler == "proposal" else [])
+
+
 def variant_bindings(variant: str) -> list[str]:
-    """The gin bindings that make `variant` out of the demo config."""
-    spacing, coarse, fine = VARIANTS[variant]
+    """The gin bindings that make `variant` out of its gin files (`variant_configs`)."""
+    spacing, coarse, fine, _ = VARIANTS[variant]
     return [
         f'ModelConfig.spacing = "{spacing}"',
         f"ModelConfig.num_coarse_samples = {coarse}",
@@ -131,7 +158,7 @@ def run(
     folder = folder_of(out, variant, seed)
     exp = experiment.Experiment.create(
         folder,
-        [CONFIG],
+        variant_configs(variant),
         [*variant_bindings(variant), *run_bindings(steps, seed), *bindings],
         data_dir=str(capture_dir),
     )
@@ -171,13 +198,13 @@ def table(results: dict[str, dict[int, dict[str, float]]]) -> str:
     """The markdown table: one row per variant and seed, then the variant's mean over seeds
     (when it ran more than one); a failed run keeps its error."""
     lines = [
-        "| variant | spacing | samples | seed | PSNR whole | PSNR face | rays/s | train wall s "
-        "| MFU |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| variant | sampler | spacing | samples | seed | PSNR whole | PSNR face | rays/s "
+        "| train wall s | MFU |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for variant, runs in results.items():
-        spacing, coarse, fine = VARIANTS[variant]
-        head = f"| {variant} | {spacing} | {coarse} + {fine}"
+        spacing, coarse, fine, sampler = VARIANTS[variant]
+        head = f"| {variant} | {sampler} | {spacing} | {coarse} + {fine}"
         done = []
         for seed, row in runs.items():
             if "error" in row:

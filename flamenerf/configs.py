@@ -30,6 +30,7 @@ NoiseScale = Literal["absolute", "spread"]
 DensityActivation = Literal["relu", "softplus"]
 AppearanceMode = Literal["field", "color"]
 Spacing = Literal["linear", "disparity", "contracted"]  # nerf/volume.py's SPACINGS
+Sampler = Literal["coarse", "proposal"]  # what the coarse level is (ModelConfig.sampler)
 WarpRegion = Literal["everywhere", "head"]
 ImageScale = Literal[1, 2, 4, 8]
 # WarpType: "none" or a registered warp field (`nerf.warping.WARP_FIELDS`), at the end.
@@ -202,6 +203,12 @@ class ModelConfig(_Checked):
     # 1/z) or "contracted": evenly in the distance travelled in the tri-plane's contracted
     # space (nerf/volume.py, `contracted_distance`), dense around the head, sparse far away
     spacing: Spacing = "linear"
+    # What the coarse level is: "coarse" (NeRF): a radiance field trained by the photometric
+    # loss (LossConfig.coarse_weight); "proposal" (mip-NeRF 360): the coarse field gives density
+    # only (its colour branch is never built nor evaluated) and is trained by the interlevel
+    # loss alone (LossConfig.interlevel_weight > 0, coarse_weight = 0; check_losses). Either
+    # way its weights place the fine samples.
+    sampler: Sampler = "coarse"
     appearance_dim: Count = 8  # appearance (GLO) code size; 0 disables appearance codes
     # How the appearance code acts: "field" feeds it to the colour branch (Nerfies: it can
     # change any colour, view-dependent detail included); "color" maps it to a per-frame gain
@@ -296,6 +303,10 @@ class LossConfig(_Checked):
     # mip-NeRF 360 distortion loss of the fine weights along each ray (compact surfaces, no
     # floaters), on depths normalised to [0, 1] between the near and far bounds
     distortion_weight: NonNegative = 0.0
+    # mip-NeRF 360's interlevel (proposal) loss: the coarse weights must bound the fine ones
+    # from above (the fine weights are the target, no gradient); trains the proposal field of
+    # ModelConfig.sampler = "proposal" (there it must be > 0)
+    interlevel_weight: NonNegative = 0.0
 
 
 @gin.configurable
@@ -334,13 +345,45 @@ class TrainConfig(_Checked):
     max_minutes: NonNegative = 0.0  # stop (and checkpoint) after this wall time (0 = no limit)
 
 
+def check_losses(model: ModelConfig, loss: LossConfig) -> None:
+    """Checks that the loss weights suit the model's sampler (`ModelConfig.sampler`).
+
+    A proposal field renders no colour, so its photometric loss cannot be computed
+    (`LossConfig.coarse_weight` must be 0), and the interlevel loss is all that trains it
+    (`LossConfig.interlevel_weight` must be > 0, or it would place the fine samples with its
+    initial density forever).
+
+    Raises:
+      ValueError: "LossConfig.NAME: expected ..., got ..." for the first weight that does not
+        suit.
+    """
+    if model.sampler != "proposal":
+        return
+    why = "with ModelConfig.sampler = 'proposal'"
+    check(
+        "LossConfig",
+        "coarse_weight",
+        loss.coarse_weight,
+        f"0 {why} (the proposal field renders no colour)",
+        loss.coarse_weight == 0,
+    )
+    check(
+        "LossConfig",
+        "interlevel_weight",
+        loss.interlevel_weight,
+        f"> 0 {why} (the interlevel loss alone trains the proposal field)",
+        loss.interlevel_weight > 0,
+    )
+
+
 def build_all() -> dict[str, Any]:
     """Builds every config from the current gin bindings, so that bad values fail early.
 
     Raises:
-      ValueError: a value outside its field's type or range (the message names the field).
+      ValueError: a value outside its field's type or range, or weights that do not suit the
+        model (`check_losses`); the message names the field.
     """
-    return {
+    built = {
         cls.__name__: cls()
         for cls in (
             DataConfig,
@@ -352,6 +395,8 @@ def build_all() -> dict[str, Any]:
             LossConfig,
         )
     }
+    check_losses(built["ModelConfig"], built["LossConfig"])
+    return built
 
 
 # The warp types are the names of the warp registry, next to the fields in `nerf/warping.py`

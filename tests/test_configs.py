@@ -196,6 +196,36 @@ def test_checks_across_fields():
         configs.FieldConfig(triplane_resolutions=())
 
 
+def test_the_proposal_sampler_needs_its_loss_weights():
+    proposal = configs.ModelConfig(sampler="proposal")
+    assert configs.ModelConfig().sampler == "coarse"  # today's coarse field, unchanged
+    configs.check_losses(proposal, configs.LossConfig(coarse_weight=0.0, interlevel_weight=0.5))
+    configs.check_losses(configs.ModelConfig(), configs.LossConfig(interlevel_weight=0.5))
+    why = r"with ModelConfig\.sampler = 'proposal'"
+    with pytest.raises(
+        ValueError, match=rf"^LossConfig\.coarse_weight: expected 0 {why} .*colour\), got 1\.0$"
+    ):
+        configs.check_losses(proposal, configs.LossConfig(interlevel_weight=1.0))
+    with pytest.raises(
+        ValueError, match=rf"^LossConfig\.interlevel_weight: expected > 0 {why} .*, got 0\.0$"
+    ):
+        configs.check_losses(proposal, configs.LossConfig(coarse_weight=0.0))
+    # Through gin: one line, when the configuration is parsed.
+    demo = str(ROOT / "gin" / "demo.gin")
+    with pytest.raises(experiment.UserError) as info:
+        experiment.parse_gin([demo], ['ModelConfig.sampler = "proposal"'])
+    assert str(info.value) == (
+        "bad gin configuration: LossConfig.coarse_weight: expected 0 with ModelConfig.sampler = "
+        "'proposal' (the proposal field renders no colour), got 1.0"
+    )
+    experiment.parse_gin([demo, str(ROOT / "gin" / "ablations" / "proposal.gin")], [])
+    built = configs.build_all()
+    assert built["ModelConfig"].sampler == "proposal"
+    assert (built["LossConfig"].coarse_weight, built["LossConfig"].interlevel_weight) == (0, 1)
+    with pytest.raises(experiment.UserError, match=r"ModelConfig\.sampler: .*got 'nerf'"):
+        experiment.parse_gin([demo], ['ModelConfig.sampler = "nerf"'])
+
+
 def test_values_are_normalised_and_configs_stay_hashable():
     field = configs.FieldConfig(skips=[2], width=np.int64(8), triplane_resolutions=[4, 8])
     assert field.skips == (2,) and field.triplane_resolutions == (4, 8)

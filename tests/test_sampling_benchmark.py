@@ -26,6 +26,8 @@ def test_arguments_and_their_defaults():
         "contracted_32_24",
         "contracted_16_16",
         "contracted_24_16",
+        "proposal_32_24",
+        "proposal_contracted_32_24",
     ]
     assert (args.size, args.frames, args.val, args.bindings, args.no_mfu) == (
         None,
@@ -47,30 +49,40 @@ def test_arguments_and_their_defaults():
 
 
 @pytest.mark.parametrize("variant", list(sampling.VARIANTS))
-def test_each_variant_is_the_demo_with_its_spacing_and_counts(variant):
+def test_each_variant_is_the_demo_with_its_sampler_spacing_and_counts(variant):
     experiment.parse_gin(["demo.gin"], [])
     demo = configs.build_all()
     bindings = sampling.variant_bindings(variant) + sampling.run_bindings(7, 1)
-    experiment.parse_gin(["demo.gin"], bindings)
+    experiment.parse_gin(sampling.variant_configs(variant), bindings)
     built = configs.build_all()
-    spacing, coarse, fine = sampling.VARIANTS[variant]
+    spacing, coarse, fine, sampler = sampling.VARIANTS[variant]
     model = built["ModelConfig"]
-    assert (model.spacing, model.num_coarse_samples, model.num_fine_samples) == (
+    assert (model.sampler, model.spacing, model.num_coarse_samples, model.num_fine_samples) == (
+        sampler,
         spacing,
         coarse,
         fine,
     )
     assert model == dataclasses.replace(
-        demo["ModelConfig"], spacing=spacing, num_coarse_samples=coarse, num_fine_samples=fine
+        demo["ModelConfig"],
+        sampler=sampler,
+        spacing=spacing,
+        num_coarse_samples=coarse,
+        num_fine_samples=fine,
     )
-    for name in ("WarpConfig", "ExpressionConfig", "GuideConfig", "LossConfig", "DataConfig"):
+    for name in ("WarpConfig", "ExpressionConfig", "GuideConfig", "DataConfig"):
         assert built[name] == demo[name], name
+    loss = demo["LossConfig"]
+    if sampler == "proposal":  # gin/ablations/proposal.gin
+        loss = dataclasses.replace(loss, coarse_weight=0.0, interlevel_weight=1.0)
+    assert built["LossConfig"] == loss
     train = built["TrainConfig"]
     assert (train.max_steps, train.seed, train.val_every, train.val_frames) == (7, 1, 0, 0)
     assert train.lr_schedule.num_steps == 7
-    assert sampling.VARIANTS["linear_32_24"] == ("linear", 32, 24)  # today's demo
+    assert sampling.VARIANTS["linear_32_24"] == ("linear", 32, 24, "coarse")  # today's demo
+    assert sampling.VARIANTS["proposal_32_24"] == ("linear", 32, 24, "proposal")  # same budget
     assert (demo["ModelConfig"].spacing, demo["ModelConfig"].num_coarse_samples) == ("linear", 32)
-    assert demo["ModelConfig"].num_fine_samples == 24
+    assert demo["ModelConfig"].num_fine_samples == 24 and demo["ModelConfig"].sampler == "coarse"
 
 
 def test_table_rows_means_and_failures():
@@ -80,16 +92,22 @@ def test_table_rows_means_and_failures():
         {
             "linear_32_24": {0: row, 1: other},
             "contracted_16_16": {0: {"error": "failed: boom"}},
+            "proposal_32_24": {0: row},
         }
     ).split("\n")
-    assert lines[0].startswith("| variant | spacing | samples | seed | PSNR whole | PSNR face |")
-    assert (
-        lines[2] == "| linear_32_24 | linear | 32 + 24 | 0 | 30.00 | 28.00 | 5000 | 300 | 10.0% |"
+    assert lines[0].startswith(
+        "| variant | sampler | spacing | samples | seed | PSNR whole | PSNR face |"
     )
-    assert lines[3] == "| linear_32_24 | linear | 32 + 24 | 1 | 31.00 | 28.00 | 5000 | 300 | n/a |"
-    assert lines[4].startswith("| linear_32_24 | linear | 32 + 24 | mean of 2 | 30.50 | 28.00 |")
-    assert lines[5].startswith("| contracted_16_16 | contracted | 16 + 16 | 0 | failed: boom |")
-    assert len(lines) == 6 and all(line.count("|") == lines[0].count("|") for line in lines)
+    head = "| linear_32_24 | coarse | linear | 32 + 24"
+    assert lines[2] == f"{head} | 0 | 30.00 | 28.00 | 5000 | 300 | 10.0% |"
+    assert lines[3] == f"{head} | 1 | 31.00 | 28.00 | 5000 | 300 | n/a |"
+    assert lines[4].startswith(f"{head} | mean of 2 | 30.50 | 28.00 |")
+    assert lines[5].startswith(
+        "| contracted_16_16 | coarse | contracted | 16 + 16 | 0 | failed: boom |"
+    )
+    proposal = "| proposal_32_24 | proposal | linear | 32 + 24"
+    assert lines[6] == f"{proposal} | 0 | 30.00 | 28.00 | 5000 | 300 | 10.0% |"
+    assert len(lines) == 7 and all(line.count("|") == lines[0].count("|") for line in lines)
 
 
 def test_logged_rays_per_second_is_the_median_of_the_training_records(tmp_path):
@@ -116,7 +134,7 @@ def test_two_step_tiny_run_end_to_end(tmp_path):
         "0",
         "--variants",
         "linear_32_24",
-        "contracted_16_16",
+        "proposal_32_24",
         "--size",
         "16",
         "--frames",
@@ -141,20 +159,22 @@ def test_two_step_tiny_run_end_to_end(tmp_path):
     lines = done.stdout.splitlines()
     assert lines[0].startswith("devices: ") and "matmul peak" in lines[0]
     assert lines[1].startswith("capture: synthetic-16px-4train-1val-")
-    assert lines[2].startswith("| variant | spacing | samples | seed |")
+    assert lines[2].startswith("| variant | sampler | spacing | samples | seed |")
     assert len(lines) == 6
-    for line, variant in zip(lines[4:], ["linear_32_24", "contracted_16_16"], strict=True):
+    for line, variant in zip(lines[4:], ["linear_32_24", "proposal_32_24"], strict=True):
+        spacing, coarse, fine, sampler = sampling.VARIANTS[variant]
         cells = [c.strip() for c in line.strip("|").split("|")]
-        assert cells[:4] == [variant, sampling.VARIANTS[variant][0], cells[2], "0"]
-        assert math.isfinite(float(cells[4])) and math.isfinite(float(cells[5]))  # PSNRs
+        assert cells[:5] == [variant, sampler, spacing, f"{coarse} + {fine}", "0"]
+        assert math.isfinite(float(cells[5])) and math.isfinite(float(cells[6]))  # PSNRs
         folder = out / f"{variant}-seed0"
         assert (folder / "checkpoints" / "2").is_dir()
         metrics = json.loads((folder / "eval" / "step_2" / "metrics.json").read_text())
-        assert metrics["step"] == 2 and float(cells[4]) == pytest.approx(
+        assert metrics["step"] == 2 and float(cells[5]) == pytest.approx(
             metrics["mean"]["psnr"], abs=0.006
         )
-        spacing = sampling.VARIANTS[variant][0]
-        assert f"ModelConfig.spacing = '{spacing}'" in (folder / "config.gin").read_text()
+        saved = (folder / "config.gin").read_text()
+        assert f"ModelConfig.spacing = '{spacing}'" in saved
+        assert ("ModelConfig.sampler = 'proposal'" in saved) == (sampler == "proposal")
     # A second run into the same folders refuses before doing anything.
     again = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert again.returncode == 2 and "exist already" in again.stderr

@@ -8,7 +8,9 @@ pose), the view direction and the frame's appearance code. The **spatial prior**
 FLAME-in-NeRF multiplies the conditioning vector by the ray's inside-FLAME-silhouette bit, so
 rays outside the face see a zero expression. A coarse pass places the fine samples; the
 coarse samples are spaced along each ray as `ModelConfig.spacing` says (linear in depth, in
-disparity, or evenly in the field's contracted space: `volume.sample_along_rays`).
+disparity, or evenly in the field's contracted space: `volume.sample_along_rays`). The coarse
+level is NeRF's coarse radiance field or, with `ModelConfig.sampler = "proposal"`, mip-NeRF
+360's proposal: density only, trained by the interlevel loss alone (training/losses.py).
 
 Ablations are configuration switches: `ExpressionConfig.where = "none"` is Nerfies,
 `spatial_prior = "none"` drops the prior, `WarpConfig.warp_type = "none"` is a static NeRF.
@@ -46,12 +48,15 @@ class RadianceField(nn.Module):
       condition_where: where the conditioning vector enters: "none", "trunk" (trunk input
         and skip layers), "skip" (skip layers only) or "color" (colour branch only).
       density_activation, density_bias: sigma = activation(raw + bias).
+      density_only: a proposal field: density only, its colour branch never built nor
+        evaluated (rgb is None).
     """
 
     config: FieldConfig
     condition_where: str = "none"
     density_activation: str = "softplus"
     density_bias: float = -1.0
+    density_only: bool = False
 
     @nn.compact
     def __call__(
@@ -61,7 +66,7 @@ class RadianceField(nn.Module):
         appearance: Array | None,
         condition: Array | None,
         shading: Array | None = None,
-    ) -> tuple[Array, Array]:
+    ) -> tuple[Array | None, Array]:
         """Evaluates the field.
 
         Args:
@@ -73,7 +78,7 @@ class RadianceField(nn.Module):
             `ModelConfig.pose_shading`), or None.
 
         Returns:
-          rgb (N, S, 3) in [0, 1] and sigma (N, S) >= 0.
+          rgb (N, S, 3) in [0, 1] (None if `density_only`) and sigma (N, S) >= 0.
         """
         cfg = self.config
         num_samples = points.shape[1]
@@ -107,6 +112,8 @@ class RadianceField(nn.Module):
         sigma = _density(
             nn.Dense(1, name="sigma")(h)[..., 0], self.density_activation, self.density_bias
         )
+        if self.density_only:
+            return None, sigma
         bottleneck_width = cfg.width if cfg.field_type == "mlp" else cfg.geometry_features
         h = nn.Dense(bottleneck_width, name="bottleneck")(h)
         branch = [h]
@@ -204,6 +211,7 @@ class FlameNerf(nn.Module):
                 self.expression.where,
                 self.model.density_activation,
                 self.model.density_bias,
+                density_only=level == "coarse" and self.model.sampler == "proposal",
                 name=f"{level}_field",
             )
             for level, config in (("coarse", self.model.coarse), ("fine", self.model.fine))
@@ -300,6 +308,9 @@ class FlameNerf(nn.Module):
           {"coarse": ..., "fine": ...}, each with rgb (N, 3), depth (N,), acc (N,),
           weights (N, S), z_vals (N, S), the observation-space points (N, S, 3) and
           the points the learned warp sees (N, S, 3) (moved by the FLAME guide if on).
+          A proposal level (`ModelConfig.sampler = "proposal"`: the coarse one) has no rgb,
+          and only its field's parameters get gradients from its outputs (the warped points
+          and the conditioning it reads are constants to it).
         """
         pose_shading = self.model.pose_shading
         needs_grids = self.use_guide or self.expression.spatial_prior == "mesh"
@@ -352,9 +363,14 @@ class FlameNerf(nn.Module):
                     level_condition = condition[:, None, :] * near_mesh[..., None]
             warp_inputs = canonical
             canonical = self.warp_points(canonical, rays.warp_id, warp_alpha)
+            proposal = self.fields[level].density_only
+            if proposal:  # trained by the interlevel loss alone: not the warp, codes, projection
+                canonical = jax.lax.stop_gradient(canonical)
+                if level_condition is not None:
+                    level_condition = jax.lax.stop_gradient(level_condition)
             shading = (
                 guide.head_rotation_feature(guide_grids, rays.frame, points)
-                if pose_shading
+                if pose_shading and not proposal
                 else None
             )
             rgb, sigma = self.fields[level](
@@ -363,6 +379,14 @@ class FlameNerf(nn.Module):
             if randomized and self.model.noise_std > 0:
                 noise = jax.random.normal(self.make_rng("sampling"), sigma.shape)
                 sigma = jax.nn.relu(sigma + self.model.noise_std * noise)
+            if proposal:
+                outputs[level] = dict(
+                    rendering.density_rendering(sigma, z_vals, directions),
+                    z_vals=z_vals,
+                    points=points,
+                    warp_inputs=warp_inputs,
+                )
+                continue
             result = rendering.volumetric_rendering(rgb, sigma, z_vals, directions)
             if appearance is not None and field_appearance is None:
                 result["rgb"] = color_correct(

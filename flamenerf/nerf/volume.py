@@ -11,6 +11,11 @@ depth, "disparity" (linear in 1/z), or "contracted": evenly in the arc length of
 image under the scene contraction the tri-plane field reads points through (`grid.contract`),
 so consecutive samples are equally far apart in the space the field's grids are laid out in
 (`contracted_distance`).
+
+A proposal sampler (mip-NeRF 360, `ModelConfig.sampler = "proposal"`) renders weights only
+(`density_rendering`) and is trained to bound the fine weights from above: `sample_intervals`
+turns samples into the histogram the renderer means, `outer_bound` bounds one histogram by
+another (training/losses.py's `interlevel_loss`).
 """
 
 from typing import Literal
@@ -274,6 +279,99 @@ def resample_along_rays(
     return z_new, points_along_rays(origins, directions, z_new)
 
 
+def sample_intervals(z_vals: Array) -> Array:
+    """The renderer's intervals as histogram edges: `z_vals: (N, S)` -> `(N, S + 1)`.
+
+    Sample i stands for [z_i, z_{i+1}] and the last one for everything behind it
+    (`volumetric_rendering`'s `last_delta`), so the edges are the samples followed by +inf;
+    the rendering weights (N, S) are the histogram's masses.
+    """
+    return jnp.concatenate([z_vals, jnp.full_like(z_vals[:, :1], jnp.inf)], axis=-1)
+
+
+def outer_bound(edges: Array, proposal_edges: Array, proposal_weights: Array) -> Array:
+    """mip-NeRF 360's outer bound: the proposal mass over each interval of another histogram.
+
+    For interval i = [t_i, t_{i+1}] of `edges`, the summed weight of the proposal intervals
+    [u_j, u_{j+1}] that overlap it, i.e. with u_j < t_{i+1} and u_{j+1} > t_i (touching at an
+    edge is no overlap):
+
+        bound_i = sum_{j : u_j < t_{i+1} and u_{j+1} > t_i} w_j.
+
+    Both histograms describe one ray, so a proposal consistent with the fine weights bounds
+    them: bound_i >= w_i wherever the fine interval's mass also lies in the proposal's
+    intervals (equal histograms of intervals of positive length: bound_i = w_i). A fine
+    weight above its bound is mass the proposal missed (mip-NeRF 360's proposal loss
+    penalises it). The overlapping j are consecutive, from the number of proposal intervals
+    ending at or before t_i to the number starting before t_{i+1}, so the bound is a
+    difference of prefix sums.
+
+    Args:
+      edges: (N, S + 1) sorted edges of the intervals to bound (the last may be +inf).
+      proposal_edges: (N, P + 1) sorted edges of the proposal histogram (the last may be +inf).
+      proposal_weights: (N, P) non-negative proposal weights (gradients flow into them).
+
+    Returns:
+      (N, S) the bound of each interval (0 where no proposal interval overlaps it).
+    """
+    prefix = jnp.concatenate(
+        [jnp.zeros_like(proposal_weights[:, :1]), jnp.cumsum(proposal_weights, axis=-1)], axis=-1
+    )  # (N, P + 1): the mass of the first k proposal intervals
+    first = jnp.sum(edges[:, :-1, None] >= proposal_edges[:, None, 1:], axis=-1)  # (N, S)
+    stop = jnp.sum(edges[:, 1:, None] > proposal_edges[:, None, :-1], axis=-1)  # (N, S)
+    inside = jnp.take_along_axis(prefix, stop, -1) - jnp.take_along_axis(prefix, first, -1)
+    return jnp.where(stop > first, inside, 0.0)  # stop <= first: no overlap
+
+
+def compositing_weights(
+    sigma: Array, z_vals: Array, directions: Array, last_delta: float = 1e10
+) -> Array:
+    """NeRF's compositing weights w_i = T_i alpha_i (see `volumetric_rendering`).
+
+    Args:
+      sigma: (N, S) non-negative densities; z_vals: (N, S) sorted sample depths.
+      directions: (N, 3) ray directions (their norm scales the intervals).
+      last_delta: length of the last sample's interval.
+
+    Returns:
+      (N, S) weights.
+    """
+    deltas = jnp.concatenate(
+        [z_vals[:, 1:] - z_vals[:, :-1], jnp.full_like(z_vals[:, :1], last_delta)], axis=-1
+    )
+    deltas = deltas * jnp.linalg.norm(directions, axis=-1, keepdims=True)
+    optical_depth = sigma * deltas
+    alpha = 1.0 - jnp.exp(-optical_depth)
+    # Exclusive cumulative sum: transmittance before each sample (1 at the first).
+    accumulated = jnp.concatenate(
+        [jnp.zeros_like(optical_depth[:, :1]), jnp.cumsum(optical_depth[:, :-1], axis=-1)],
+        axis=-1,
+    )
+    return alpha * jnp.exp(-accumulated)
+
+
+def density_rendering(
+    sigma: Array, z_vals: Array, directions: Array, last_delta: float = 1e10
+) -> dict[str, Array]:
+    """`volumetric_rendering` without colour (a proposal level): what the weights give.
+
+    Args:
+      sigma: (N, S) non-negative densities; z_vals: (N, S) sorted sample depths.
+      directions: (N, 3) ray directions; last_delta: length of the last sample's interval.
+
+    Returns:
+      dict with depth (N,) = sum_i w_i z_i, acc (N,) = sum_i w_i, weights (N, S).
+    """
+    if sigma.shape != z_vals.shape:
+        raise ValueError(
+            f"density_rendering: found sigma {sigma.shape}, z_vals {z_vals.shape}; expected "
+            "(N, S) both"
+        )
+    weights = compositing_weights(sigma, z_vals, directions, last_delta)
+    depth = jnp.sum(weights * z_vals, axis=-1)
+    return {"depth": depth, "acc": jnp.sum(weights, axis=-1), "weights": weights}
+
+
 def volumetric_rendering(
     rgb: Array,
     sigma: Array,
@@ -310,18 +408,7 @@ def volumetric_rendering(
             f"{rgb.shape}, sigma {sigma.shape}, z_vals {z_vals.shape}; expected (N, S, 3), "
             "(N, S), (N, S)"
         )
-    deltas = jnp.concatenate(
-        [z_vals[:, 1:] - z_vals[:, :-1], jnp.full_like(z_vals[:, :1], last_delta)], axis=-1
-    )
-    deltas = deltas * jnp.linalg.norm(directions, axis=-1, keepdims=True)
-    optical_depth = sigma * deltas
-    alpha = 1.0 - jnp.exp(-optical_depth)
-    # Exclusive cumulative sum: transmittance before each sample (1 at the first).
-    accumulated = jnp.concatenate(
-        [jnp.zeros_like(optical_depth[:, :1]), jnp.cumsum(optical_depth[:, :-1], axis=-1)],
-        axis=-1,
-    )
-    weights = alpha * jnp.exp(-accumulated)
+    weights = compositing_weights(sigma, z_vals, directions, last_delta)
 
     acc = jnp.sum(weights, axis=-1)
     out_rgb = jnp.sum(weights[..., None] * rgb, axis=-2)

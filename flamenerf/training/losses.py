@@ -31,10 +31,10 @@ import jax
 import jax.numpy as jnp
 
 from flamenerf import schedules
-from flamenerf.configs import LossConfig
+from flamenerf.configs import LossConfig, check_losses
 from flamenerf.datasets.rays import RayBatch
 from flamenerf.evaluation import metrics
-from flamenerf.nerf import grid, guide, warping
+from flamenerf.nerf import grid, guide, volume, warping
 from flamenerf.nerf.model import FlameNerf
 
 Array = jax.Array
@@ -267,6 +267,42 @@ def distortion_loss(weights: Array, z_vals: Array, near: float, far: float) -> A
     return cross + jnp.sum(w**2 * width, axis=-1) / 3.0
 
 
+# The 1/w of the proposal loss is 1/(w + this) (float32's machine epsilon, as mip-NeRF 360).
+_INTERLEVEL_EPS = float(jnp.finfo(jnp.float32).eps)
+
+
+def interlevel_loss(
+    edges: Array, weights: Array, proposal_edges: Array, proposal_weights: Array
+) -> Array:
+    """mip-NeRF 360's proposal (interlevel) loss per ray: the proposal must bound the fine.
+
+    With bound_i the proposal mass over fine interval i (`volume.outer_bound`),
+
+        L = sum_i max(0, w_i - bound_i)^2 / (w_i + eps),
+
+    zero (to float rounding) when every fine weight is covered by the proposal's intervals
+    around it (equal histograms, or a proposal whose mass spreads wider), positive where the
+    fine field found mass the proposal missed. The fine histogram is the target: no gradient
+    flows into `edges` or `weights` (the proposal learns to bound the fine field, never the
+    reverse).
+
+    Args:
+      edges: (N, S + 1) sorted edges of the fine intervals (`volume.sample_intervals`).
+      weights: (N, S) fine weights.
+      proposal_edges: (N, P + 1) sorted edges of the proposal intervals.
+      proposal_weights: (N, P) proposal weights.
+
+    Returns:
+      (N,) the loss of each ray.
+    """
+    edges = jax.lax.stop_gradient(edges)
+    weights = jax.lax.stop_gradient(weights)
+    proposal_edges = jax.lax.stop_gradient(proposal_edges)
+    bound = volume.outer_bound(edges, proposal_edges, proposal_weights)
+    excess = jnp.maximum(weights - bound, 0.0)
+    return jnp.sum(excess**2 / (weights + _INTERLEVEL_EPS), axis=-1)
+
+
 def warp_samples(outputs: Outputs, context: LossContext) -> Array:
     """One random coarse sample per ray where the learned warp sees it: (N, 3).
 
@@ -284,8 +320,10 @@ def warp_samples(outputs: Outputs, context: LossContext) -> Array:
 
 @loss_term("coarse", stat="mse_coarse", always=True)
 def coarse_term(outputs: Outputs, rays: RayBatch, context: LossContext) -> TermValue:
-    """Photometric MSE of the coarse render."""
+    """Photometric MSE of the coarse render (None for a proposal level: it has no colour)."""
     del context
+    if "rgb" not in outputs["coarse"]:
+        return None
     return jnp.mean((outputs["coarse"]["rgb"] - rays.rgb) ** 2)
 
 
@@ -355,6 +393,22 @@ def distortion_term(outputs: Outputs, rays: RayBatch, context: LossContext) -> T
     return jnp.mean(distortion_loss(fine["weights"], fine["z_vals"], model.near, model.far))
 
 
+@loss_term("interlevel")
+def interlevel_term(outputs: Outputs, rays: RayBatch, context: LossContext) -> TermValue:
+    """mip-NeRF 360's interlevel loss of the coarse (proposal) weights against the fine ones,
+    on the renderer's intervals (`volume.sample_intervals`), averaged over the rays."""
+    del rays, context
+    coarse, fine = outputs["coarse"], outputs["fine"]
+    return jnp.mean(
+        interlevel_loss(
+            volume.sample_intervals(fine["z_vals"]),
+            fine["weights"],
+            volume.sample_intervals(coarse["z_vals"]),
+            coarse["weights"],
+        )
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # The loss.
 
@@ -385,7 +439,11 @@ def compute_loss(
     Returns:
       The loss and the stats: each computed term's value under its `stat` (and its extra
       stats), "loss" and "warp_alpha".
+
+    Raises:
+      ValueError: weights that do not suit the model's sampler (`configs.check_losses`).
     """
+    check_losses(model.model, loss_config)
     k_sampling, k_condition, k_terms = jax.random.split(key, 3)
     alpha = warp_alpha(step)
     outputs = model.apply(

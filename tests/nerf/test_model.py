@@ -2,6 +2,7 @@
 """The FLAME-in-NeRF model: spatial prior, gradients, shapes, ablation switches."""
 
 import dataclasses
+import functools
 
 import gin
 import jax
@@ -136,6 +137,72 @@ def test_gradients_reach_every_parameter_group(model_and_params):
     # The appearance codes used by the batch (ids 0..3) all receive gradient (Nerfies bug).
     table = grads["appearance_codes"]["embed"]["embedding"]
     assert np.all(np.abs(np.asarray(table)).sum(axis=-1) > 0)
+
+
+PROPOSAL = dataclasses.replace(MODEL, sampler="proposal")
+COLOUR_LAYERS = {"bottleneck", "rgb_0", "rgb"}  # the colour branch of a (1-layer) field
+
+
+@pytest.fixture(scope="module")
+def proposal_and_params():
+    """A proposal model whose conditioning has a learned projection (shared by both levels)."""
+    model = make(PROPOSAL, expression=dataclasses.replace(EXPRESSION, projection_dim=3))
+    return model, model_lib.init_params(model, jax.random.PRNGKey(0))
+
+
+def test_proposal_level_has_no_colour_branch(proposal_and_params):
+    model, params = proposal_and_params
+    assert not COLOUR_LAYERS & set(params["coarse_field"])  # never built, never evaluated
+    assert {"sigma", "trunk_0", "triplane"} <= set(params["coarse_field"])
+    assert COLOUR_LAYERS <= set(params["fine_field"])
+    out = render(model, params, rays(np.ones(5), np.ones(N)))
+    assert set(out["coarse"]) == {"depth", "acc", "weights", "z_vals", "points", "warp_inputs"}
+    assert out["coarse"]["weights"].shape == (N, 8)
+    assert out["fine"]["rgb"].shape == (N, 3) and out["fine"]["z_vals"].shape == (N, 6)
+
+
+def test_proposal_density_is_the_coarse_fields(model_and_params):
+    """The proposal level is the coarse level without colour: given the coarse field's density
+    parameters it gives the coarse level's weights, hence the same fine samples and render."""
+    model, params = model_and_params
+    proposal = make(PROPOSAL)
+    density = {k: v for k, v in params["coarse_field"].items() if k not in COLOUR_LAYERS}
+    proposal_params = dict(params, coarse_field=density)
+    own = jax.eval_shape(functools.partial(model_lib.init_params, proposal), jax.random.PRNGKey(0))
+    assert jax.tree.structure(proposal_params) == jax.tree.structure(own)
+    batch = rays(np.ones(5), np.ones(N))
+    a, b = render(model, params, batch), render(proposal, proposal_params, batch)
+    for key in ("weights", "z_vals", "depth", "acc"):
+        np.testing.assert_allclose(b["coarse"][key], a["coarse"][key], rtol=1e-6, atol=1e-7)
+    for key in ("rgb", "z_vals", "weights"):
+        np.testing.assert_allclose(b["fine"][key], a["fine"][key], rtol=1e-5, atol=1e-6)
+
+
+def test_proposal_field_learns_from_its_own_weights_alone(proposal_and_params):
+    """The proposal's outputs train its field only (not the warp, the codes or the
+    conditioning's projection, which the fine level trains); the fine render trains
+    everything but the proposal field."""
+    model, params = proposal_and_params
+    batch = rays(np.ones(5), np.ones(N))
+    rngs = {"sampling": jax.random.PRNGKey(1), "condition": jax.random.PRNGKey(2)}
+    cotangent = jax.random.normal(jax.random.PRNGKey(6), (N, 8))
+
+    def outputs(p):
+        return model.apply({"params": p}, batch, 1.0, True, rngs=rngs)
+
+    def norms(grads):
+        return {k: sum(float(jnp.sum(g**2)) for g in jax.tree.leaves(v)) for k, v in grads.items()}
+
+    from_proposal = norms(
+        jax.grad(lambda p: jnp.sum(outputs(p)["coarse"]["weights"] * cotangent))(params)
+    )
+    from_fine = norms(jax.grad(lambda p: jnp.sum(outputs(p)["fine"]["rgb"] ** 2))(params))
+    groups = {"warp_codes", "warp_field", "appearance_codes", "projection", "fine_field"}
+    assert set(from_proposal) == groups | {"coarse_field"}
+    assert from_proposal["coarse_field"] > 0
+    assert all(from_proposal[name] == 0.0 for name in groups), from_proposal
+    assert from_fine["coarse_field"] == 0.0
+    assert all(np.isfinite(from_fine[name]) and from_fine[name] > 0 for name in groups), from_fine
 
 
 def test_ablation_switches_change_only_what_they_should():

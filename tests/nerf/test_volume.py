@@ -428,3 +428,95 @@ def test_resampling_contracted_bins_follows_their_spacing_and_weights():
         np.asarray(origins)[:, None] + z_new[..., None] * np.asarray(directions)[:, None],
         atol=1e-5,
     )
+
+
+# ---------------------------------------------------------------- proposal histograms
+
+
+def _np_outer_bound(edges, proposal_edges, proposal_weights):
+    """The outer bound by brute force: every fine interval against every proposal interval."""
+    edges, proposal_edges = np.asarray(edges, np.float64), np.asarray(proposal_edges, np.float64)
+    proposal_weights = np.asarray(proposal_weights, np.float64)
+    bound = np.zeros((edges.shape[0], edges.shape[1] - 1))
+    for r in range(edges.shape[0]):
+        for i in range(edges.shape[1] - 1):
+            lo, hi = edges[r, i], edges[r, i + 1]
+            for j in range(proposal_edges.shape[1] - 1):
+                if proposal_edges[r, j] < hi and proposal_edges[r, j + 1] > lo:
+                    bound[r, i] += proposal_weights[r, j]
+    return bound
+
+
+def _random_histograms(seed, n=12, s=9, p=7):
+    """Sorted edges on a coarse lattice (so that edges coincide and repeat, as a merged
+    fine pass's do), some ending at +inf, and random non-negative proposal weights."""
+    rng = np.random.default_rng(seed)
+    edges = np.sort(rng.integers(0, 12, (n, s + 1)).astype(np.float32) / 4.0, axis=-1)
+    proposal_edges = np.sort(rng.integers(0, 12, (n, p + 1)).astype(np.float32) / 4.0, axis=-1)
+    edges[: n // 2, -1] = np.inf
+    proposal_edges[n // 3 :, -1] = np.inf
+    weights = rng.uniform(0.0, 1.0, (n, p)).astype(np.float32)
+    weights[rng.uniform(size=(n, p)) < 0.3] = 0.0
+    return edges, proposal_edges, weights
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_outer_bound_matches_the_brute_force_over_intervals(seed):
+    edges, proposal_edges, weights = _random_histograms(seed)
+    bound = jax.jit(rendering.outer_bound)(edges, proposal_edges, weights)
+    assert bound.shape == (edges.shape[0], edges.shape[1] - 1)
+    np.testing.assert_allclose(
+        bound, _np_outer_bound(edges, proposal_edges, weights), rtol=1e-6, atol=1e-6
+    )
+
+
+def test_outer_bound_of_equal_nested_and_disjoint_histograms():
+    z = np.array([[1.0, 1.5, 2.0, 3.0, 4.0]], np.float32)
+    w = np.array([[0.1, 0.6, 0.2, 0.05]], np.float32)
+    edges = rendering.sample_intervals(jnp.asarray(z))
+    np.testing.assert_array_equal(edges, [[1.0, 1.5, 2.0, 3.0, 4.0, np.inf]])
+    # Equal histograms: each interval overlaps only itself.
+    w5 = np.concatenate([w, [[0.05]]], -1)
+    np.testing.assert_allclose(rendering.outer_bound(edges, edges, w5), w5, rtol=1e-6)
+    # A finer histogram inside the proposal's intervals gets the mass of the one around it.
+    fine = np.array([[1.0, 1.2, 1.5, 1.7, 1.9, 2.5]], np.float32)
+    np.testing.assert_allclose(
+        rendering.outer_bound(fine, z, w), [[0.1, 0.1, 0.6, 0.6, 0.8]], rtol=1e-6
+    )
+    # Intervals before, after, or touching the proposal's support only at an edge get 0; one
+    # spanning it all gets all its mass.
+    outside = np.array([[0.0, 0.5, 1.0, 1.0, 4.0, 5.0]], np.float32)
+    np.testing.assert_allclose(
+        rendering.outer_bound(outside, z, w), [[0, 0, 0, 0.95, 0]], rtol=1e-6, atol=0
+    )
+
+
+def test_outer_bound_gradient_is_the_overlap_indicator():
+    edges, proposal_edges, weights = _random_histograms(3, n=4)
+    cotangent = np.random.default_rng(4).normal(size=(4, edges.shape[1] - 1))
+    grad = jax.grad(lambda w: jnp.sum(rendering.outer_bound(edges, proposal_edges, w) * cotangent))(
+        jnp.asarray(weights)
+    )
+    # d bound_i / d w_j = 1 if proposal interval j overlaps interval i: the brute force with
+    # one-hot weights.
+    expected = np.zeros_like(weights, np.float64)
+    for j in range(weights.shape[1]):
+        one_hot = np.zeros_like(weights)
+        one_hot[:, j] = 1.0
+        expected[:, j] = np.sum(_np_outer_bound(edges, proposal_edges, one_hot) * cotangent, -1)
+    np.testing.assert_allclose(grad, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_density_rendering_is_volumetric_rendering_without_colour(render):
+    rng = np.random.default_rng(5)
+    z = np.sort(rng.uniform(1.0, 3.0, (6, 10)), axis=-1).astype(np.float32)
+    sigma = rng.uniform(0.0, 3.0, (6, 10)).astype(np.float32)
+    directions = rng.normal(size=(6, 3)).astype(np.float32)
+    rgb = rng.uniform(size=(6, 10, 3)).astype(np.float32)
+    full = render(rgb, sigma, z, directions)
+    out = jax.jit(rendering.density_rendering)(sigma, z, directions)
+    assert set(out) == {"depth", "acc", "weights"}
+    for name in out:
+        np.testing.assert_array_equal(out[name], full[name])
+    with pytest.raises(ValueError, match=r"density_rendering: found sigma \(6, 10, 1\)"):
+        rendering.density_rendering(sigma[..., None], z, directions)

@@ -40,6 +40,7 @@ WARP = configs.WarpConfig(
 NO_EXPRESSION = configs.ExpressionConfig(where="none")
 N, S, F, V = 8, 4, 3, 5  # rays, samples per ray, frames, FLAME vertices
 OFF = configs.LossConfig(coarse_weight=0.0, fine_weight=0.0)  # every weight 0
+RNGS = {"sampling": jax.random.PRNGKey(1), "condition": jax.random.PRNGKey(2)}
 
 
 def make_model(warp=WARP):
@@ -172,6 +173,75 @@ def test_distortion_loss_against_the_double_sum():
     assert float(apart[0]) > float(close[0])
 
 
+def np_interlevel(edges, weights, proposal_edges, proposal_weights):
+    """mip-NeRF 360's proposal loss per ray, its bound by a loop over every pair of intervals
+    (overlapping: u_j < t_{i+1} and u_{j+1} > t_i)."""
+    out = []
+    for t, w, u, v in zip(edges, weights, proposal_edges, proposal_weights, strict=True):
+        total = 0.0
+        for i in range(len(w)):
+            bound = sum(v[j] for j in range(len(v)) if u[j] < t[i + 1] and u[j + 1] > t[i])
+            total += max(0.0, w[i] - bound) ** 2 / (w[i] + np.finfo(np.float32).eps)
+        out.append(total)
+    return np.array(out)
+
+
+def test_interlevel_loss_against_the_loop_over_intervals():
+    rng = np.random.default_rng(1)
+    edges = np.sort(rng.uniform(0.5, 3.0, (6, 10)), axis=-1).astype(np.float32)
+    edges[:3, -1] = np.inf  # the renderer's last interval
+    proposal_edges = np.sort(rng.uniform(0.5, 3.0, (6, 6)), axis=-1).astype(np.float32)
+    proposal_edges[:, -1] = np.inf
+    weights = rng.uniform(0, 0.3, (6, 9)).astype(np.float32)
+    proposal_weights = (rng.uniform(0, 0.3, (6, 5)) * (rng.uniform(size=(6, 5)) < 0.6)).astype(
+        np.float32
+    )
+    value = jax.jit(losses.interlevel_loss)(edges, weights, proposal_edges, proposal_weights)
+    expected = np_interlevel(edges, weights, proposal_edges, proposal_weights)
+    assert np.all(expected > 0)  # some fine mass misses the sparse proposal on every ray
+    np.testing.assert_allclose(value, expected, rtol=1e-5)
+
+
+def test_interlevel_loss_is_zero_when_bounded_positive_when_missed():
+    z = jnp.array([[1.0, 1.5, 2.0, 3.0, np.inf]])
+    w = jnp.array([[0.1, 0.6, 0.2, 0.1]])
+    # Equal histograms bound each other (to float rounding: the bound is a difference of
+    # prefix sums).
+    assert float(losses.interlevel_loss(z, w, z, w)[0]) < 1e-12
+    # A finer fine histogram inside a proposal that holds at least its mass around it.
+    fine = jnp.array([[1.0, 1.2, 1.5, 1.7, 1.9, 2.5, np.inf]])
+    fine_w = jnp.array([[0.05, 0.05, 0.3, 0.3, 0.1, 0.1]])
+    assert float(losses.interlevel_loss(fine, fine_w, z, w)[0]) < 1e-12
+    # Fine mass 0.5 on [1.2, 1.5], where the proposal has none: 0.5^2 / 0.5.
+    empty_there = jnp.array([[0.1, 0.0, 0.6, 0.3]])
+    miss_w = jnp.array([[0.0, 0.5, 0.0, 0.0, 0.0, 0.0]])
+    value = losses.interlevel_loss(
+        fine, miss_w, jnp.array([[1.0, 1.2, 1.5, 2.0, np.inf]]), empty_there
+    )
+    np.testing.assert_allclose(value, [0.5], rtol=1e-5)
+    # Fine mass beyond the proposal's support (it ends at 2.0) is missed too.
+    outside = losses.interlevel_loss(
+        jnp.array([[2.5, 2.8, 3.0]]), jnp.array([[0.4, 0.0]]), z[:, :3], w[:, :2]
+    )
+    np.testing.assert_allclose(outside, [0.4], rtol=1e-5)
+
+
+def test_interlevel_loss_trains_the_proposal_only():
+    fine = jnp.array([[1.0, 1.2, 1.5, 1.7, np.inf]])
+    fine_w = jnp.array([[0.1, 0.5, 0.05, 0.05]])
+    proposal = jnp.array([[1.0, 1.5, 2.0, np.inf]])
+    proposal_w = jnp.array([[0.2, 0.1, 0.1]])
+    grads = jax.grad(lambda *a: jnp.sum(losses.interlevel_loss(*a)), argnums=(0, 1, 2, 3))(
+        fine, fine_w, proposal, proposal_w
+    )
+    for g in grads[:3]:
+        np.testing.assert_array_equal(g, 0.0)
+    # The fine mass 0.5 on [1.2, 1.5] exceeds the proposal's 0.2 over [1.0, 1.5]: more
+    # proposal mass there lowers the loss; elsewhere the bound holds and nothing moves.
+    assert float(grads[3][0, 0]) < 0.0
+    np.testing.assert_array_equal(grads[3][0, 1:], 0.0)
+
+
 # --------------------------------------------------------------------------------------------
 # Each registered term against a numpy reference.
 
@@ -292,6 +362,24 @@ def test_distortion_term_is_the_mean_over_rays_of_the_fine_render(model_and_para
     np.testing.assert_allclose(value, expected, rtol=1e-4)
 
 
+def test_interlevel_term_is_the_mean_over_rays_of_coarse_against_fine(model_and_params, batch):
+    model, params = model_and_params
+    outputs = jax.jit(lambda p: model.apply({"params": p}, batch, 1.0, True, rngs=RNGS))(params)
+    value = run_term("interlevel", outputs, batch, context(model, params))
+
+    def edges(level):
+        z = np.asarray(outputs[level]["z_vals"], np.float64)
+        return np.concatenate([z, np.full_like(z[:, :1], np.inf)], -1)
+
+    expected = np_interlevel(
+        edges("fine"),
+        np.asarray(outputs["fine"]["weights"], np.float64),
+        edges("coarse"),
+        np.asarray(outputs["coarse"]["weights"], np.float64),
+    )
+    np.testing.assert_allclose(value, np.mean(expected), rtol=1e-4, atol=1e-9)
+
+
 # --------------------------------------------------------------------------------------------
 # The registry and compute_loss.
 
@@ -307,6 +395,7 @@ def test_every_term_has_its_weight_and_every_weight_its_term():
         "background",
         "triplane_tv",
         "distortion",
+        "interlevel",
     ]
 
 
@@ -416,3 +505,49 @@ def test_terms_that_do_not_apply_are_not_logged(static_model_and_params, batch):
     loss, stats = loss_of(static, params, batch, config, extras)
     assert set(stats) == {"mse_coarse", "mse_fine", "psnr", "loss", "warp_alpha"}
     assert loss == pytest.approx(stats["mse_coarse"] + stats["mse_fine"], rel=1e-6)
+
+
+# --------------------------------------------------------------------------------------------
+# The proposal sampler (ModelConfig.sampler = "proposal").
+
+
+@pytest.fixture(scope="module")
+def proposal_model_and_params():
+    proposal = model_lib.make_model(
+        dataclasses.replace(MODEL, sampler="proposal"),
+        WARP,
+        NO_EXPRESSION,
+        num_codes=F,
+        condition_dim=2,
+        near=0.5,
+        far=2.0,
+    )
+    return proposal, init(proposal)
+
+
+def test_proposal_loss_is_fine_plus_interlevel_without_coarse_colour(
+    proposal_model_and_params, batch
+):
+    model, params = proposal_model_and_params
+    config = configs.LossConfig(coarse_weight=0.0, interlevel_weight=0.5)
+    loss, stats = loss_of(model, params, batch, config)
+    assert set(stats) == {"mse_fine", "psnr", "interlevel", "loss", "warp_alpha"}
+    assert stats["interlevel"] >= 0.0 and np.isfinite(stats["interlevel"])
+    assert loss == pytest.approx(stats["mse_fine"] + 0.5 * stats["interlevel"], rel=1e-6)
+    outputs = model.apply({"params": params}, batch, 1.0, False)
+    assert run_term("coarse", outputs, batch, context(model, params)) is None
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [
+        ({"interlevel_weight": 1.0}, r"LossConfig\.coarse_weight: expected 0 with ModelConfig"),
+        ({"coarse_weight": 0.0}, r"LossConfig\.interlevel_weight: expected > 0 with ModelConfig"),
+    ],
+)
+def test_proposal_loss_refuses_weights_that_do_not_suit(
+    proposal_model_and_params, batch, weights, message
+):
+    model, params = proposal_model_and_params
+    with pytest.raises(ValueError, match=message):
+        loss_of(model, params, batch, configs.LossConfig(**weights))

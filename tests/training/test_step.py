@@ -4,6 +4,7 @@
 import itertools
 from pathlib import Path
 
+import gin
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -250,3 +251,30 @@ def test_regularisers_enter_the_loss(tmp_path, capture_dir):
         + 0.1 * float(stats["background"])
     )
     assert float(stats["loss"]) == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.fixture
+def clean_gin():
+    """Clears the bindings a test parsed (the proposal's loss weights would reach later tests'
+    `LossConfig()`)."""
+    yield
+    gin.clear_config()
+
+
+def test_proposal_sampler_trains_with_a_finite_loss(tmp_path, capture_dir, clean_gin):
+    exp = experiment.Experiment.create(
+        tmp_path / "exp", [TINY, "ablations/proposal.gin"], [], data_dir=str(capture_dir)
+    )
+    assert exp.model_config.sampler == "proposal"
+    state, _ = exp.restore_or_init_state()
+    assert "rgb" not in state.params["coarse_field"] and "rgb" in state.params["fine_field"]
+    step = exp.train_step()
+    for i, batch in enumerate(take(exp, 5)):
+        state, stats = step(state, exp.shard(batch), jax.random.PRNGKey(i), exp.extras())
+        assert np.isfinite(float(stats["loss"])) and np.isfinite(float(stats["interlevel"]))
+    assert "mse_coarse" not in stats and int(state.step) == 5
+    expected = (
+        float(stats["mse_fine"]) + 0.01 * float(stats["flame_warp"]) + float(stats["interlevel"])
+    )
+    assert float(stats["loss"]) == pytest.approx(expected, rel=1e-5)
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(state.params))
