@@ -75,6 +75,12 @@ setup(
             # Drives Debian's chromium (executable_path) in the viewer's browser test; its own
             # browser downloads (`playwright install`) are never used.
             "playwright>=1.40",
+            # Blender as a Python module: tests/export/test_blender.py imports avatar.glb with
+            # Blender's glTF importer and exports it again. Its wheels are CPython 3.11 only;
+            # 4.4.0 is the last whose metadata allows numpy 2 (4.5 and 5.0 require numpy<2);
+            # its audio module, compiled against numpy 1, prints an ImportError at import and
+            # is not used. System libraries (X11, libGL, OpenMP): .ci/run.
+            "bpy==4.4.0; python_version == '3.11'",
         ],
     },
 )

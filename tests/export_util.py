@@ -1,11 +1,17 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""Shared by the tests of flamenerf.export: a tiny hand-made avatar asset, and the contract's
-pose maths written out independently (quaternions by hand, no scipy, no flamenerf.export.rig).
+"""Shared by the tests of flamenerf.export: a tiny hand-made avatar asset, the contract's
+pose maths written out independently (quaternions by hand, no scipy, no flamenerf.export.rig),
+an analytic soft sphere standing in for the canonical field, rings of cameras around it, and
+the export of a tiny trained experiment (`tiny_export`).
 """
+
+import json
+from pathlib import Path
 
 import numpy as np
 
 from flamenerf.export import gltf, rig
+from flamenerf.geometry.camera import Camera, look_at_rotation
 
 NUM_EXPRESSION = 2
 
@@ -209,3 +215,124 @@ class SoftSphere:
         weights, colour = self._composite(np.asarray(origins), np.asarray(directions), z, exclude)
         rgb = np.einsum("ns,nsc->nc", weights, colour)
         return rgb.astype(np.float32), weights.sum(axis=1).astype(np.float32)
+
+
+def ring_cameras(count=10, distance=3.0, size=24):
+    """`count` cameras around the origin at `distance`, alternately above and below it."""
+    cameras = []
+    for k in range(count):
+        azimuth = 2 * np.pi * k / count
+        elevation = 0.5 if k % 2 else -0.5
+        position = distance * np.array(
+            [
+                np.sin(azimuth) * np.cos(elevation),
+                np.sin(elevation),
+                np.cos(azimuth) * np.cos(elevation),
+            ]
+        )
+        cameras.append(
+            Camera(
+                orientation=look_at_rotation(position, np.zeros(3), np.array([0, 1.0, 0])),
+                position=position,
+                focal_length=size * 1.2,
+                principal_point=[size / 2, size / 2],
+                image_size=(size, size),
+            )
+        )
+    return cameras
+
+
+def front_cameras(size=24):
+    """Cameras in front of a wall at z < 0 (at z = 3), looking at the origin."""
+    cameras = []
+    for x, y in [(0, 0), (-0.6, 0.1), (0.6, -0.1), (0.2, 0.4), (-0.2, -0.4)]:
+        position = np.array([x, y, 3.0])
+        cameras.append(
+            Camera(
+                orientation=look_at_rotation(position, np.zeros(3), np.array([0, 1.0, 0])),
+                position=position,
+                focal_length=size * 1.2,
+                principal_point=[size / 2, size / 2],
+                image_size=(size, size),
+            )
+        )
+    return cameras
+
+
+# A driving file with everything FLAME's head pose holds: global rotation (with roll) about the
+# root joint, a neck rotation, a translation (metres, FLAME space).
+HEAD_MOTION = {
+    "expression": [1.0, -0.5],
+    "jaw_pose": [0.15, 0.0, 0.0],
+    "global_pose": [0.05, 0.2, 0.1],
+    "neck_pose": [-0.1, 0.05, 0.15],
+    "translation": [0.01, -0.005, 0.02],
+}
+_EXPORTS: dict[tuple[int, bool], Path] = {}
+# The head sphere's bake: small frustum grids (the defaults are sized for real captures).
+SPHERE_BAKE = dict(
+    resolution=20,
+    body_resolution=0,
+    head_resolution=24,
+    views=4,
+    view_pixels=24,
+    view_samples=64,
+    colour_samples=16,
+    backdrop_pixels=16,
+)
+
+
+def head_sphere(exp):
+    """A soft sphere through the tiny FLAME octahedron's vertices (its head), in front of a
+    wall: a canonical field with a head to rig (the 20-step NeRF has none)."""
+    capture = exp.capture
+    rest = rig.flame_rest(capture.subject, capture.flame_params["t00"], 3)
+    centre, _ = rest.ball()
+    radius = float(np.linalg.norm(rest.vertices - centre, axis=1).mean())
+    return SoftSphere(centre=centre, radius=radius, wall_z=-1.0)
+
+
+def tiny_export(tmp_path_factory, head: bool = False) -> Path:
+    """DIR written by `pipeline.export` for test_eval's tiny trained experiment, with one
+    driving animation "driving" of three files (two expressions and jaws, then HEAD_MOTION);
+    made once per session and kind (test_gltf_validator.py, test_viewer_browser.py,
+    test_blender.py).
+
+    head False: the trained field, coarsely baked (its 20 steps leave no head: the head mesh
+    is empty, everything is room); True: the canonical field replaced by `head_sphere`, baked
+    with SPHERE_BAKE: a rigged head with morph targets.
+    """
+    key = (id(tmp_path_factory), head)
+    if key not in _EXPORTS:
+        import pytest
+        import views_util
+        from test_eval import tiny_experiment
+
+        from flamenerf.export import bake, field, pipeline
+        from flamenerf.training import experiment
+
+        folder = tiny_experiment(tmp_path_factory)
+        driving = views_util.write_driving(tmp_path_factory.mktemp("tiny") / "driving")
+        (driving / "c.json").write_text(json.dumps(HEAD_MOTION))
+        coarse = bake.BakeOptions(
+            **SPHERE_BAKE
+            if head
+            else dict(
+                resolution=24,
+                head_resolution=16,
+                views=2,
+                view_pixels=16,
+                view_samples=16,
+                min_component_faces=0,
+                colour_samples=8,
+            )
+        )
+        out = tmp_path_factory.mktemp("tiny_head_export" if head else "tiny_export")
+        options = pipeline.ExportOptions(bake=coarse, animations=(str(driving),))
+        with experiment.Experiment.restore(folder) as restored, pytest.MonkeyPatch.context() as m:
+            if head:
+                sphere = head_sphere(restored.exp)
+                m.setattr(field, "CanonicalField", lambda *args, **kwargs: sphere)
+            pipeline.export(restored, out, options)
+        _EXPORTS[key] = out
+    return _EXPORTS[key]

@@ -1,9 +1,16 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
 """Exporting a trained experiment as an avatar asset: glTF 2.0 and a browser viewer.
 
-    bake        the canonical field (no learned warp, no guide: the template at rest) into a
-                vertex-coloured triangle mesh: density grid, carving by the training
-                cameras' depth, marching cubes, vertex colours, the room as a backdrop
+    bake        the bake's options and its stages in order: the canonical field (no learned
+                warp, no guide: the template at rest) into a vertex-coloured triangle mesh,
+                each finished stage kept for a resumed run; the stages:
+    field       the canonical field that is baked (`CanonicalField`)
+    scene_box   the box of the surfaces the training cameras see
+    grids       rectilinear grids: finer slabs, resumable sampling, trilinear reads
+    carving     depth maps of the density grid from chosen cameras, and the carved depth
+    meshing     marching cubes on a rectilinear grid, small components dropped
+    colouring   vertex colours rendered from the best camera
+    backdrop    the room beyond the body as one smooth height field
     rig         the FLAME rig of that mesh through the FLAME guide's relation, run backwards
                 (expression morph targets, neck and jaw skin weights), the skeleton and the
                 contract's pose maths (shared by the preview and the animations)

@@ -4,20 +4,25 @@
 The layout is the avatar contract's (docs/export.md): scene "avatar" with the nodes "room"
 (static mesh), "head" (skinned, morphed mesh, skin "flame") and the joints "root" > "neck" >
 "jaw"; one unlit material (KHR_materials_unlit, double-sided, vertex colours COLOR_0 stored
-linear); `asset.extras.flamenerf` with the slider ranges and the default camera; one glTF
-animation per driving sequence. One buffer, one buffer view per accessor (4-byte aligned),
-written with pygltflib. A mesh without triangles is written as its node without a mesh.
+linear); `asset.extras.flamenerf` with the slider ranges and the default camera (a copy in
+the scene's extras, which Blender's importer keeps as the scene's custom property and its
+exporter writes back: a file re-exported from Blender still reads); one glTF animation per
+driving sequence. One buffer, one buffer view per accessor (4-byte aligned), written with
+pygltflib. A mesh without triangles is written as its node without a mesh.
 
 `read_glb` reads the GLB container by hand (magic, version, lengths, chunks), then the JSON
 with pygltflib, and checks everything the asset needs: names, types, component types, counts,
-bounds of buffer views and indices, finite values, skin weights summing to 1. Every problem is
-a `flamenerf.errors.UserError` naming the file and the field (a JSON path such as
-`accessors[3].count`), what was found and what was expected.
+bounds of buffer views and indices, finite values, skin weights summing to 1. It reads what
+other writers keeping the layout add (Blender: normals, morph-target normals, every joint's
+translation, rotation and scale channels holding their rest values, STEP for constant tracks)
+and ignores it. Every problem is a `flamenerf.errors.UserError` naming the file and the field
+(a JSON path such as `accessors[3].count`), what was found and what was expected.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import struct
@@ -109,6 +114,8 @@ class Animation:
       expression: float32 (K, E) morph weights.
       neck: float32 (K, 4) the neck's local rotation (quaternion x, y, z, w).
       jaw: float32 (K, 4) the jaw's local rotation.
+      neck_translation: float32 (K, 3) the neck's local translation (the world: the root is
+        the identity); None: the neck stays at its rest translation (no channel).
     """
 
     name: str
@@ -116,6 +123,7 @@ class Animation:
     expression: np.ndarray
     neck: np.ndarray
     jaw: np.ndarray
+    neck_translation: np.ndarray | None = None
 
 
 @dataclasses.dataclass
@@ -315,6 +323,8 @@ def write_glb(asset: Asset) -> bytes:
         outputs = []
         if asset.num_expression and len(asset.head.faces):  # weights need a morphed mesh
             outputs.append((1, "weights", animation.expression.reshape(-1), "SCALAR"))
+        if animation.neck_translation is not None:
+            outputs.append((3, "translation", animation.neck_translation, "VEC3"))
         outputs += [(3, "rotation", animation.neck, "VEC4"), (4, "rotation", animation.jaw, "VEC4")]
         for node, path, values, kind in outputs:
             samplers.append(
@@ -347,7 +357,9 @@ def write_glb(asset: Asset) -> bytes:
         ),
         extensionsUsed=[UNLIT],
         scene=0,
-        scenes=[pygltflib.Scene(name="avatar", nodes=[0, 1, 2])],
+        scenes=[
+            pygltflib.Scene(name="avatar", nodes=[0, 1, 2], extras={"flamenerf": _plain(info)})
+        ],
         nodes=nodes,
         meshes=meshes,
         skins=skins,
@@ -651,7 +663,7 @@ def _mesh(reader: _Reader, node: pygltflib.Node, name: str, skinned: bool) -> Me
         )
     targets = []
     for k, target in enumerate(primitive.targets or []):
-        if not isinstance(target, dict) or set(target) != {"POSITION"}:
+        if not isinstance(target, dict) or "POSITION" not in target:
             raise _fail(
                 source, f"{where}.primitives[0].targets[{k}]", target, "{'POSITION': accessor}"
             )
@@ -679,86 +691,117 @@ def _mesh(reader: _Reader, node: pygltflib.Node, name: str, skinned: bool) -> Me
     )
 
 
-def _animations(reader: _Reader, num_expression: int, nodes: dict[str, int]) -> list[Animation]:
+# An animation's channels the asset carries (node, path), with their accessor types.
+_TRACKS = {
+    ("head", "weights"): "SCALAR",
+    ("neck", "translation"): "VEC3",
+    ("neck", "rotation"): "VEC4",
+    ("jaw", "rotation"): "VEC4",
+}
+_PATHS = {"translation": "VEC3", "rotation": "VEC4", "scale": "VEC3"}
+REST_TOLERANCE = 1e-5  # a joint channel outside the contract must stay this close to the rest
+
+
+def _animations(
+    reader: _Reader, num_expression: int, nodes: dict[str, int], rest: dict[tuple[str, str], Any]
+) -> list[Animation]:
+    """The animations: the contract's tracks (`_TRACKS`) on one time line. Other channels of
+    the joints (root, neck, jaw), which other writers add (Blender writes every bone's
+    translation, rotation and scale), are accepted when they hold the joint's rest value
+    (`rest`: (joint, path) -> value) at every key, and ignored; a track that stays constant
+    may be on any time line and use STEP interpolation."""
+    names = {index: name for name, index in nodes.items()}
     out = []
     for a, animation in enumerate(reader.gltf.animations or []):
         where = f"animations[{a}]"
-        found: dict[tuple[str, str], np.ndarray] = {}
-        times = None
+        tracks: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
         for c, channel in enumerate(animation.channels or []):
             sampler = reader.item(
                 f"{where}.channels[{c}].sampler (samplers)", animation.samplers, channel.sampler
             )
-            if sampler.interpolation not in (None, "LINEAR"):
-                raise _fail(
-                    reader.source,
-                    f"{where}.samplers[{channel.sampler}].interpolation",
-                    sampler.interpolation,
-                    "LINEAR",
-                )
-            t = reader.accessor(
-                sampler.input, f"{where}.samplers[{channel.sampler}].input", ("SCALAR",), (FLOAT,)
-            )[:, 0]
-            if times is None:
-                times = t
-            elif not np.array_equal(times, t):
-                raise _fail(
-                    reader.source,
-                    f"{where}.samplers[{channel.sampler}].input",
-                    "other key times",
-                    "the animation's one time line",
-                )
+            swhere = f"{where}.samplers[{channel.sampler}]"
             target = channel.target
-            key = (target.node, target.path)
-            if key == (nodes["head"], "weights"):
-                values = reader.accessor(
-                    sampler.output,
-                    f"{where}.samplers[{channel.sampler}].output",
-                    ("SCALAR",),
-                    (FLOAT,),
-                    len(t) * num_expression,
-                )
-                found[("head", "weights")] = values.reshape(len(t), num_expression)
-            elif key in ((nodes["neck"], "rotation"), (nodes["jaw"], "rotation")):
-                name = "neck" if target.node == nodes["neck"] else "jaw"
-                found[(name, "rotation")] = reader.accessor(
-                    sampler.output,
-                    f"{where}.samplers[{channel.sampler}].output",
-                    ("VEC4",),
-                    (FLOAT,),
-                    len(t),
-                )
-            else:
+            key = (names.get(target.node), target.path)
+            joint = key[0] in rig.JOINT_NAMES and key[1] in _PATHS
+            if key not in _TRACKS and not joint:
                 raise _fail(
                     reader.source,
                     f"{where}.channels[{c}].target",
                     {"node": target.node, "path": target.path},
-                    "the head's weights, the neck's or the jaw's rotation",
+                    "the head's weights or a joint's translation, rotation or scale",
                 )
-        if times is None or np.any(np.diff(times) <= 0):
-            raise _fail(
-                reader.source,
-                f"{where}.samplers",
-                "no channels or unsorted times",
-                "increasing key times",
-            )
-        k = len(times)
+            t = reader.accessor(sampler.input, f"{swhere}.input", ("SCALAR",), (FLOAT,))[:, 0]
+            if np.any(np.diff(t) <= 0):
+                raise _fail(reader.source, f"{swhere}.input", "unsorted times", "increasing times")
+            width = num_expression if key == ("head", "weights") else 1
+            kind = _TRACKS.get(key, _PATHS.get(key[1]))
+            values = reader.accessor(
+                sampler.output, f"{swhere}.output", (kind,), (FLOAT,), len(t) * width
+            ).reshape(len(t), -1)
+            constant = bool(np.all(np.abs(values - values[:1]) <= REST_TOLERANCE))
+            if sampler.interpolation not in (None, "LINEAR") and not (
+                sampler.interpolation == "STEP" and constant
+            ):
+                raise _fail(
+                    reader.source,
+                    f"{swhere}.interpolation",
+                    sampler.interpolation,
+                    "LINEAR (or STEP for a constant track)",
+                )
+            if key in _TRACKS:
+                tracks[key] = (t, values)
+                continue
+            at_rest = np.asarray(rest[key], np.float64)
+            if key[1] == "rotation":  # q and -q are the same rotation
+                held = np.abs(values @ at_rest) >= 1.0 - REST_TOLERANCE
+            else:
+                held = np.all(np.abs(values - at_rest) <= REST_TOLERANCE, axis=1)
+            if not np.all(held):
+                raise _fail(
+                    reader.source,
+                    f"{swhere}.output",
+                    f"the {key[0]}'s {key[1]} moving away from its rest",
+                    f"the rest value {at_rest.round(6).tolist()} (the avatar animates the "
+                    "head's weights, the neck's translation and rotation, the jaw's rotation)",
+                )
+        moving = [t for t, v in tracks.values() if np.any(np.abs(v - v[:1]) > REST_TOLERANCE)]
+        lines = moving or [t for t, _ in tracks.values()]
+        if not lines:
+            raise _fail(reader.source, f"{where}.channels", "no tracks", "the avatar's tracks")
+        times = max(lines, key=len)
+        if any(not np.array_equal(t, times) for t in moving):
+            raise _fail(reader.source, f"{where}.samplers", "other key times", "one time line")
+        track = functools.partial(_track, tracks, times)
         out.append(
             Animation(
                 name=str(animation.name),
                 times=times.astype(np.float32),
-                expression=found.get(("head", "weights"), np.zeros((k, num_expression))).astype(
-                    np.float32
-                ),
-                neck=found.get(("neck", "rotation"), np.tile([0, 0, 0, 1.0], (k, 1))).astype(
-                    np.float32
-                ),
-                jaw=found.get(("jaw", "rotation"), np.tile([0, 0, 0, 1.0], (k, 1))).astype(
-                    np.float32
-                ),
+                expression=track(("head", "weights"), np.zeros(num_expression)),
+                neck=track(("neck", "rotation"), rest[("neck", "rotation")]),
+                jaw=track(("jaw", "rotation"), rest[("jaw", "rotation")]),
+                neck_translation=None
+                if ("neck", "translation") not in tracks
+                else track(("neck", "translation"), rest[("neck", "translation")]),
             )
         )
     return out
+
+
+def _track(
+    tracks: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]],
+    times: np.ndarray,
+    key: tuple[str, str],
+    default: Any,
+) -> np.ndarray:
+    """float32 (K, width): a track's values on the time line `times` (K,); a constant track on
+    another time line repeated; `default` (width,) at every key when the track is missing."""
+    k = len(times)
+    if key not in tracks:
+        return np.tile(np.asarray(default, np.float64), (k, 1)).astype(np.float32)
+    t, values = tracks[key]
+    if not np.array_equal(t, times):
+        values = np.repeat(values[:1], k, axis=0)
+    return values.reshape(k, -1).astype(np.float32)
 
 
 # Integer fields of the objects the reader uses (pygltflib would coerce "4" to 4 silently).
@@ -822,11 +865,14 @@ def _read(gltf: pygltflib.GLTF2, blob: bytes, source: str) -> Asset:
         raise _fail(
             source, "buffers[0].byteLength", gltf.buffers[0].byteLength, f"at most {len(blob)}"
         )
-    if not any(s.name == "avatar" for s in gltf.scenes or []):
+    scene = next((s for s in gltf.scenes or [] if s.name == "avatar"), None)
+    if scene is None:
         raise _fail(source, "scenes", [s.name for s in gltf.scenes or []], "a scene named 'avatar'")
     if UNLIT not in (gltf.extensionsUsed or []):
         raise _fail(source, "extensionsUsed", gltf.extensionsUsed, f"to list {UNLIT}")
     info = (gltf.asset.extras or {}).get("flamenerf")
+    if info is None and isinstance(scene.extras, dict):  # where Blender keeps it (docstring)
+        info = scene.extras.get("flamenerf")
     if not isinstance(info, dict) or info.get("version") != FORMAT_VERSION:
         raise _fail(
             source,
@@ -877,5 +923,11 @@ def _read(gltf: pygltflib.GLTF2, blob: bytes, source: str) -> Asset:
     if len(head.faces) and nodes["head"][1].skin != 0:
         raise _fail(source, "nodes['head'].skin", nodes["head"][1].skin, "0 (the skin 'flame')")
     num_expression = len(head.targets) if len(head.faces) else len(names or [])
-    animations = _animations(reader, num_expression, {n: i for n, (i, _) in nodes.items()})
+    rest = {(name, path): [0.0] * 3 for name in rig.JOINT_NAMES for path in ("translation",)}
+    rest.update({(name, "rotation"): [0.0, 0.0, 0.0, 1.0] for name in rig.JOINT_NAMES})
+    rest.update({(name, "scale"): [1.0] * 3 for name in rig.JOINT_NAMES})
+    rest[("neck", "translation")] = skeleton.neck_translation
+    rest[("neck", "rotation")] = skeleton.neck_rotation
+    rest[("jaw", "translation")] = skeleton.jaw_translation
+    animations = _animations(reader, num_expression, {n: i for n, (i, _) in nodes.items()}, rest)
     return Asset(room, head, skeleton, inverse_bind.astype(np.float32), info, animations)

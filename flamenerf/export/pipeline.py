@@ -23,7 +23,7 @@ import numpy as np
 
 from flamenerf.errors import UserError
 from flamenerf.export import animation as animation_lib
-from flamenerf.export import bake, gltf, preview, rig
+from flamenerf.export import bake, field, gltf, preview, rig, scene_box
 from flamenerf.geometry.camera import Camera
 
 CACHE_FOLDER = ".export"
@@ -144,14 +144,16 @@ def build_asset(
     skeleton_params = capture.flame_params[frame]
     settings = exp.guide_settings()
     rest = rig.flame_rest(capture.subject, skeleton_params, num_expression, settings.undo_rigid)
-    skel = rig.skeleton(capture.subject, capture.subject.rest_joints([skeleton_params])[0])
+    rest_joints = capture.subject.rest_joints([skeleton_params])[0]
+    skel = rig.skeleton(capture.subject, rest_joints)
+    placement = rig.Placement(scene.to_world, rest_joints)
     animations = [
-        animation_lib.read_animation(folder, skel.neck_rotation, num_expression, options.fps)
+        animation_lib.read_animation(folder, placement, num_expression, options.fps)
         for folder in options.animations
     ]  # read first: a bad folder fails before the bake
 
     appearance_frame = capture.frames[frame].appearance_id
-    field = bake.CanonicalField(
+    canonical = field.CanonicalField(
         exp.model, state.params, options.bake.appearance, frame=appearance_frame
     )
     key = {
@@ -164,7 +166,7 @@ def build_asset(
     chosen = np.linspace(0, len(train_cameras) - 1, min(MAX_BOX_CAMERAS, len(train_cameras)))
     box_cameras = [train_cameras[int(i)] for i in np.round(chosen)]
     box = _box(
-        field,
+        canonical,
         box_cameras,
         scene,
         options.bake.box_margin_m * scene.units_per_metre,
@@ -180,7 +182,7 @@ def build_asset(
     )
     body_box = body_region(head_box, capture.subject, units)
     baked = bake.bake(
-        field,
+        canonical,
         box,
         head_box,
         body_box,
@@ -264,7 +266,7 @@ def build_asset(
 
 
 def _box(
-    field: bake.CanonicalField,
+    canonical: field.CanonicalField,
     cameras: list[Camera],
     scene: Any,
     margin: float,
@@ -272,7 +274,7 @@ def _box(
     key: dict[str, Any],
     show_progress: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The scene's box (`bake.surface_box`), kept in the cache as box-KEY.json."""
+    """The scene's box (`scene_box.surface_box`), kept in the cache as box-KEY.json."""
     inputs = {"field": key, "margin": margin, "quantile": BOX_QUANTILE, "rays": BOX_RAYS}
     path = None if cache is None else cache / f"box-{bake.cache_key(inputs)}.json"
     if path is not None and path.is_file():
@@ -281,8 +283,8 @@ def _box(
             return np.asarray(raw["lower"], np.float64), np.asarray(raw["upper"], np.float64)
         except (OSError, ValueError, KeyError):
             pass
-    box = bake.surface_box(
-        field,
+    box = scene_box.surface_box(
+        canonical,
         cameras,
         scene.near,
         scene.far,

@@ -36,10 +36,32 @@ def pose(asset: Asset, params: rig.Pose) -> tuple[np.ndarray, np.ndarray]:
     Returns:
       room (Vr, 3) (static: as stored) and head (Vh, 3) (morphed, then skinned), float64.
     """
-    expression = np.zeros(asset.num_expression)
-    given = np.asarray(params.expression, np.float64).reshape(-1)[: asset.num_expression]
-    expression[: len(given)] = given
     matrices = rig.joint_matrices(asset.inverse_bind, asset.skeleton, params)
+    return _posed(asset, matrices, params.expression)
+
+
+def pose_animation(asset: Asset, name: str, time: float) -> tuple[np.ndarray, np.ndarray]:
+    """World vertices of both meshes at a time of one of the asset's animations (glTF's
+    LINEAR sampling, `animation.sample`): room (Vr, 3) and head (Vh, 3), float64.
+
+    Raises:
+      KeyError: the asset has no animation of that name.
+    """
+    from flamenerf.export import animation as animation_lib
+
+    chosen = {a.name: a for a in asset.animations}[name]
+    matrices, expression = animation_lib.joint_matrices(
+        asset.inverse_bind, asset.skeleton, chosen, time
+    )
+    return _posed(asset, matrices, expression)
+
+
+def _posed(
+    asset: Asset, matrices: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    expression = np.zeros(asset.num_expression)
+    given = np.asarray(weights, np.float64).reshape(-1)[: asset.num_expression]
+    expression[: len(given)] = given
     head = asset.head
     posed = rig.skin(
         head.positions,

@@ -34,7 +34,12 @@ FLAME skins partly to the root joint follow the neck fully inside the ball.
 
 The pose maths of the asset (`Pose`, `neck_rotation`, `jaw_rotation`, `joint_matrices`) is the
 avatar contract's (docs/export.md), shared by the viewer, the preview
-(`flamenerf.export.preview`) and the animations (`flamenerf.export.animation`).
+(`flamenerf.export.preview`) and the animations (`flamenerf.export.animation`). The sliders'
+`Pose` turns the neck by a yaw and a pitch about FLAME's neck joint; an animation's key frame
+carries FLAME's whole head motion (`Placement.neck_motion`): the guide's head transform
+(`guide.head_transforms`: the global rotation about the root joint, the neck rotation with its
+roll about the neck joint, the translation) as the neck joint's translation and rotation, the
+root (the torso and everything outside the head's ball) staying put as the guide keeps it.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from flamenerf.geometry import flame
+from flamenerf.geometry.scene import ToWorld
 from flamenerf.geometry.subject import Subject
 from flamenerf.nerf import guide
 
@@ -318,6 +324,43 @@ def skeleton(subject: Subject, rest_joints_flame: np.ndarray) -> Skeleton:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class Placement:
+    """The rigged FLAME identity in the world: what turns FLAME's head pose into the neck's.
+
+    Attributes:
+      to_world: FLAME space -> world (X_world = scale * rotation @ X_flame + translation;
+        scene.json's `to_world`).
+      joints: (5, 3) the identity's joints at rest in FLAME space (`Subject.rest_joints`:
+        root, neck, jaw, left eye, right eye), the skeleton's (`skeleton`).
+    """
+
+    to_world: ToWorld
+    joints: np.ndarray
+
+    def neck_motion(self, params: flame.FlameParams) -> tuple[np.ndarray, np.ndarray]:
+        """The neck joint's local translation (3,) and rotation (4,) (x, y, z, w) at a head pose.
+
+        FLAME moves every vertex it skins to the neck alone by the head transform
+        T(x) = R0 R1 (x - J1) + J0 + R0 (J1 - J0) + t (R0, R1 the global and neck rotations, J0,
+        J1 the root and neck joints at rest, t the translation; `guide.head_transforms`, the
+        motion the guide's rigid part undoes). In the world, the neck joint's posed matrix is
+        T_world @ rest, so its translation is T's image of the neck joint, J0 + R0 (J1 - J0) + t
+        in the world, and its rotation the rest rotation (FLAME's axes) times R0 R1. At zero
+        pose and translation both are the skeleton's rest values (`skeleton`).
+        """
+        rotvec = lambda v: np.zeros(3) if v is None else np.asarray(v, np.float64).reshape(3)
+        r0 = Rotation.from_rotvec(rotvec(params.global_pose))
+        r1 = Rotation.from_rotvec(rotvec(params.neck_pose))
+        shift = np.zeros(3) if params.translation is None else params.translation
+        j0, j1 = np.asarray(self.joints[0], np.float64), np.asarray(self.joints[1], np.float64)
+        posed_neck = j0 + r0.apply(j1 - j0) + np.asarray(shift, np.float64).reshape(3)
+        t = self.to_world
+        translation = t.scale * np.asarray(t.rotation, np.float64) @ posed_neck + t.translation
+        rest = Rotation.from_matrix(np.asarray(t.rotation, np.float64))
+        return np.asarray(translation, np.float64), (rest * r0 * r1).as_quat()
+
+
 class Pose(NamedTuple):
     """The asset's parameters: expression (E,) (= morph weights), jaw opening, head yaw and
     pitch (radians, FLAME's axes: yaw about y, pitch about x; jaw about x, >= 0 opens)."""
@@ -370,15 +413,33 @@ def _matrix(translation: np.ndarray, quaternion: np.ndarray) -> np.ndarray:
     return out
 
 
+def local_world_matrices(
+    skel: Skeleton, neck_translation: np.ndarray, neck: np.ndarray, jaw: np.ndarray
+) -> np.ndarray:
+    """(3, 4, 4) the joints' world matrices (root, neck, jaw) from the neck's and the jaw's
+    local transforms: root = identity; neck = T(neck_translation) R(neck); jaw = neck
+    T(jaw_translation) R(jaw).
+
+    Args:
+      skel: the skeleton (the jaw's translation); neck_translation: (3,) the neck's local
+        translation; neck, jaw: (4,) their local rotations (x, y, z, w).
+    """
+    neck_world = _matrix(np.asarray(neck_translation, np.float64), neck)
+    return np.stack([np.eye(4), neck_world, neck_world @ _matrix(skel.jaw_translation, jaw)])
+
+
 def world_matrices(skel: Skeleton, pose: Pose) -> np.ndarray:
     """(3, 4, 4) the joints' world matrices (root, neck, jaw) at a pose.
 
     root = identity; neck = T(neck_translation) R(neck_rotation(rest, yaw, pitch));
     jaw = neck T(jaw_translation) R(R_x(jaw)). Translations stay at rest.
     """
-    neck = _matrix(skel.neck_translation, neck_rotation(skel.neck_rotation, pose.yaw, pose.pitch))
-    jaw = neck @ _matrix(skel.jaw_translation, jaw_rotation(pose.jaw))
-    return np.stack([np.eye(4), neck, jaw])
+    return local_world_matrices(
+        skel,
+        skel.neck_translation,
+        neck_rotation(skel.neck_rotation, pose.yaw, pose.pitch),
+        jaw_rotation(pose.jaw),
+    )
 
 
 def joint_matrices(inverse_bind: np.ndarray, skel: Skeleton, pose: Pose) -> np.ndarray:

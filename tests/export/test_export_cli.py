@@ -8,15 +8,16 @@ import json
 
 import numpy as np
 import pytest
-from export_util import SoftSphere
+from export_util import SPHERE_BAKE, head_sphere
 from test_eval import tiny_experiment
 
 from flamenerf import __main__ as dispatcher
 from flamenerf.export import __main__ as cli
-from flamenerf.export import bake, gltf, pipeline, preview, rig
+from flamenerf.export import bake, field, gltf, pipeline, preview, rig
 
-SMALL = dict(views=4, view_pixels=24, view_samples=64, colour_samples=16, backdrop_pixels=16)
-FLAGS = ["--resolution", "20", "--body_resolution", "0", "--head_resolution", "24", "--quiet"]
+GRIDS = ("resolution", "body_resolution", "head_resolution")  # set by FLAGS
+SMALL = {k: v for k, v in SPHERE_BAKE.items() if k not in GRIDS}
+FLAGS = [*(f"--{k}={SPHERE_BAKE[k]}" for k in GRIDS), "--quiet"]
 
 
 @pytest.fixture(autouse=True)
@@ -41,23 +42,13 @@ def driving(tmp_path_factory):
     return folder
 
 
-def head_sphere(exp):
-    """A soft sphere through the tiny FLAME octahedron's vertices (its head), in front of a
-    wall: a field with a head to rig (the 20-step NeRF has none)."""
-    capture = exp.capture
-    rest = rig.flame_rest(capture.subject, capture.flame_params["t00"], 3)
-    centre, _ = rest.ball()
-    radius = float(np.linalg.norm(rest.vertices - centre, axis=1).mean())
-    return SoftSphere(centre=centre, radius=radius, wall_z=-1.0)
-
-
 @pytest.fixture(scope="module")
 def exported(trained, driving, tmp_path_factory):
     """The CLI's export of the tiny experiment with the head sphere as its canonical field."""
     out = tmp_path_factory.mktemp("export") / "avatar"
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(bake, "BakeOptions", functools.partial(bake.BakeOptions, **SMALL))
-        patch.setattr(bake, "CanonicalField", lambda model, *a, **k: FIELD["sphere"])
+        patch.setattr(field, "CanonicalField", lambda model, *a, **k: FIELD["sphere"])
         from flamenerf.training.experiment import Experiment
 
         with Experiment.restore(trained) as restored:
@@ -86,6 +77,12 @@ def test_writes_the_asset_page_and_report(exported, trained):
     np.testing.assert_allclose(
         asset.animations[0].expression[:, :2], [[0, -0.2], [0.1, -0.2], [0.2, -0.2]], atol=1e-6
     )
+    # No head pose in the driving files: the neck stays at its rest translation and rotation.
+    still = asset.animations[0]
+    np.testing.assert_allclose(
+        still.neck_translation, [asset.skeleton.neck_translation] * 3, atol=1e-6
+    )
+    np.testing.assert_allclose(np.abs(still.neck @ asset.skeleton.neck_rotation), 1.0, atol=1e-6)
     html = (out / "index.html").read_text()
     assert html.startswith("<!DOCTYPE html>") or html.lower().startswith("<!doctype html>")
     assert (out / "index.html").stat().st_size > (out / "avatar.glb").stat().st_size

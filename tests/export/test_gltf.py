@@ -257,7 +257,9 @@ BAD = {
     "no skin": lambda g: _edit(g, _set(["skins"], [])),
     "no scene": lambda g: _edit(g, _set(["scenes"], [{"name": "other", "nodes": []}])),
     "no extension": lambda g: _edit(g, _set(["extensionsUsed"], [])),
-    "no extras": lambda g: _edit(g, lambda d: d["asset"].pop("extras")),
+    "no extras": lambda g: _edit(
+        g, lambda d: [d["asset"].pop("extras"), d["scenes"][0].pop("extras")]
+    ),
     "weights": lambda g: _edit(
         g,
         lambda d: d["meshes"][1]["primitives"][0]["attributes"].update(
@@ -333,3 +335,88 @@ def test_skeleton_inverse_bind_inverts_the_rest_pose():
         asset.inverse_bind @ asset.skeleton.rest_world(), np.tile(np.eye(4), (3, 1, 1)), atol=1e-6
     )
     assert rig.JOINT_NAMES == ("root", "neck", "jaw")
+
+
+def _with_channel(glb, node_name, path, values, interpolation="LINEAR", times=None):
+    """The glb with one more channel on its animation (values (K, width); times (K,), the
+    animation's own when None), its accessors appended to the binary chunk."""
+    doc, blob = parse(glb)
+    blob = bytearray(blob)
+
+    def accessor(array, kind):
+        array = np.asarray(array, "<f4")
+        offset = len(blob)
+        blob.extend(array.tobytes())
+        doc["bufferViews"].append({"buffer": 0, "byteOffset": offset, "byteLength": array.nbytes})
+        entry = {"bufferView": len(doc["bufferViews"]) - 1, "componentType": 5126}
+        doc["accessors"].append(dict(entry, count=len(array), type=kind))
+        if kind == "SCALAR":
+            doc["accessors"][-1].update(min=[float(array.min())], max=[float(array.max())])
+        return len(doc["accessors"]) - 1
+
+    animation = doc["animations"][0]
+    source = animation["samplers"][0]["input"] if times is None else accessor(times, "SCALAR")
+    kind = {3: "VEC3", 4: "VEC4"}[np.shape(values)[1]]
+    animation["samplers"].append(
+        {"input": source, "output": accessor(values, kind), "interpolation": interpolation}
+    )
+    node = next(k for k, n in enumerate(doc["nodes"]) if n["name"] == node_name)
+    target = {"node": node, "path": path}
+    animation["channels"].append({"sampler": len(animation["samplers"]) - 1, "target": target})
+    doc["buffers"][0]["byteLength"] = len(blob) + (-len(blob) % 4)
+    return rebuild(doc, bytes(blob))
+
+
+def test_other_writers_channels_at_rest_are_read(glb, asset):
+    """What Blender writes besides the contract's tracks: every joint's translation, rotation
+    and scale holding their rest values (STEP, on their own time line), morph-target normals,
+    the avatar's extras in the scene only. Read, ignored; the asset is the same."""
+    skel = asset.skeleton
+    extra = glb
+    for node, path, value in [
+        ("root", "translation", [0.0, 0.0, 0.0]),
+        ("root", "rotation", [0.0, 0.0, 0.0, 1.0]),
+        ("root", "scale", [1.0, 1.0, 1.0]),
+        ("neck", "scale", [1.0, 1.0, 1.0]),
+        ("jaw", "translation", skel.jaw_translation),
+    ]:
+        extra = _with_channel(extra, node, path, [value, value], "STEP", times=[0.0, 2.0])
+    extra = _with_channel(extra, "neck", "rotation", -np.tile(skel.neck_rotation, (3, 1)))
+    doc, blob = parse(extra)
+    doc["asset"].pop("extras")  # Blender keeps the avatar's extras in the scene's
+    head = next(m for m in doc["meshes"] if m["name"] == "head")["primitives"][0]
+    for target in head["targets"]:
+        target["NORMAL"] = target["POSITION"]  # morph normals, ignored
+    back = gltf.read_glb(rebuild(doc, blob))
+    assert back.info["expression_ranges"] == asset.info["expression_ranges"]
+    want = asset.animations[0]
+    got = back.animations[0]
+    np.testing.assert_array_equal(got.times, want.times)
+    np.testing.assert_array_equal(got.expression, want.expression)
+    np.testing.assert_array_equal(got.jaw, want.jaw)
+    # The appended neck rotation (the rest, as -q) replaced the animation's own.
+    np.testing.assert_allclose(np.abs(got.neck @ skel.neck_rotation), 1.0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "node, path, values, interpolation, message",
+    [
+        ("root", "translation", [[0, 0, 0], [0, 0.1, 0], [0, 0, 0]], "LINEAR", "rest"),
+        ("jaw", "scale", [[1, 1, 1], [2, 2, 2], [1, 1, 1]], "LINEAR", "rest"),
+        ("neck", "translation", [[0, 0, 0], [0, 0.1, 0], [0, 0, 0]], "STEP", "interpolation"),
+        ("neck", "translation", [[0, 0, 0], [0, 0.1, 0], [0, 0, 0]], "CUBICSPLINE", "LINEAR"),
+        ("room", "translation", [[0, 0, 0]] * 3, "LINEAR", "target"),
+    ],
+)
+def test_moving_channels_outside_the_contract_are_refused(
+    glb, node, path, values, interpolation, message
+):
+    with pytest.raises(UserError, match=message) as error:
+        gltf.read_glb(_with_channel(glb, node, path, values, interpolation), "x/avatar.glb")
+    assert str(error.value).startswith("x/avatar.glb")
+
+
+def test_moving_tracks_share_one_time_line(glb):
+    moved = [[0.0, 0.0, 0.0], [0.0, 0.1, 0.0]]
+    with pytest.raises(UserError, match="time line"):
+        gltf.read_glb(_with_channel(glb, "neck", "translation", moved, times=[0.0, 0.25]))

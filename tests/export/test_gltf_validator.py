@@ -5,8 +5,9 @@ The validator is the npm package `gltf-validator`, pinned in tools/node/package-
 installed outside the package by `npm ci --prefix tools/node` (.ci/run does it; the folder's
 node_modules/ is ignored by git). The tests are skipped, with that message, when node or the
 validator is missing. Assets: the project's writer (`flamenerf.export.gltf.write_glb`) on the
-hand-made scene and in `pipeline.export` of test_eval's tiny trained experiment, and the
-independent test writer (tests/glb_util.py). Errors fail the test; warnings and infos are
+hand-made scene and in `pipeline.export` of test_eval's tiny trained experiment (its own
+field, and a head sphere: export_util.tiny_export), and the independent test writer
+(tests/glb_util.py). Errors fail the test; warnings and infos are
 reported (pytest's warnings summary).
 """
 
@@ -18,6 +19,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from export_util import tiny_export
 from glb_util import as_export_asset, glb_bytes, tiny_avatar
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,38 +37,6 @@ validator.validateBytes(bytes, {uri: 'avatar.glb', maxIssues: 1000}).then(
   (report) => process.stdout.write(JSON.stringify(report)),
   (error) => { console.error(String(error)); process.exit(3); });
 """
-
-
-_EXPORTS: dict[int, Path] = {}
-
-
-def tiny_export(tmp_path_factory) -> Path:
-    """DIR written by `pipeline.export` for test_eval's tiny trained experiment (coarse bake,
-    one driving animation); made once per session (also used by test_viewer_browser.py)."""
-    if id(tmp_path_factory) not in _EXPORTS:
-        import views_util
-        from test_eval import tiny_experiment
-
-        from flamenerf.export import bake, pipeline
-        from flamenerf.training import experiment
-
-        folder = tiny_experiment(tmp_path_factory)
-        driving = views_util.write_driving(tmp_path_factory.mktemp("driving"))
-        coarse = bake.BakeOptions(
-            resolution=24,
-            head_resolution=16,
-            views=2,
-            view_pixels=16,
-            view_samples=16,
-            min_component_faces=0,
-            colour_samples=8,
-        )
-        out = tmp_path_factory.mktemp("tiny_export")
-        options = pipeline.ExportOptions(bake=coarse, animations=(str(driving),))
-        with experiment.Experiment.restore(folder) as restored:
-            pipeline.export(restored, out, options)
-        _EXPORTS[id(tmp_path_factory)] = out
-    return _EXPORTS[id(tmp_path_factory)]
 
 
 def _node_and_validator() -> str:
@@ -143,6 +113,18 @@ def test_an_exported_experiment_is_valid(tmp_path, tmp_path_factory):
     info = report["info"]
     assert info["hasSkins"] and info["hasDefaultScene"] and info["animationCount"] == 1
     print(f"validator on the tiny export: {report['issues']}")
+
+
+def test_an_exported_head_is_valid(tmp_path, tmp_path_factory):
+    """The same with a head to rig (morph targets, skin weights; an animation that turns,
+    rolls and shifts the head: the neck's translation channel)."""
+    _node_and_validator()
+    out = tiny_export(tmp_path_factory, head=True)
+    report = validate((out / "avatar.glb").read_bytes(), tmp_path)
+    check(report, "pipeline.export of a tiny experiment's head sphere")
+    info = report["info"]
+    assert info["hasSkins"] and info["hasMorphTargets"] and info["animationCount"] == 1
+    assert report["issues"]["numWarnings"] == 0
 
 
 def test_the_validator_sees_an_error(tmp_path):

@@ -270,7 +270,7 @@ def test_the_neck_rest_rotation_is_applied_first(viewer, tiny):
 def test_an_exported_experiment_opens_and_matches_the_preview(browser, tmp_path_factory):
     """DIR/index.html of `pipeline.export` (test_eval's tiny trained experiment, one driving
     animation): the page the exporter wrote loads, plays, and draws what the preview draws."""
-    from test_gltf_validator import tiny_export
+    from export_util import tiny_export
 
     out = tiny_export(tmp_path_factory)
     asset = gltf.read_glb((out / "avatar.glb").read_bytes(), str(out / "avatar.glb"))
