@@ -6,6 +6,7 @@ from setuptools import find_packages, setup
 # gin/ and its sub-folders, as (namespace) packages holding data only.
 GIN_PACKAGES = ["flamenerf.gin_configs", "flamenerf.gin_configs.ablations"]
 CAPTURE = ["pycolmap==4.2.1", "mediapipe>=0.10.35,<0.11"]
+GCS = ["gcsfs>=2026.9"]  # fsspec's Cloud Storage plug-in (gs:// folders through etils.epath)
 
 setup(
     name="flamenerf",
@@ -39,6 +40,8 @@ setup(
         "array_record>=0.8,<0.9",
         "importlib_resources>=6",  # tensorflow-datasets needs it for builders in packages
         "orbax-checkpoint>=0.12,<0.13",
+        # flamenerf.io.paths: experiment and capture folders at URLs (gs://...) through fsspec.
+        "etils[epath]>=1.7,<2",
         "dm-pix>=0.4.5,<0.5",
         "tensorboardX>=2.6,<3",
         "mediapy>=1.2,<2",
@@ -61,6 +64,9 @@ setup(
         # face_landmarker.task, is not a package: the user downloads it once (README, "Real
         # captures"; flamenerf.capture.landmarks checks its SHA-256).
         "capture": CAPTURE,
+        # gs:// experiment and capture folders (README, "Many devices, many hosts"); Orbax's
+        # checkpoints go through TensorStore's own GCS driver.
+        "gcs": GCS,
         "test": [
             "pytest>=8",
             "ruff>=0.6",
@@ -75,6 +81,10 @@ setup(
             # Drives Debian's chromium (executable_path) in the viewer's browser test; its own
             # browser downloads (`playwright install`) are never used.
             "playwright>=1.40",
+            # gs:// folders are tested against this Cloud Storage emulator, run inside the
+            # test process (tests/remote_util.py).
+            *GCS,
+            "gcp-storage-emulator>=2026.7,<2027",
             # Blender as a Python module: tests/export/test_blender.py imports avatar.glb with
             # Blender's glTF importer and exports it again. Its wheels are CPython 3.11 only;
             # 4.4.0 is the last whose metadata allows numpy 2 (4.5 and 5.0 require numpy<2);

@@ -17,7 +17,8 @@ writes (process 0 only) `EXP/eval/step_N/`:
     index.html              a page with the metrics table and every frame's pictures: open
                             it in a browser (relative links; no server needed)
 
-and adds the means to TensorBoard (`EXP/tensorboard`, tag `eval/NAME`). With `--scale S`
+and adds the means to TensorBoard (`EXP/tensorboard`, tag `eval/NAME`). EXP may be a
+gs:// URL, and `--table_csv` a URL too (`flamenerf.io.paths`). With `--scale S`
 other than the experiment's own image scale the files go to `EXP/eval/step_N/scale_S/`
 instead, so that evaluations at the trained scale are never overwritten.
 
@@ -70,7 +71,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         nargs="+",
         required=True,
         metavar="EXP",
-        help="experiment folder(s) (shell globs work)",
+        help="experiment folder(s), local paths or gs://BUCKET/PATH (shell globs work)",
     )
     experiment.add_checkpoint_flags(parser)
     parser.add_argument(

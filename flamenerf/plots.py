@@ -4,17 +4,17 @@
 Two panels against the training step: PSNR (train; validation whole image, face and outside
 the face) and the losses (total and each term logged, log scale), drawn by
 `flamenerf.evaluation.figures.plot_training_curves` from `EXP/metrics.jsonl`; the default
-output is `EXP/curves.png`.
+output is `EXP/curves.png`. EXP and PNG may be URLs (gs://...; `flamenerf.io.paths`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from flamenerf import errors, help_format
 from flamenerf.evaluation import figures
+from flamenerf.io import paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,9 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         return errors.EXIT_USER_ERROR
     failed = 0
     for name in args.base_folder:
-        folder = Path(name)
-        out = Path(args.out) if args.out else folder / "curves.png"
         try:
+            folder = paths.as_path(name)
+            out = paths.as_path(args.out) if args.out else folder / "curves.png"
             written = figures.plot_training_curves(folder / "metrics.jsonl", out)
         except (FileNotFoundError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)

@@ -56,9 +56,9 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
-from pathlib import Path
 
 from flamenerf import compilation_cache, errors, help_format
+from flamenerf.io import paths as io_paths
 from flamenerf.training import experiment
 from flamenerf.views import expressions, output, paths
 
@@ -75,13 +75,13 @@ def _common_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
         "--base_folder",
         default=default,
         metavar="EXP",
-        help="the experiment folder (required)",
+        help="the experiment folder, a local path or gs://BUCKET/PATH (required)",
     )
     parser.add_argument(
         "--out",
         default=default,
         metavar="DIR",
-        help="output folder for frames/, video.mp4 and render.json "
+        help="output folder for frames/, video.mp4 and render.json, a local path or a URL "
         "(default: EXP/renders/SUBCOMMAND)",
     )
     parser.add_argument(
@@ -287,7 +287,7 @@ def _views(args: argparse.Namespace, exp: experiment.Experiment, show_progress: 
     return build(exp, **arguments)
 
 
-def run(args: argparse.Namespace) -> Path:
+def run(args: argparse.Namespace) -> io_paths.AnyPath:
     """Restores the experiment, builds the views of the subcommand, renders and writes them."""
     import jax
 
@@ -297,7 +297,9 @@ def run(args: argparse.Namespace) -> Path:
         exp, checkpoint = restored.exp, restored.checkpoint
         chief = jax.process_index() == 0
         views, code = _views(args, exp, show_progress=chief)
-        out_dir = Path(args.out) if args.out else exp.base_folder / "renders" / args.command
+        out_dir = (
+            io_paths.as_path(args.out) if args.out else exp.base_folder / "renders" / args.command
+        )
         info = {
             "command": args.command,
             "base_folder": str(exp.base_folder),

@@ -4,8 +4,9 @@
 Trains FLAME-in-NeRF data-parallel over every device (and every host, with
 `--coordinator_address`). Without `--data_dir` (or `DataConfig.capture`) it trains on the
 default synthetic capture, generated once into the cache folder. Running the same command
-again resumes from the latest checkpoint. The experiment folder holds `config.gin`,
-`checkpoints/` (Orbax), `metrics.jsonl` and `tensorboard/`.
+again resumes from the latest checkpoint. The experiment folder (a local path or
+`gs://BUCKET/PATH`) holds `config.gin`, `checkpoints/` (Orbax), `metrics.jsonl` and
+`tensorboard/`; the capture may be a URL too (`flamenerf.io.paths`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import math
 import signal
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from flamenerf import compilation_cache, errors, help_format
 from flamenerf.datasets import capture as capture_lib
+from flamenerf.io import paths
 from flamenerf.training import experiment, progress
 
 # Summaries are only written by process 0; the others run the same loop silently.
@@ -33,12 +34,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Train a FLAME-in-NeRF model on a capture (default: the synthetic demo).",
     )
     experiment.add_gin_flags(parser)
-    parser.add_argument("--base_folder", required=True, help="experiment folder (created)")
+    parser.add_argument(
+        "--base_folder",
+        required=True,
+        help="experiment folder (created): a local path or gs://BUCKET/PATH",
+    )
     parser.add_argument(
         "--data_dir",
         default=None,
-        help="capture folder (default: DataConfig.capture, else the "
-        "synthetic demo capture, generated once into $FLAMENERF_CACHE)",
+        help="capture folder, a local path or a URL (gs://, s3://, az://) (default: "
+        "DataConfig.capture, else the synthetic demo capture, generated once into "
+        "$FLAMENERF_CACHE)",
     )
     parser.add_argument(
         "--flame_model",
@@ -75,7 +81,7 @@ class _Stop:
         self.requested = True
 
 
-def _truncate_metrics(path: Path, step: int) -> None:
+def _truncate_metrics(path: paths.AnyPath, step: int) -> None:
     """Drops records past `step` (written after the checkpoint we resume from)."""
     if not path.exists():
         return
@@ -100,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     compilation_cache.enable()  # compiled programs persist across runs (docstring there)
     try:
         exp = experiment.Experiment.create(
-            base_folder=Path(args.base_folder),
+            base_folder=args.base_folder,
             gin_configs=args.gin_configs,
             gin_bindings=scale_bindings(args.gin_bindings, args.scale),
             data_dir=args.data_dir,

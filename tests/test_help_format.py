@@ -10,6 +10,7 @@ import pytest
 
 from flamenerf import help_format
 from flamenerf.__main__ import COMMANDS
+from flamenerf.io.paths import local_path_argument
 
 # The intended meaning of every flag that more than one command uses, and the kind of value it
 # takes ("path": a file or folder, "int", "float", "switch": no value). A flag shared by two
@@ -81,7 +82,8 @@ def _options(parser: argparse.ArgumentParser):
 def _kind(action: argparse.Action) -> str:
     if action.nargs == 0:
         return "switch"
-    return {None: "path", str: "path", Path: "path", int: "int", float: "float"}.get(
+    paths = {None: "path", str: "path", Path: "path", local_path_argument: "path"}
+    return {**paths, int: "int", float: "float"}.get(
         action.type, getattr(action.type, "__name__", str(action.type))
     )
 

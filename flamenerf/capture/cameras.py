@@ -58,6 +58,7 @@ from tqdm.auto import tqdm
 from flamenerf.capture import io
 from flamenerf.capture.io import StepError
 from flamenerf.geometry.camera import Camera
+from flamenerf.io.paths import local_path_argument
 
 # COLMAP camera models the spec can hold: parameter names in COLMAP's order.
 PARAMETERS: dict[str, tuple[str, ...]] = {
@@ -461,10 +462,12 @@ def compute_cameras(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("capture", type=Path, help="the capture folder (after `frames`)")
+    parser.add_argument(
+        "capture", type=local_path_argument, help="the capture folder (after `frames`)"
+    )
     parser.add_argument(
         "--colmap_model",
-        type=Path,
+        type=local_path_argument,
         default=None,
         help="import this COLMAP model (text or binary) instead of running SfM",
     )

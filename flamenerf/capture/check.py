@@ -39,6 +39,7 @@ from flamenerf.datasets.validate import summary
 from flamenerf.errors import EXIT_CHECK_FAILED
 from flamenerf.geometry import flame, rasterize
 from flamenerf.geometry.camera import Camera
+from flamenerf.io.paths import local_path_argument
 
 MAD_K = 5.0  # robust threshold: median + MAD_K * 1.4826 * MAD
 RELATIVE_FLOOR = 0.005  # the robust threshold is at least this fraction of the image diagonal
@@ -203,18 +204,24 @@ def contact_sheet(tiles: Sequence[tuple[Image.Image, str, bool]], title: str) ->
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("capture", type=Path, help="the capture folder")
+    parser.add_argument("capture", type=local_path_argument, help="the capture folder")
     parser.add_argument(
-        "--flame_model", type=Path, default=None, help="FLAME model overriding scene.json's"
+        "--flame_model",
+        type=local_path_argument,
+        default=None,
+        help="FLAME model overriding scene.json's",
     )
     parser.add_argument(
         "--landmark_embedding",
-        type=Path,
+        type=local_path_argument,
         default=None,
         help="landmark embedding overriding the model's (as for fit)",
     )
     parser.add_argument(
-        "--out", type=Path, default=None, help="contact sheet PNG (default CAPTURE/check.png)"
+        "--out",
+        type=local_path_argument,
+        default=None,
+        help="contact sheet PNG (default CAPTURE/check.png)",
     )
     parser.add_argument(
         "--max_error_px",

@@ -590,7 +590,7 @@ def summary_table(report: dict[str, dict[str, Any]], limit: int = 12) -> str:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("capture", type=Path, help="the capture folder")
+    parser.add_argument("capture", type=paths.local_path_argument, help="the capture folder")
     parser.add_argument(
         "--landmarks_from",
         default="detector",
@@ -600,14 +600,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--flame_model",
-        type=Path,
+        type=paths.local_path_argument,
         default=None,
         help="FLAME model file (.pkl or .npz) to fit and record in scene.json (default: "
         "scene.json's flame.model)",
     )
     parser.add_argument(
         "--landmark_embedding",
-        type=Path,
+        type=paths.local_path_argument,
         default=None,
         help="landmark embedding overriding the model's: flame_static_embedding.pkl (51 iBUG "
         "points) or mediapipe_landmark_embedding.npz (metrical-tracker)",
@@ -633,7 +633,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--detector_model",
-        type=Path,
+        type=paths.local_path_argument,
         default=None,
         help=f"a MediaPipe FaceLandmarker .task bundle, used as is (default: "
         f"${landmarks.MODEL_ENV}, else CACHE/mediapipe/{landmarks.MODEL_NAME} with CACHE = "

@@ -41,6 +41,7 @@ from flamenerf.capture import io
 from flamenerf.capture.io import StepError
 from flamenerf.geometry import rasterize
 from flamenerf.io.media import ffmpeg_path
+from flamenerf.io.paths import local_path_argument
 
 SCALES = (1, 2, 4)  # rgb/{s}x folders written (2x, 4x only when the size divides)
 MIN_ID_DIGITS = 6
@@ -257,8 +258,12 @@ def extract_frames(
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("video", type=Path, help="the input video (any format ffmpeg reads)")
-    parser.add_argument("--out", type=Path, required=True, help="the capture folder to write")
+    parser.add_argument(
+        "video", type=local_path_argument, help="the input video (any format ffmpeg reads)"
+    )
+    parser.add_argument(
+        "--out", type=local_path_argument, required=True, help="the capture folder to write"
+    )
     parser.add_argument(
         "--max_frames", type=int, default=150, help="number of windows = frames kept (150)"
     )

@@ -15,7 +15,9 @@ shared by cameras and meshes (the scene types and the model frame are
 `flamenerf.geometry.scene`; posing, conditioning vectors and camera normalisation are the
 capture's `subject`, `flamenerf.geometry.subject`).
 
-A capture is never modified: nothing is written inside it.
+A capture is never modified: nothing is written inside it. The capture folder may be a URL
+(`gs://`, `s3://`, `az://`; `flamenerf.io.paths.as_path`), read through `etils.epath`; object
+stores have no symlinks, so the inside-the-folder check applies to local captures.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from flamenerf.geometry import flame, rasterize
 from flamenerf.geometry.camera import Camera
 from flamenerf.geometry.scene import Scene, ToWorld, model_frame
 from flamenerf.geometry.subject import Subject, pose_flame
-from flamenerf.io import strict_json
+from flamenerf.io import paths, strict_json
 
 IMAGE_SCALES = (1, 2, 4, 8)
 MASK_THRESHOLD = 127  # mask pixels > this value are inside the FLAME silhouette
@@ -128,7 +130,11 @@ def _check_file(path: Path, what: str, root: Path | None) -> None:
     """Checks that `path` is a regular file and, given `root`, that it resolves inside `root`.
 
     Raises FileNotFoundError or ValueError naming `path` and `what` was expected there.
+    A URL is not checked here (no symlinks, no special files; one request less per file):
+    `_read_bytes` reports it missing.
     """
+    if paths.is_remote(path):
+        return
     try:
         if root is not None:
             inside, resolved = Path(root).resolve(), path.resolve()
@@ -161,6 +167,8 @@ def _read_bytes(path: Path, what: str, root: Path | None) -> bytes:
     _check_file(path, what, root)
     try:
         return path.read_bytes()
+    except FileNotFoundError:  # a URL (a local file was checked above)
+        raise FileNotFoundError(f"{path}: file not found; expected {what}") from None
     except OSError as error:
         raise ValueError(
             f"{path}: cannot read the file ({error.strerror or error}); expected {what}"
@@ -180,7 +188,7 @@ def read_json(path: Path, root: Path | None = None, what: str = "a JSON file") -
       ValueError: not a regular file, outside `root`, not UTF-8, not JSON, or a key given
         twice in one object.
     """
-    path = Path(path)
+    path = paths.as_path(path)
     return strict_json.parse(_read_bytes(path, what, root), path, what)
 
 
@@ -322,7 +330,7 @@ def read_dataset(root: Path) -> tuple[list[str], list[str]]:
 
     Keys beyond the spec's are ignored (as Nerfies does).
     """
-    root = Path(root)
+    root = paths.as_path(root)
     path = root / "dataset.json"
     raw = _object(read_json(path, root, _DATASET), path, _DATASET)
     lists = {
@@ -375,7 +383,7 @@ def read_metadata(root: Path, train: list[str], val: list[str]) -> dict[str, Fra
 
     Entries of ids not in the split, and keys beyond the three of the spec, are ignored.
     """
-    root = Path(root)
+    root = paths.as_path(root)
     path = root / "metadata.json"
     what = "an object {id: {warp_id, appearance_id, camera_id}}"
     raw = _object(read_json(path, root, what), path, what)
@@ -436,7 +444,7 @@ def read_scene(root: Path, flame_model: str | Path | None = None) -> Scene:
     Top-level keys beyond the spec's are ignored (Nerfies writes `scene_to_metric`); the
     `flame` section and its `to_world` must hold the spec's keys only.
     """
-    root = Path(root)
+    root = paths.as_path(root)
     path = root / "scene.json"
     what = "the scene {center, scale, near, far, flame, [bbox]}"
     raw = _object(read_json(path, root, what), path, what)
@@ -516,9 +524,10 @@ def read_scene(root: Path, flame_model: str | Path | None = None) -> Scene:
 
 
 def _flame_model_path(
-    root: Path, path: Path, flame_raw: Mapping[str, Any], override: str | Path | None
-) -> Path:
-    """The FLAME model file: `override`, else scene.json's flame.model (may lie anywhere)."""
+    root: paths.AnyPath, path: Path, flame_raw: Mapping[str, Any], override: str | Path | None
+) -> paths.AnyPath:
+    """The FLAME model file: `override`, else scene.json's flame.model (may lie anywhere,
+    a URL too)."""
     if override is None:
         model = _field(flame_raw, "model", path, "a FLAME model file name", "flame.model")
         if not isinstance(model, str) or not model or "\0" in model:
@@ -526,10 +535,11 @@ def _flame_model_path(
                 f"{path}: field 'flame.model': found {_found(model)}, expected a file name "
                 "(relative to the capture, or absolute)"
             )
-        model_path = Path(model) if Path(model).is_absolute() else root / model
+        absolute = paths.is_remote(model) or Path(model).is_absolute()
+        model_path = paths.as_path(model) if absolute else root / model
         where = f"{path}: field 'flame.model' names {model_path}"
     else:
-        model_path = Path(override)
+        model_path = paths.as_path(override)
         where = f"--flame_model {model_path}"
     try:
         exists, is_file = model_path.exists(), model_path.is_file()
@@ -553,7 +563,7 @@ def read_camera(path: Path, root: Path | None = None, what: str = "a camera") ->
     With `root`, a file resolving outside that folder is refused. Unknown keys are ignored.
     Every number must be a finite float32 (training runs in float32).
     """
-    path = Path(path)
+    path = paths.as_path(path)
     camera = Camera.from_dict(read_json(path, root, what), source=str(path))
     for name in _CAMERA_FLOATS:
         value = np.asarray(getattr(camera, name))
@@ -715,7 +725,7 @@ def _check_image(
 
 def read_image(path: Path, size: tuple[int, int] | None = None) -> np.ndarray:
     """8-bit image -> uint8 (H, W, C); box-downsampled to `size` (width, height) if given."""
-    with Image.open(path) as image:
+    with paths.as_path(path).open("rb") as file, Image.open(file) as image:
         if size is not None and image.size != size:
             image = image.resize(size, Image.Resampling.BOX)
         return np.asarray(image)
@@ -734,7 +744,7 @@ class Capture:
     metre, so nothing downstream depends on how the capturing tool normalised the scene.
     """
 
-    root: Path  # the capture folder
+    root: paths.AnyPath  # the capture folder (a local Path, or a URL's epath.Path)
     scale: int  # image scale (1, 2, 4 or 8)
     scene: Scene  # scene.json in the model frame (`file_scene` is scene.json as written)
     train_ids: list[str]  # training frames, in dataset.json order
@@ -857,20 +867,26 @@ def load_capture(
     Every image and mask training reads (1x, and `scale` when on disk) is decoded in full.
 
     Args:
-      root: the capture folder.
+      root: the capture folder: a local path or a URL (`flamenerf.io.paths.as_path`).
       scale: 1, 2, 4 or 8 (rgb/{scale}x, or the 1x images box-averaged).
       flame_model: a FLAME model file overriding scene.json's `flame.model`.
 
     Raises:
       CaptureError: every problem found, one line each, naming the file and the field.
     """
-    root = Path(root)
+    try:
+        root = paths.as_path(root)
+    except UserError as error:
+        raise CaptureError(root, [str(error)]) from None
     if scale not in IMAGE_SCALES:
         raise CaptureError(root, [f"--scale {scale}: expected one of {IMAGE_SCALES}"])
     try:
         is_dir, exists = root.is_dir(), root.exists()
     except OSError as error:
         raise CaptureError(root, [f"{root}: cannot access ({error.strerror or error})"]) from None
+    except Exception as error:  # a URL's file system: credentials, a missing plug-in
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
+        raise CaptureError(root, [f"{root}: cannot access ({reason})"]) from None
     if not is_dir:
         found = "found a file, expected a capture folder" if exists else "capture folder not found"
         raise CaptureError(root, [f"{root}: {found}"])
@@ -942,7 +958,8 @@ def _check_images(
         return
     scaled = problems.check(lambda: _scaled_camera(camera, scale, camera_path), camera_path)
     scaled_path = image_path(root, folder, scale, frame_id)
-    if scaled is not None and (scaled_path.exists() or scaled_path.is_symlink()):
+    is_link = isinstance(scaled_path, Path) and scaled_path.is_symlink()  # URLs have no links
+    if scaled is not None and (scaled_path.exists() or is_link):
         size_source = (
             f"{camera_path}'s field 'image_size' {list(camera.image_size)} divided by {scale} "
             "and rounded"

@@ -7,7 +7,7 @@ FLAME-silhouette mask, at the capture's scale) as one record under the cache fol
 TensorFlow). Images are stored as zlib-compressed uint8 tensors. Masks missing from the
 capture are rasterised once here. The pack is keyed by the capture's path, scale and the
 sizes and times of its files, so an edited capture is packed again; the capture itself is
-never written to.
+never written to. A capture at a URL (gs://...) is packed into the same local cache.
 
 Packing is quiet: nothing is downloaded (no GCS look-up), TFDS's "Downloading and preparing
 dataset" / "downloaded and prepared" banners are not printed (`CaptureFrames` overrides the
@@ -33,14 +33,12 @@ PACK_VERSION = "1.0.0"
 
 
 def capture_key(capture: Capture) -> str:
-    """A digest of the capture's path, scale and every file's size and time."""
-    digest = hashlib.sha256(f"{capture.root.resolve()}|{capture.scale}|{PACK_VERSION}".encode())
-    for path in sorted(capture.root.rglob("*")):
-        if path.is_file():
-            stat = path.stat()
-            digest.update(
-                f"{path.relative_to(capture.root)}|{stat.st_size}|{stat.st_mtime_ns}".encode()
-            )
+    """A digest of the capture's path, scale and every file's size and time (a URL's: its
+    objects' sizes and versions, from one listing; `paths.file_versions`)."""
+    root = paths.resolve(capture.root)
+    digest = hashlib.sha256(f"{root}|{capture.scale}|{PACK_VERSION}".encode())
+    for relative, size, version in paths.file_versions(capture.root):
+        digest.update(f"{relative}|{size}|{version}".encode())
     return digest.hexdigest()[:16]
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 from collections.abc import Iterable
@@ -41,6 +42,7 @@ from flamenerf.evaluation import figures, metrics, report_html
 from flamenerf.evaluation.disentanglement import disentanglement_pair, driver_frame
 from flamenerf.evaluation.distance import code_frame_distances, distance_report
 from flamenerf.evaluation.renderer import Renderer
+from flamenerf.io import paths
 from flamenerf.io.media import write_png
 
 # ------------------------------------------------------------------------------------------
@@ -147,7 +149,7 @@ def evaluate(
         checkpoint: the restored step.
       frames: evaluate only the first `frames` validation frames (None: all).
       show_progress: a progress bar (process 0).
-      out_dir: where the files go (default: EXP/eval/step_N).
+      out_dir: where the files go (default: EXP/eval/step_N); a local path or a URL.
 
     Returns:
       The metrics.json dictionary (with non-finite values as floats, not None).
@@ -169,9 +171,9 @@ def evaluate(
             else f"--val_frames {frames}: expected at least 1"
         )
     chief = jax.process_index() == 0
-    out_dir = out_dir or exp.base_folder / "eval" / f"step_{checkpoint}"
+    out_dir = paths.as_path(out_dir or exp.base_folder / "eval" / f"step_{checkpoint}")
     if chief:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        paths.make_folder(out_dir)
     alpha = exp.warp_alpha(checkpoint)
     source = rays.CaptureSource(capture)
     use_jaw = exp.expression_config.use_jaw
@@ -211,7 +213,7 @@ def evaluate(
     bar.close()
     report = {
         "step": int(state.step),
-        "checkpoint": str((exp.base_folder / "checkpoints" / str(checkpoint)).resolve()),
+        "checkpoint": str(paths.resolve(exp.base_folder / "checkpoints" / str(checkpoint))),
         "scale": capture.scale,
         "frames": results,
         "mean": mean_metrics(results),
@@ -228,12 +230,10 @@ def evaluate(
     return report
 
 
-def write_report(path: Path, report: dict[str, Any]) -> None:
+def write_report(path: paths.AnyPath, report: dict[str, Any]) -> None:
     """Writes a report as strict JSON (non-finite values as null), atomically."""
     text = json.dumps(json_safe(report), indent=2, allow_nan=False)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text + "\n")
-    tmp.replace(path)
+    paths.write_atomic(path, text + "\n")
 
 
 def log_report(writer: Any, report: dict[str, Any], step: int) -> None:
@@ -302,16 +302,18 @@ def markdown_table(reports: dict[str, dict[str, Any]]) -> str:
 
 
 def write_csv(path: str | Path, reports: dict[str, dict[str, Any]]) -> None:
-    """The table as CSV, with full-precision numbers (empty cells for NaN)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """The table as CSV, with full-precision numbers (empty cells for NaN); `path` is a local
+    path or a URL."""
+    path = paths.as_path(path)
+    paths.make_folder(path.parent)
     columns = table_columns()
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["experiment", "step", *columns])
-        for name, report in reports.items():
-            values = [table_value(report, k) for k in columns]
-            writer.writerow(
-                [name, report["step"]]
-                + ["" if v is None or not math.isfinite(v) else repr(v) for v in values]
-            )
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["experiment", "step", *columns])
+    for name, report in reports.items():
+        values = [table_value(report, k) for k in columns]
+        writer.writerow(
+            [name, report["step"]]
+            + ["" if v is None or not math.isfinite(v) else repr(v) for v in values]
+        )
+    path.write_bytes(text.getvalue().encode())

@@ -9,6 +9,7 @@ on a bare matplotlib Figure (Agg, no pyplot and no display needed).
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from collections import defaultdict
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from flamenerf.evaluation.metrics import disentanglement_region
+from flamenerf.io import paths
 
 ERROR_VMAX = 0.25  # mean absolute colour error mapped to the top of the error colormap
 
@@ -133,7 +135,7 @@ def read_metrics(path: str | Path) -> dict[str, dict[str, list[tuple[int, float]
       FileNotFoundError: no such file. ValueError: a line that is not a JSON object with an
         integer "step" (naming the file and the line).
     """
-    path = Path(path)
+    path = paths.as_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: metrics file not found")
     series: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
@@ -158,7 +160,7 @@ def read_metrics(path: str | Path) -> dict[str, dict[str, list[tuple[int, float]
     }
 
 
-def plot_training_curves(metrics_jsonl: str | Path, out_png: str | Path) -> Path:
+def plot_training_curves(metrics_jsonl: str | Path, out_png: str | Path) -> paths.AnyPath:
     """Plots PSNR (train, val whole/face/outside) and losses against the step into a PNG.
 
     Two panels against the training step: PSNR (train; validation whole image, face and
@@ -166,7 +168,7 @@ def plot_training_curves(metrics_jsonl: str | Path, out_png: str | Path) -> Path
 
     Args:
       metrics_jsonl: an experiment's metrics.jsonl.
-      out_png: the image to write (its folder is created).
+      out_png: the image to write (its folder is created); both may be URLs.
 
     Returns:
       The path written.
@@ -203,7 +205,12 @@ def plot_training_curves(metrics_jsonl: str | Path, out_png: str | Path) -> Path
         axis.grid(True, alpha=0.3)
         if axis.get_legend_handles_labels()[0]:
             axis.legend(fontsize=8)
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out_png)
+    out_png = paths.as_path(out_png)
+    paths.make_folder(out_png.parent)
+    if paths.is_local(out_png):
+        figure.savefig(out_png)
+    else:  # matplotlib writes local files or file objects: encode, then upload
+        data = io.BytesIO()
+        figure.savefig(data, format=out_png.suffix.lstrip(".") or "png")
+        out_png.write_bytes(data.getvalue())
     return out_png

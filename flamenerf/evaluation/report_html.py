@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from flamenerf.evaluation import metrics
+from flamenerf.io import paths
 
 # The per-frame pictures, in page order: (file suffix of `ID_SUFFIX.png`, caption).
 FRAME_IMAGES = (
@@ -172,14 +173,12 @@ def html_page(
 
 
 def write_html(
-    folder: Path, report: Mapping[str, Any], title: str, name: str = "index.html"
-) -> Path:
+    folder: str | Path, report: Mapping[str, Any], title: str, name: str = "index.html"
+) -> paths.AnyPath:
     """Writes `html_page` of the report, linking the frames' PNGs found in `folder`, to
     `folder/name` (atomically); returns its path."""
-    folder = Path(folder)
+    folder = paths.as_path(folder)
     page = html_page(report, frame_images(folder, list(report.get("frames", {}))), title)
     path = folder / name
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    paths.write_atomic(path, page, encoding="utf-8")
     return path

@@ -23,6 +23,7 @@ before it runs, and so are pickle bombs.
 
 from __future__ import annotations
 
+import io
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -34,7 +35,7 @@ import numpy as np
 import scipy.sparse
 from flax import struct
 
-from flamenerf.io import safe_pickle
+from flamenerf.io import paths, safe_pickle
 
 NUM_JOINTS = 5
 JOINT_NAMES = ("root", "neck", "jaw", "left_eye", "right_eye")
@@ -412,10 +413,16 @@ def load_pickle(path: str | Path) -> dict[str, Any]:
       ValueError: naming the file: not a pickled dict, a forbidden global or call, a pickle
         bomb, a malformed chumpy or sparse value, or a container under a model key.
     """
-    path = Path(path)
-    if zipfile.is_zipfile(path):
-        raise ValueError(f"{path}: a zip archive (torch.save?), not a FLAME pickle")
-    content = safe_pickle.load_file(path, safe_pickle.FLAME_MODEL)  # PickleRefused: ValueError
+    path = paths.as_path(path)
+    if paths.is_remote(path):  # a URL: read whole (local files are memory-mapped)
+        data = path.read_bytes()
+        if zipfile.is_zipfile(io.BytesIO(data)):
+            raise ValueError(f"{path}: a zip archive (torch.save?), not a FLAME pickle")
+        content = safe_pickle.loads(data, str(path), safe_pickle.FLAME_MODEL)
+    else:
+        if zipfile.is_zipfile(path):
+            raise ValueError(f"{path}: a zip archive (torch.save?), not a FLAME pickle")
+        content = safe_pickle.load_file(path, safe_pickle.FLAME_MODEL)  # PickleRefused: ValueError
     if type(content) is not dict:
         raise ValueError(f"{path}: expected a pickled dict, found {type(content).__name__}")
     arrays: dict[str, Any] = {}
@@ -440,18 +447,19 @@ def _npz_error(path: Path, error: Exception) -> ValueError:
     return ValueError(f"{path}: not a readable .npz file ({type(error).__name__}: {error})")
 
 
-def _load_npz(path: Path) -> dict[str, np.ndarray]:
+def _load_npz(path: paths.AnyPath) -> dict[str, np.ndarray]:
     """All arrays of an .npz file, never unpickling; any reading failure is a ValueError (a
     corrupted zip can raise EOFError, RuntimeError, NotImplementedError, zlib.error, ...)."""
-    with open(path, "rb") as f:
+    with path.open("rb") as f:
         magic = f.read(6)
     if magic.startswith(b"\x93NUMPY"):
         raise ValueError(f"{path}: a single .npy array, not an .npz archive of named arrays")
     if not magic.startswith(b"PK\x03\x04"):
         found = "an empty file" if not magic else f"it starts with {magic!r}"
         raise ValueError(f"{path}: not a readable .npz file ({found}; expected a zip archive)")
+    source = io.BytesIO(path.read_bytes()) if paths.is_remote(path) else path
     try:
-        npz = np.load(path, allow_pickle=False)
+        npz = np.load(source, allow_pickle=False)
     except Exception as error:
         raise _npz_error(path, error) from None
     try:
@@ -535,7 +543,7 @@ def model_from_arrays(raw: Mapping[str, Any], source: str | Path = "FLAME model"
     Raises:
       ValueError: naming the key, the shape found and the shape expected.
     """
-    source = Path(source)
+    source = paths.as_path(source) if paths.is_remote(source) else Path(source)
     v_template = _array(raw, "v_template", source, 2)
     num_vertices = v_template.shape[0]
     _expect_shape(v_template, (num_vertices, 3), "v_template", source)
@@ -596,7 +604,7 @@ def _landmark_arrays(
     return {"faces": jnp.asarray(face_idx, jnp.int32), "bary": jnp.asarray(bary, jnp.float32)}
 
 
-def _read(path: Path) -> dict[str, Any]:
+def _read(path: paths.AnyPath) -> dict[str, Any]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: FLAME model file not found")
     if path.suffix == ".npz":
@@ -610,7 +618,7 @@ def load_model(path: str | Path, landmark_embedding: str | Path | None = None) -
     """Loads a FLAME model from an official `.pkl` or a spec `.npz` file.
 
     Args:
-      path: the model file.
+      path: the model file (a local path or a URL, `flamenerf.io.paths.as_path`).
       landmark_embedding: optional `flame_static_embedding.pkl` (keys `lmk_face_idx`,
         `lmk_b_coords`) or `.npz` (keys `lmk_faces_idx`, `lmk_bary_coords`); overrides an
         embedding stored in the model file.
@@ -619,7 +627,7 @@ def load_model(path: str | Path, landmark_embedding: str | Path | None = None) -
       FileNotFoundError: a file is missing.
       ValueError: a malformed file, naming the key and the shapes found and expected.
     """
-    path = Path(path)
+    path = paths.as_path(path)
     model = model_from_arrays(_read(path), path)
     if landmark_embedding is not None:
         model = with_landmark_embedding(model, landmark_embedding)
@@ -628,7 +636,7 @@ def load_model(path: str | Path, landmark_embedding: str | Path | None = None) -
 
 def with_landmark_embedding(model: FlameModel, path: str | Path) -> FlameModel:
     """The model with the landmark embedding read from `path` (.pkl or .npz)."""
-    path = Path(path)
+    path = paths.as_path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: landmark embedding file not found")
     raw = _read(path)

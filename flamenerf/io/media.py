@@ -5,17 +5,23 @@ Videos are H.264 mp4 files written by mediapy, which runs an ffmpeg binary: the 
 `ffmpeg` when there is one on the PATH, else the binary shipped in the imageio-ffmpeg wheel.
 When neither works, `write_video` falls back to an animated GIF (Pillow) next to the requested
 path and says so in its returned `VideoResult`.
+
+Paths may be URLs (`flamenerf.io.paths`): a PNG is encoded in memory and uploaded; ffmpeg
+writes a video into a local temporary file, which is then uploaded (`paths.local_file`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from flamenerf.io import paths
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -27,12 +33,19 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def write_png(path: str | Path, image: np.ndarray) -> None:
-    """Writes an (H, W), (H, W, 1) or (H, W, 3) image (floats in [0, 1] or uint8) as a PNG."""
+    """Writes an (H, W), (H, W, 1) or (H, W, 3) image (floats in [0, 1] or uint8) as a PNG
+    (at a local path or a URL; a local folder is made if needed)."""
     image = to_uint8(image)
     if image.ndim == 3 and image.shape[-1] == 1:
         image = image[..., 0]
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path)
+    path = paths.as_path(path)
+    paths.make_folder(path.parent)
+    if paths.is_local(path):
+        Image.fromarray(image).save(path)
+        return
+    data = io.BytesIO()
+    Image.fromarray(image).save(data, format="PNG")
+    path.write_bytes(data.getvalue())
 
 
 def ffmpeg_path() -> str | None:
@@ -55,7 +68,7 @@ def ffmpeg_path() -> str | None:
 class VideoResult:
     """What `write_video` wrote: the file, and why it is not an mp4 when it is not."""
 
-    path: Path  # the file written (video.mp4, or the fallback video.gif)
+    path: paths.AnyPath  # the file written (video.mp4, or the fallback video.gif)
     note: str = ""  # empty for an mp4; otherwise the reason for the fallback
 
 
@@ -80,7 +93,8 @@ def write_video(path: str | Path, frames: Sequence[np.ndarray], fps: float = 30.
     """Writes frames as an H.264 mp4 at `path`, or an animated GIF beside it without ffmpeg.
 
     Args:
-      path: the mp4 file to write (its folder is created).
+      path: the mp4 file to write (its folder is created); a URL: written to a local
+        temporary file first, then uploaded (the GIF too).
       frames: (H, W, 3) images, floats in [0, 1] or uint8, all the same size. Odd sizes are
         padded by one repeated row/column (yuv420p, which every player reads, needs even sizes).
       fps: frames per second.
@@ -98,7 +112,11 @@ def write_video(path: str | Path, frames: Sequence[np.ndarray], fps: float = 30.
     shapes = {np.shape(f) for f in frames}
     if len(shapes) != 1:
         raise ValueError(f"{path}: frames of different shapes {sorted(shapes)}")
-    path = Path(path)
+    if paths.is_remote(path):  # ffmpeg writes local files: write one, then upload it
+        with paths.local_file(path) as local:
+            result = write_video(local, frames, fps)
+        return VideoResult(paths.as_path(path).parent / result.path.name, result.note)
+    path = paths.as_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     video = np.stack([to_uint8(f) for f in frames])
     if video.ndim != 4 or video.shape[-1] != 3:

@@ -1172,7 +1172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "a handheld-phone camera. The defaults are the pinned demo capture."
         ),
     )
-    parser.add_argument("--out", required=True, help="output capture folder (new or empty)")
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=paths.local_path_argument,
+        help="output capture folder (new or empty; local)",
+    )
     parser.add_argument(
         "--size", type=int, default=DEFAULTS["size"], help="image width and height at 1x (>= 8)"
     )

@@ -11,6 +11,9 @@ reopens a trained experiment at a checkpoint for evaluation or rendering. Layout
     EXP/checkpoints/    Orbax CheckpointManager (atomic, keeps the last N)
     EXP/metrics.jsonl   one JSON object per line: {"step", "wall_s", "split", ...}
     EXP/tensorboard/    event files (tensorboardX)
+
+EXP is a local folder or a gs:// URL (`experiment_folder`); a capture may also be a URL
+(`flamenerf.io.paths`). Caches derived from the capture (packs, guide grids) stay local.
 """
 
 from __future__ import annotations
@@ -75,11 +78,17 @@ def resolve_gin(name: str) -> str:
     """A `--gin_configs` entry as a file path: an existing file, else a packaged config.
 
     `gin/demo.gin` is a file in the repository; `demo.gin` or `ablations/no_warp.gin` name a
-    packaged config from any folder (a leading `gin/` is accepted too).
+    packaged config from any folder (a leading `gin/` is accepted too). A URL
+    (`gs://.../config.gin`) names a file only.
 
     Raises:
       UserError: neither a file nor a packaged config (the message lists the packaged names).
     """
+    if paths.is_remote(name):
+        if not paths.as_path(name).is_file():
+            raise UserError(f"{name}: gin config file not found")
+        return name
+    paths.as_path(name)  # a URL gone wrong ("gs:/...") is an error, never a local file
     if Path(name).is_file():
         return name
     relative = Path(name).as_posix().removeprefix("./").removeprefix("gin/")
@@ -225,6 +234,42 @@ def distributed_settings(args: argparse.Namespace) -> dict[str, Any] | None:
     }
 
 
+def _open_remote_gin(name: str):
+    return paths.as_path(name).open("r")
+
+
+def _is_remote_gin(name: str) -> bool:
+    """gin's existence check for the reader of URLs (gin tries it on every search path)."""
+    try:
+        return paths.is_remote(name) and paths.as_path(name).is_file()
+    except Exception:  # a search path joined to a URL, an unreachable bucket: not this reader's
+        return False
+
+
+# gin reads files with `open`; gin files at URLs (an experiment's saved config.gin) through
+# epath, as every other file of an experiment.
+gin.config.register_file_reader(_open_remote_gin, _is_remote_gin)
+
+
+def experiment_folder(folder: str | Path) -> paths.AnyPath:
+    """An experiment folder as typed: a local path, or a gs:// URL whose bucket exists.
+
+    Raises:
+      UserError: a malformed URL (`paths.as_path`), a URL of another file system (Orbax
+        writes the checkpoints through TensorStore, which it drives for gs:// only), or a
+        bucket that does not exist or cannot be reached.
+    """
+    path = paths.as_path(folder)
+    if paths.is_remote(path):
+        if paths.scheme(path) != "gs":
+            raise UserError(
+                f"{folder}: an experiment folder is a local path or a gs:// URL (Orbax writes "
+                f"checkpoints to gs:// only); captures may be read from {paths.scheme(path)}://"
+            )
+        paths.check_bucket(path)
+    return path
+
+
 class _GinSearchNoise(logging.Filter):
     """Hides gin's "Path not found" log for search-path prefixes it tries before ours."""
 
@@ -241,7 +286,7 @@ def parse_gin(files: list[str], bindings: list[str]) -> None:
     logging.getLogger().addFilter(_GinSearchNoise())
     gin.clear_config()
     files = [resolve_gin(f) for f in files]
-    for folder in {PROJECT_GIN, *(Path(f).resolve().parent for f in files)}:
+    for folder in {PROJECT_GIN, *(paths.resolve(f).parent for f in files)}:
         gin.add_config_file_search_path(str(folder))
     try:
         gin.parse_config_files_and_bindings(files, bindings, finalize_config=False)
@@ -267,7 +312,7 @@ def default_capture_path() -> Path:
 class Experiment:
     """Everything a training or evaluation run needs (see the module docstring)."""
 
-    base_folder: Path
+    base_folder: paths.AnyPath  # a local Path or a gs:// epath.Path (`experiment_folder`)
     data_config: configs.DataConfig
     train_config: configs.TrainConfig
     model_config: configs.ModelConfig
@@ -290,7 +335,7 @@ class Experiment:
     @classmethod
     def create(
         cls,
-        base_folder: Path,
+        base_folder: str | Path,
         gin_configs: list[str],
         gin_bindings: list[str],
         data_dir: str | None = None,
@@ -300,10 +345,15 @@ class Experiment:
     ) -> Experiment:
         """Parses the configuration, resolves the capture and builds the model.
 
+        Args:
+          base_folder: the experiment folder, local or a gs:// URL (`experiment_folder`);
+          data_dir and flame_model: local paths or URLs (`flamenerf.io.paths.as_path`).
+
         Raises:
           UserError: bad gin files or bindings, a broken capture, a batch that does not
-            divide over the devices.
+            divide over the devices, a bad folder or URL.
         """
+        base_folder = experiment_folder(base_folder)
         if distributed:
             if jax.config.jax_platforms in (None, "", "cpu"):
                 # CPU processes need a collectives backend for cross-process all-reduce.
@@ -318,8 +368,8 @@ class Experiment:
         data = configs.DataConfig()
         data = dataclasses.replace(
             data,
-            capture=str(Path(data_dir or data.capture or default_capture_path()).resolve()),
-            flame_model=str(Path(flame_model).resolve()) if flame_model else data.flame_model,
+            capture=str(paths.resolve(data_dir or data.capture or default_capture_path())),
+            flame_model=str(paths.resolve(flame_model)) if flame_model else data.flame_model,
         )
         try:
             capture = capture_lib.load_capture(data.capture, data.scale, data.flame_model or None)
@@ -424,7 +474,7 @@ class Experiment:
         chunk: int | None = None,
     ) -> Restored:
         """`restore` without the context: the caller closes `Restored.exp`."""
-        folder = Path(folder)
+        folder = experiment_folder(folder)
         if not (folder / "config.gin").is_file():
             raise UserError(f"{folder}: not an experiment folder (no config.gin)")
         if chunk is not None and chunk <= 0:
@@ -454,7 +504,7 @@ class Experiment:
 
     def write_config(self) -> None:
         """Writes EXP/config.gin: every binding, with the resolved capture and FLAME file."""
-        self.base_folder.mkdir(parents=True, exist_ok=True)
+        paths.make_folder(self.base_folder)
         text = gin.config_str()
         capture = json.dumps(self.data_config.capture)
         flame_file = json.dumps(str(self.capture.scene.flame_model))
@@ -462,9 +512,7 @@ class Experiment:
             f"\n# Resolved by flamenerf:\nDataConfig.capture = {capture}\n"
             f"DataConfig.flame_model = {flame_file}\n"
         )
-        tmp = self.base_folder / "config.gin.tmp"
-        tmp.write_text(text + resolved)
-        tmp.replace(self.base_folder / "config.gin")
+        paths.write_atomic(self.base_folder / "config.gin", text + resolved)
 
     # ----------------------------------------------------------------------- state
     @property
@@ -478,7 +526,7 @@ class Experiment:
                 enable_async_checkpointing=False,
             )
             self._checkpoints = ocp.CheckpointManager(
-                (self.base_folder / "checkpoints").resolve(), options=options
+                paths.resolve(self.base_folder / "checkpoints"), options=options
             )
         return self._checkpoints
 
@@ -775,20 +823,19 @@ class Experiment:
 
     # ----------------------------------------------------------------------- summaries
     @property
-    def metrics_path(self) -> Path:
+    def metrics_path(self) -> paths.AnyPath:
         return self.base_folder / "metrics.jsonl"
 
     def summary_writer(self):
         from tensorboardX import SummaryWriter
 
-        return SummaryWriter(str(self.base_folder / "tensorboard"))
+        return SummaryWriter(paths.tensorboard_logdir(self.base_folder / "tensorboard"))
 
     def log(self, step: int, split: str, stats: dict[str, float], writer: Any = None) -> None:
         """Appends a metrics.jsonl record and the same scalars to TensorBoard."""
         record = {"step": step, "wall_s": round(time.time() - self._started, 3), "split": split}
         record.update({k: float(v) for k, v in stats.items()})
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        paths.append_text(self.metrics_path, json.dumps(record) + "\n")
         if writer is not None:
             for name, value in stats.items():
                 writer.add_scalar(f"{split}/{name}", float(value), step)
@@ -878,7 +925,7 @@ class Restored(NamedTuple):
     trained_scale: int  # DataConfig.scale of the saved config.gin (before a `scale` override)
 
     @property
-    def eval_folder(self) -> Path:
+    def eval_folder(self) -> paths.AnyPath:
         """EXP/eval/step_N, or EXP/eval/step_N/scale_S when `scale` changed the image scale."""
         folder = self.exp.base_folder / "eval" / f"step_{self.checkpoint}"
         scale = self.exp.capture.scale

@@ -32,6 +32,7 @@ import numpy as np
 
 from flamenerf.errors import UserError
 from flamenerf.evaluation import figures
+from flamenerf.io import paths
 from flamenerf.io.media import VideoResult, write_png, write_video
 from flamenerf.views.view import View, view_rays
 
@@ -78,7 +79,7 @@ def render_views(
     return outputs
 
 
-def _remove_stream(frames_dir: Path, video: Path) -> None:
+def _remove_stream(frames_dir: paths.AnyPath, video: paths.AnyPath) -> None:
     """Removes a stream's numbered frames (NNNNN.png; other files stay) and its video."""
     if frames_dir.is_dir():
         for stale in frames_dir.glob("*.png"):
@@ -89,10 +90,10 @@ def _remove_stream(frames_dir: Path, video: Path) -> None:
 
 
 def _write_stream(
-    frames_dir: Path, video: Path, images: list[np.ndarray], fps: float
+    frames_dir: paths.AnyPath, video: paths.AnyPath, images: list[np.ndarray], fps: float
 ) -> VideoResult:
     """Numbered PNGs in `frames_dir` and the video (mp4, else gif) of the images."""
-    frames_dir.mkdir(parents=True, exist_ok=True)
+    paths.make_folder(frames_dir)
     for index, image in enumerate(images):
         write_png(frames_dir / f"{index:05d}.png", image)
     try:
@@ -102,7 +103,7 @@ def _write_stream(
 
 
 def write_outputs(
-    out_dir: Path,
+    out_dir: str | Path,
     images: list[np.ndarray],
     info: dict[str, Any],
     fps: float = DEFAULT_FPS,
@@ -112,6 +113,7 @@ def write_outputs(
     and videos of every stream removed first).
 
     Args:
+      out_dir: the folder: a local path or a URL (`flamenerf.io.paths.as_path`).
       images: (H, W, 3) frames, floats in [0, 1] or uint8.
       info: what render.json records; the video's file name and note are added, and
         "NAME_video" for each extra stream.
@@ -129,6 +131,7 @@ def write_outputs(
     unknown = sorted(set(extras) - set(EXTRA_STREAMS))
     if unknown:
         raise ValueError(f"extras {unknown}: expected names among {list(EXTRA_STREAMS)}")
+    out_dir = paths.as_path(out_dir)
     _remove_stream(out_dir / "frames", out_dir / "video.mp4")
     for name in EXTRA_STREAMS:
         _remove_stream(out_dir / name, out_dir / f"{name}.mp4")
@@ -204,4 +207,4 @@ def render_to_folder(
     info.setdefault("code_frame", code_frame)
     info.setdefault("frames", [v.label for v in views])
     extras = extra_frames(outputs, views, depth, silhouette)
-    return write_outputs(Path(out_dir), [o["rgb"] for o in outputs], info, fps, extras)
+    return write_outputs(out_dir, [o["rgb"] for o in outputs], info, fps, extras)

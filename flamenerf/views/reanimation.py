@@ -46,6 +46,7 @@ from flamenerf.datasets import capture as capture_lib
 from flamenerf.geometry import flame, rasterize
 from flamenerf.geometry.camera import Camera
 from flamenerf.geometry.subject import JAW_SIZE, expression_and_jaw
+from flamenerf.io import paths
 
 HEAD_POSE_FIELDS = ("global_pose", "neck_pose", "translation")  # what `with_head_pose` moves
 
@@ -65,7 +66,7 @@ def read_params(path: str | Path, num_expression: int) -> flame.FlameParams:
     Raises:
       FileNotFoundError, ValueError: naming the file and the field.
     """
-    path = Path(path)
+    path = paths.as_path(path)
     raw = capture_lib.read_json(path)
     params = flame.FlameParams.from_dict(raw, source=str(path))
     check_expression_size(params, num_expression, str(path))
@@ -80,7 +81,7 @@ def read_sequence(folder: str | Path, num_expression: int) -> list[tuple[str, fl
       ValueError: a file that is not valid FLAME parameters, or has too many expression
         coefficients (the message names the file and the field).
     """
-    folder = Path(folder)
+    folder = paths.as_path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: folder of FLAME parameter files not found")
     files = sorted(folder.glob("*.json"))

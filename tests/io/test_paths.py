@@ -1,11 +1,14 @@
 # Copyright 2026 The flamenerf Authors. Licensed under the Apache License, Version 2.0.
-"""One cache root: every reader resolves `$FLAMENERF_CACHE` (with `~`) to the same folder."""
+"""One cache root: every reader resolves `$FLAMENERF_CACHE` (with `~`) to the same folder; local
+paths and URLs (`as_path`) and the helpers for object stores, on a local GCS server."""
 
+import os
 import re
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import remote_util
 
 from flamenerf.datasets import packing
 from flamenerf.io import paths
@@ -14,6 +17,7 @@ from flamenerf.synthetic import head
 from flamenerf.training import experiment
 
 ROOT = Path(__file__).resolve().parents[2]
+gcs_server, gcs_bucket = remote_util.gcs_server, remote_util.gcs_bucket  # fixtures
 
 
 @pytest.fixture
@@ -95,3 +99,173 @@ def test_only_paths_reads_the_variable():
     assert readers == []
     for name in ("quickstart", "reanimate", "capture_processing"):
         assert "CACHE = cache_root()" in (ROOT / "colab" / f"{name}.ipynb").read_text()
+
+
+# ------------------------------------------------------------------------------------------
+# Local paths and URLs (as_path and the helpers for object stores).
+
+
+class _PathLike:
+    """An os.PathLike that is not a pathlib.Path."""
+
+    def __init__(self, text):
+        self.text = text
+
+    def __fspath__(self):
+        return self.text
+
+
+@pytest.mark.parametrize("typed", ["exp", "runs/exp", "/tmp/exp", "./a:b", Path("rel/x")])
+def test_local_paths_stay_pathlib_paths(typed):
+    path = paths.as_path(typed)
+    assert type(path) is type(Path()) and path == Path(typed)
+    assert not paths.is_remote(typed) and paths.is_local(typed) and paths.scheme(typed) is None
+    assert paths.as_path(_PathLike(str(typed))) == Path(typed)
+    assert paths.resolve(typed) == Path(typed).resolve()
+
+
+@pytest.mark.parametrize(
+    "url, text",
+    [
+        ("gs://bucket/exp", "gs://bucket/exp"),
+        ("gs://bucket/exp/", "gs://bucket/exp"),
+        ("s3://bucket/a/capture", "s3://bucket/a/capture"),
+        ("az://container/capture", "az://container/capture"),
+    ],
+)
+def test_urls_become_epath_paths(url, text):
+    from etils import epath
+
+    path = paths.as_path(url)
+    assert isinstance(path, epath.Path) and not isinstance(path, Path)
+    assert str(path) == text and os.fspath(path) == text
+    assert str(path / "config.gin") == text + "/config.gin" and str(path.parent) in text
+    assert paths.is_remote(url) and paths.scheme(url) == url[:2]
+    assert paths.as_path(path) is path and paths.as_path(_PathLike(url)) == path
+    assert str(paths.resolve(url)) == text  # never joined to the working directory
+
+
+@pytest.mark.parametrize(
+    "typed, words",
+    [
+        ("gcs://bucket/exp", ["unknown file system gcs://", "gs://"]),
+        ("http://host/exp", ["unknown file system http://"]),
+        ("gs:/bucket/exp", ["missing or misspelt '//'", "did you mean gs://", "'gs:'"]),
+        (Path("gs://bucket/exp"), ["gs:/bucket/exp", "did you mean gs://"]),  # pathlib's mangling
+        ("s3:", ["did you mean s3://"]),
+        ("gs:///exp", ["no bucket"]),
+        ("gs://", ["no bucket"]),
+    ],
+)
+def test_misspelt_urls_are_user_errors(typed, words, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(paths.UserError) as error:
+        paths.as_path(typed)
+    message = str(error.value)
+    assert message.startswith(os.fspath(typed)) and "expected a local path or a URL" in message
+    for word in words:
+        assert word in message
+    with pytest.raises(paths.UserError):
+        paths.make_folder(typed)
+    assert list(tmp_path.iterdir()) == []  # no local folder named "gs:" or "s3:"
+
+
+def test_commands_of_local_folders_refuse_urls(capsys):
+    import argparse
+
+    assert paths.local_path("captures/a") == Path("captures/a")
+    with pytest.raises(paths.UserError, match="local folders only"):
+        paths.local_path("gs://bucket/capture")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=paths.local_path_argument)
+    with pytest.raises(SystemExit) as exit_:
+        parser.parse_args(["--out", "gs:/bucket/capture"])
+    assert exit_.value.code == 2
+    assert "argument --out: gs:/bucket/capture: looks like a URL" in capsys.readouterr().err
+
+
+def test_local_helpers_write_as_before(tmp_path):
+    folder = tmp_path / "a" / "b"
+    paths.make_folder(folder)
+    assert folder.is_dir()
+    paths.append_text(folder / "m.jsonl", "1\n")
+    paths.append_text(folder / "m.jsonl", "2\n")
+    assert (folder / "m.jsonl").read_text() == "1\n2\n"
+    paths.write_atomic(folder / "config.gin", "a = 1\n")
+    paths.write_atomic(folder / "config.gin", "a = 2\n")
+    assert (folder / "config.gin").read_text() == "a = 2\n"
+    assert not (folder / "config.gin.tmp").exists()
+    with paths.local_file(folder / "v.mp4") as local:
+        assert local == folder / "v.mp4"
+    (folder / "sub").mkdir()
+    (folder / "sub" / "x.png").write_bytes(b"png")
+    expected = []
+    for path in sorted(folder.rglob("*")):  # the key packing.capture_key always hashed
+        if path.is_file():
+            stat = path.stat()
+            expected.append((str(path.relative_to(folder)), stat.st_size, str(stat.st_mtime_ns)))
+    assert paths.file_versions(folder) == expected
+    assert [e[0] for e in expected] == ["config.gin", "m.jsonl", "sub/x.png"]
+    assert paths.tensorboard_logdir(folder) == str(folder)
+
+
+# On a Google Cloud Storage server on this machine (tests/remote_util.py).
+
+
+def test_object_store_helpers(gcs_server, gcs_bucket):
+    fs = gcs_server.fs
+    root = f"gs://{gcs_bucket}/exp"
+    paths.check_bucket(root)
+    with pytest.raises(paths.UserError, match="bucket gs://no-such-bucket does not exist"):
+        paths.check_bucket("gs://no-such-bucket/exp")
+    paths.make_folder("gs://no-such-bucket/exp")  # object stores: no folders, no new bucket
+    assert not fs.exists("no-such-bucket")
+
+    paths.append_text(f"{root}/metrics.jsonl", '{"step": 1}\n')
+    paths.append_text(f"{root}/metrics.jsonl", '{"step": 2}\n')
+    assert fs.cat(f"{gcs_bucket}/exp/metrics.jsonl") == b'{"step": 1}\n{"step": 2}\n'
+    paths.write_atomic(f"{root}/config.gin", "a = 1\n")  # directly: no rename on a bucket
+    assert fs.cat(f"{gcs_bucket}/exp/config.gin") == b"a = 1\n"
+
+    with paths.local_file(f"{root}/renders/video.mp4") as local:
+        assert isinstance(local, Path) and local.name == "video.mp4"
+        local.write_bytes(b"mp4")
+        local.with_suffix(".gif").write_bytes(b"gif")  # a file written beside it goes too
+    assert not local.parent.exists()
+    assert fs.cat(f"{gcs_bucket}/exp/renders/video.mp4") == b"mp4"
+    assert fs.cat(f"{gcs_bucket}/exp/renders/video.gif") == b"gif"
+    with pytest.raises(RuntimeError), paths.local_file(f"{root}/failed.mp4") as local:
+        local.write_bytes(b"half")
+        raise RuntimeError("ffmpeg failed")
+    assert not fs.exists(f"{gcs_bucket}/exp/failed.mp4")
+
+    versions = paths.file_versions(root)
+    assert [(name, size) for name, size, _ in versions] == [
+        ("config.gin", 6),
+        ("metrics.jsonl", 24),
+        ("renders/video.gif", 3),
+        ("renders/video.mp4", 3),
+    ]
+    assert all(version for _, _, version in versions)
+    fs.pipe(f"{gcs_bucket}/exp/renders/video.gif", b"GIF")  # same size, new version
+    assert paths.file_versions(root)[2][2] != versions[2][2]
+
+
+def test_tensorboard_event_files_at_a_url(gcs_server, gcs_bucket):
+    import struct
+
+    from tensorboardX import SummaryWriter
+    from tensorboardX.proto import event_pb2
+
+    writer = SummaryWriter(paths.tensorboard_logdir(f"gs://{gcs_bucket}/exp/tensorboard"))
+    writer.add_scalar("train/loss", 0.5, 3)
+    writer.close()
+    (name,) = gcs_server.fs.ls(f"{gcs_bucket}/exp/tensorboard")
+    assert name.split("/")[-1].startswith("events.out.tfevents.")
+    data, position, tags = gcs_server.fs.cat(name), 0, []
+    while position < len(data):  # TFRecord framing: length, its CRC, the event, its CRC
+        (length,) = struct.unpack("<Q", data[position : position + 8])
+        event = event_pb2.Event.FromString(data[position + 12 : position + 12 + length])
+        tags += [(v.tag, round(v.simple_value, 6), event.step) for v in event.summary.value]
+        position += 12 + length + 4
+    assert tags == [("train/loss", 0.5, 3)]
