@@ -116,7 +116,19 @@ def disentanglement_figure(
 # Training curves.
 
 # Train records' loss terms plotted on the loss panel, when present.
-LOSS_KEYS = ("loss", "mse_coarse", "mse_fine", "flame_warp", "elastic", "triplane_tv")
+# The total and every registered loss term's logged name (training/losses.py, LOSS_TERMS;
+# a test keeps the two in step: evaluation does not import training).
+LOSS_KEYS = (
+    "loss",
+    "mse_coarse",
+    "mse_fine",
+    "flame_warp",
+    "elastic",
+    "background",
+    "triplane_tv",
+    "distortion",
+    "interlevel",
+)
 PSNR_SERIES = (
     ("train", "psnr", "train"),
     ("val", "psnr", "val (whole)"),

@@ -130,3 +130,10 @@ def test_bad_metrics_name_the_file(tmp_path, text, error, message):
         figures.plot_training_curves(path, tmp_path / "c.png")
     assert str(path) in str(info.value)
     assert not (tmp_path / "c.png").exists()
+
+
+def test_training_curves_plot_every_registered_loss_term():
+    from flamenerf.training import losses
+
+    stats = {term.stat for term in losses.LOSS_TERMS.values()}
+    assert stats <= set(figures.LOSS_KEYS), sorted(stats - set(figures.LOSS_KEYS))
