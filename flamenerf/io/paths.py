@@ -37,6 +37,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+# etils would switch URLs to TensorFlow's file client whenever TensorFlow is importable (a
+# second client with its own credentials, and no az://): URLs go through fsspec, unless the
+# user set EPATH_USE_TF themselves. Set before etils first resolves a URL's backend.
+os.environ.setdefault("EPATH_USE_TF", "false")
+
 from etils import epath
 
 from flamenerf.errors import UserError
@@ -167,7 +172,7 @@ def write_atomic(path: PathLike, text: str, encoding: str | None = None) -> None
         tmp.write_text(text, encoding=encoding)
         tmp.replace(result)
     else:
-        result.write_text(text)
+        result.write_bytes(text.encode(encoding or "utf-8"))
 
 
 def append_text(path: PathLike, text: str) -> None:

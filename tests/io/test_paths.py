@@ -226,6 +226,8 @@ def test_object_store_helpers(gcs_server, gcs_bucket):
     assert fs.cat(f"{gcs_bucket}/exp/metrics.jsonl") == b'{"step": 1}\n{"step": 2}\n'
     paths.write_atomic(f"{root}/config.gin", "a = 1\n")  # directly: no rename on a bucket
     assert fs.cat(f"{gcs_bucket}/exp/config.gin") == b"a = 1\n"
+    paths.write_atomic(f"gs://{gcs_bucket}/page/index.html", "caf\u00e9 \u2713", encoding="utf-8")
+    assert fs.cat(f"{gcs_bucket}/page/index.html") == "caf\u00e9 \u2713".encode()
 
     with paths.local_file(f"{root}/renders/video.mp4") as local:
         assert isinstance(local, Path) and local.name == "video.mp4"
@@ -269,3 +271,11 @@ def test_tensorboard_event_files_at_a_url(gcs_server, gcs_bucket):
         tags += [(v.tag, round(v.simple_value, 6), event.step) for v in event.summary.value]
         position += 12 + length + 4
     assert tags == [("train/loss", 0.5, 3)]
+
+
+def test_urls_use_fsspec_even_where_tensorflow_is_importable():
+    from etils.epath import backend
+
+    assert os.environ["EPATH_USE_TF"] == "false"  # set by flamenerf.io.paths unless the user did
+    for url in ("gs://bucket/exp", "s3://bucket/cap", "az://container/cap"):
+        assert paths.as_path(url)._backend is backend.fsspec_backend, url
