@@ -34,9 +34,12 @@ PACK_VERSION = "1.0.0"
 
 def capture_key(capture: Capture) -> str:
     """A digest of the capture's path, scale and every file's size and time (a URL's: its
-    objects' sizes and versions, from one listing; `paths.file_versions`)."""
+    objects' sizes and versions, from one listing; `paths.file_versions`), and of its FLAME
+    model's arrays (`FlameModel.digest`: the model may live outside the capture folder, or be
+    given with --flame_model, and the masks and guide grids depend on it)."""
     root = paths.resolve(capture.root)
     digest = hashlib.sha256(f"{root}|{capture.scale}|{PACK_VERSION}".encode())
+    digest.update(f"|flame {capture.flame_model.digest()}".encode())
     for relative, size, version in paths.file_versions(capture.root):
         digest.update(f"{relative}|{size}|{version}".encode())
     return digest.hexdigest()[:16]

@@ -23,6 +23,8 @@ before it runs, and so are pickle bombs.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import io
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -100,6 +102,20 @@ class FlameModel:
     @property
     def has_landmarks(self) -> bool:
         return self.lmk_faces_idx is not None
+
+    def digest(self) -> str:
+        """SHA-256 (hex) of every array of the model, their names, shapes and dtypes: what
+        caches derived from a capture key the model by (a file moved or renamed keeps it)."""
+        digest = hashlib.sha256()
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is None:
+                digest.update(f"{field.name}|None".encode())
+                continue
+            array = np.ascontiguousarray(np.asarray(value))
+            digest.update(f"{field.name}|{array.shape}|{array.dtype.str}".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
 
 
 class FlameParams(NamedTuple):

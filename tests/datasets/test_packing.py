@@ -5,8 +5,10 @@ What the pack holds is tested with the rays (tests/datasets/test_rays.py) and pi
 "pack" golden (tests/test_golden.py).
 """
 
+import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 from capture_util import write_capture
@@ -46,3 +48,18 @@ def test_packing_asks_no_network_and_no_process_wide_tfds_switch():
     sources = {p: p.read_text() for p in PACKAGE.rglob("*.py")}
     for needle in ("verify_ssl", "disable_progress_bar("):
         assert [p for p, text in sources.items() if needle in text] == [], needle
+
+
+def test_the_capture_key_follows_the_flame_model_not_only_the_folder(capture):
+    """The model can live outside the capture (scene.json's path, --flame_model): a changed
+    model must change the key of the pack and of the guide grids; the same model keeps it."""
+    key = packing.capture_key(capture)
+    assert packing.capture_key(capture) == key
+    same = dataclasses.replace(capture, flame_model=dataclasses.replace(capture.flame_model))
+    assert packing.capture_key(same) == key
+    template = np.array(capture.flame_model.v_template)
+    template[0, 0] += 1e-3
+    other = dataclasses.replace(
+        capture, flame_model=capture.flame_model.replace(v_template=template)
+    )
+    assert packing.capture_key(other) != key
