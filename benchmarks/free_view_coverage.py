@@ -76,9 +76,35 @@ def seen_by(points: np.ndarray, camera: Camera, depth: np.ndarray, tolerance: fl
     return inside & (z <= found * (1.0 + tolerance))
 
 
-def coverage(capture: Path, val_ids: list[str], tolerance: float) -> dict[str, np.ndarray]:
-    """{val id: (H, W) int count of the training frames that see each pixel's point}."""
+def generator_scene(capture: Path) -> generator.SyntheticScene:
+    """The generator's scene, after checking that `capture` is one of its captures (its FLAME
+    model is the procedural head, placed in the world as the generator places it)."""
     scene = generator.build_scene()
+    placement = read_json(capture / "scene.json").get("flame", {})
+    model = flame.load_model(capture / placement.get("model", "flame_model.npz"))
+    to_world = placement.get("to_world", {})
+    identity = (
+        to_world.get("scale", 1.0) == 1.0
+        and np.allclose(to_world.get("rotation", np.eye(3)), np.eye(3))
+        and np.allclose(to_world.get("translation", np.zeros(3)), 0.0)
+    )
+    if model.digest() != scene.model.digest() or not identity:
+        sys.exit(
+            f"{capture}: not a capture of flamenerf's synthetic generator (its FLAME model or "
+            "placement differs): the ground truth scene is unknown"
+        )
+    return scene
+
+
+def coverage(
+    capture: Path, val_ids: list[str], tolerance: float, scale: int = 1
+) -> dict[str, np.ndarray]:
+    """{val id: (H, W) int count of the training frames that see each pixel's point}.
+
+    The validation frames are rasterised at image scale `scale` (1, 2, 4, 8: the size of the
+    eval PNGs); the training frames' depth maps at 1x.
+    """
+    scene = generator_scene(capture)
     train_ids, _ = read_dataset(capture)
 
     def frame(frame_id: str) -> tuple[Camera, np.ndarray]:
@@ -95,7 +121,7 @@ def coverage(capture: Path, val_ids: list[str], tolerance: float) -> dict[str, n
     counts = {}
     for frame_id in val_ids:
         camera, vertices = frame(frame_id)
-        fragments = rasterize(vertices, faces, camera)
+        fragments = rasterize(vertices, faces, camera.scale(scale) if scale != 1 else camera)
         count = np.zeros(fragments.depth.shape, np.int64)
         for train_camera, train_vertices, depth in train:
             # The same surface point in the training frame: the same face and barycentric
@@ -139,6 +165,8 @@ def covered_report(folder: Path, counts: dict[str, np.ndarray], min_views: int) 
     distance = {p["id"]: p["distance_m"] for p in metrics["distance"]["pairs"]}
     ids = sorted(metrics["frames"], key=lambda i: distance[i])
     third = len(ids) // 3
+    if third == 0:
+        sys.exit(f"{folder}: {len(ids)} evaluated frames; thirds need at least 3")
     rows = []
     for frame_id in ids:
         pred = read_png(folder / f"{frame_id}_prediction.png")
@@ -168,8 +196,12 @@ def main() -> None:
     parser.add_argument("--tolerance", type=float, default=0.01, help="relative depth test")
     args = parser.parse_args()
     folders = [eval_folder(p) for p in args.experiments]
-    first = json.loads((folders[0] / "metrics.json").read_text())
-    counts = coverage(args.capture, sorted(first["frames"]), args.tolerance)
+    evaluated = [json.loads((f / "metrics.json").read_text()) for f in folders]
+    frames = {tuple(sorted(m["frames"])) for m in evaluated}
+    scales = {int(m.get("scale", 1)) for m in evaluated}
+    if len(frames) != 1 or len(scales) != 1:
+        sys.exit("the experiments were evaluated on different frames or image scales")
+    counts = coverage(args.capture, list(frames.pop()), args.tolerance, scales.pop())
     print(
         f"capture {args.capture.name}: a pixel is covered when >= {args.min_views} training "
         f"frames see its point (depth tolerance {args.tolerance:g})"

@@ -25,6 +25,7 @@ from flamenerf.datasets.capture import read_camera, read_json
 from flamenerf.evaluation.evaluate import evaluate_frame
 from flamenerf.geometry import flame
 from flamenerf.geometry.rasterize import rasterize
+from flamenerf.nerf import guide
 from flamenerf.synthetic import generator
 from flamenerf.training.experiment import Experiment
 
@@ -67,6 +68,23 @@ def region_table(errors: list[np.ndarray], masks: list[dict[str, np.ndarray]]) -
     return table
 
 
+def torso_in_head_ball(scene, fade_m: float, shape=None) -> tuple[float, float, float]:
+    """The guide's head ball at rest on the generator's head (`guide.head_ball`: the middle of
+    the head vertices' box, radius to the farthest) against the generator's torso: (radius in
+    metres, fraction of torso vertices inside it, fraction within it plus `fade_m`), for the
+    identity `shape` (None: the template)."""
+    neutral = scene.pose([flame.FlameParams(shape=shape)])  # (1, V, 3) FLAME space at rest
+    head = guide.head_vertices(scene.model)
+    _, _, centre, radius = guide.head_ball(np.eye(4)[None], neutral, head)
+    torso = scene.static_vertices[: scene.num_torso_vertices]
+    distance = np.linalg.norm(torso - centre[0], axis=-1)
+    return (
+        float(radius[0]),
+        float((distance < radius[0]).mean()),
+        float((distance < radius[0] + fade_m).mean()),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--base_folder", required=True, type=Path, help="trained experiment")
@@ -79,6 +97,13 @@ def main() -> None:
     with Experiment.restore(args.base_folder) as restored:
         exp, state = restored.exp, restored.state
         capture = exp.capture
+        if capture.flame_model.digest() != scene.model.digest():
+            raise SystemExit(
+                f"{capture.root}: not a capture of flamenerf's synthetic generator (another "
+                "FLAME model): the ground truth scene is unknown"
+            )
+        fade_m = exp.guide_config.rigid_fade_m if exp.guide_config.enabled else None
+        shape = capture.flame_params[capture.train_ids[0]].shape
         ids = capture.train_ids[:: args.every] if args.frames == "train" else capture.val_ids
         grids = exp.extras(frames=ids).guide
         alpha = exp.warp_alpha(restored.checkpoint)
@@ -107,6 +132,13 @@ def main() -> None:
     print("| --- | --- | --- | --- |")
     for name, (pixels, psnr, share) in region_table(errors, masks).items():
         print(f"| {name} | {pixels:.1f} | {psnr:.2f} | {share:.2f} |")
+    if fade_m is not None:
+        radius, inside, faded = torso_in_head_ball(scene, fade_m, shape)
+        print(
+            f"guide's head ball at rest: radius {100 * radius:.1f} cm; torso vertices inside "
+            f"it {100 * inside:.1f}%, within it plus the {100 * fade_m:g} cm fade "
+            f"{100 * faded:.1f}%"
+        )
 
 
 if __name__ == "__main__":

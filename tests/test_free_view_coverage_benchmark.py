@@ -5,6 +5,7 @@ capture (a frame's own camera sees everything it rasterises), and the near / far
 eval folder written by hand."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -68,7 +69,7 @@ def test_seen_by_front_hidden_outside_and_nan():
 @pytest.fixture(scope="module")
 def tiny_capture(tmp_path_factory):
     out = tmp_path_factory.mktemp("capture") / "c"
-    generator.generate(out, size=16, frames=6, val=1, vrig=1, show_progress=False)
+    generator.generate(out, size=16, frames=6, val=1, vrig=1, head_motion=15, show_progress=False)
     return out
 
 
@@ -124,3 +125,31 @@ def test_covered_report_separates_unseen_pixels(tmp_path):
     assert report["far_covered"] == pytest.approx(120.0)
     assert report["covered_near"] == 1.0
     assert report["covered_far"] == pytest.approx(1 - 16 / 256)
+
+
+def test_a_twin_of_a_training_frame_is_covered_as_that_frame(tiny_capture, tmp_path):
+    """A validation frame given a training frame's camera and FLAME parameters sees the same
+    points (the head, turned, included), so its counts equal that frame's own."""
+    twin = tmp_path / "twin"
+    shutil.copytree(tiny_capture, twin)
+    dataset = json.loads((twin / "dataset.json").read_text())
+    source, val_id = dataset["train_ids"][3], dataset["val_ids"][0]
+    for folder in ("camera", "flame"):
+        shutil.copy(twin / folder / f"{source}.json", twin / folder / f"{val_id}.json")
+    counts = coverage.coverage(twin, [source, val_id], tolerance=0.01)
+    np.testing.assert_array_equal(counts[val_id], counts[source])
+    assert (counts[val_id] >= 1).all()
+    half = coverage.coverage(twin, [val_id], tolerance=0.01, scale=2)[val_id]
+    # At 2x other points are sampled: a few near silhouettes meet the training depth map's
+    # pixel of the nearer surface and count as hidden (the depth test's resolution).
+    assert half.shape == (8, 8) and (half >= 1).mean() >= 0.9
+
+
+def test_a_capture_of_another_head_is_refused(tiny_capture, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(tiny_capture, other)
+    scene = json.loads((other / "scene.json").read_text())
+    scene["flame"]["to_world"]["translation"] = [0.0, 0.1, 0.0]
+    (other / "scene.json").write_text(json.dumps(scene))
+    with pytest.raises(SystemExit, match="not a capture of flamenerf's synthetic generator"):
+        coverage.coverage(other, [], tolerance=0.01)

@@ -8,6 +8,10 @@ import numpy as np
 import pytest
 from benchmark_util import clean_gin, load  # noqa: F401 (autouse fixture)
 
+from flamenerf.geometry import flame
+from flamenerf.nerf import guide
+from flamenerf.synthetic import generator
+
 region_error = load("region_error")
 
 
@@ -50,3 +54,17 @@ def test_table_psnr_and_shares():
     assert table["head"][2] == pytest.approx(1e-2 / (1e-2 + 3e-4))
     assert np.isnan(table["collar"][1]) and table["collar"][2] == 0.0
     assert sum(v[2] for v in table.values()) == pytest.approx(1.0)
+
+
+def test_the_head_ball_against_the_torso_of_the_generator():
+    scene = generator.build_scene()
+    radius, inside, faded = region_error.torso_in_head_ball(scene, 0.06)
+    # Brute force: the ball holds every head vertex and touches the farthest one.
+    rest = scene.pose([flame.FlameParams()])[0][guide.head_vertices(scene.model)]
+    centre = 0.5 * (rest.min(0) + rest.max(0))
+    assert radius == pytest.approx(np.linalg.norm(rest - centre, axis=1).max(), rel=1e-6)
+    torso = scene.static_vertices[: scene.num_torso_vertices]
+    distance = np.linalg.norm(torso - centre, axis=1)
+    assert inside == pytest.approx((distance < radius).mean())
+    assert faded == pytest.approx((distance < radius + 0.06).mean())
+    assert 0.0 < inside < faded < 1.0
