@@ -2,18 +2,23 @@
 """How faithful the exported avatar is: baked asset vs the NeRF vs the ground truth.
 
     python benchmarks/export_fidelity.py --base_folder EXP --out SCRATCH [--figure SHEET.png]
-        [--frames N] [--resolution 256] [--head_resolution 160] [--level 20]
-        [--colouring ray|point] [--view camera|normal] [--appearance mean|frame]
+        [--frames N] [--supersample K] [--resolution 96] [--head_resolution 160]
+        [--refine_frames 120] [--appearance mean|frame] ... (every BakeOptions field)
 
 For each validation frame of the experiment (its camera and FLAME parameters): (a) the NeRF,
 rendered by the project's evaluation renderer (`evaluation.evaluate.evaluate_frame`, the
 frame's own codes, expression and guide grid), and (b) the baked asset, rendered by
 `flamenerf.export.preview.render` with the same camera and the frame's expression, jaw and
-head yaw/pitch (`rig.pose_from_flame`), both compared with the ground truth: PSNR over the
-whole image and in the face (inside the FLAME silhouette, as `eval` scores it:
-`evaluation.metrics.psnr` with the frame's mask), and the baked render against the NeRF's.
-Prints a markdown table with the asset's size (MB), triangles and vertices, and writes a
-contact sheet (one row per frame: ground truth | NeRF | baked) to `--figure`.
+head yaw/pitch (`rig.pose_from_flame`), `--supersample` x `--supersample` samples per pixel
+(the viewer's default at these sizes, `preview.VIEWER_SUPERSAMPLE`), both compared with the
+ground truth: PSNR over the whole image and in the face (inside the FLAME silhouette, as
+`eval` scores it: `evaluation.metrics.psnr` with the frame's mask), and the baked render
+against the NeRF's. Prints a markdown table with the asset's size (MB), triangles and
+vertices, a second table splitting the face (`region_rows`): the outline band (the face's
+pixels within BAND pixels of the silhouette's edge), the face inside that band, and frames
+with the jaw open (jaw_pose[0] at least OPEN_JAW rad) or closed, and writes a contact sheet
+(one row per frame: ground truth | NeRF | baked) to `--figure`. Every `BakeOptions` field is
+a flag (`--refine_frames 0`: no colour fit).
 
 The bake's stages are cached in SCRATCH/.export (rerunning with other colouring options
 reuses the density grid) and the NeRF renders in SCRATCH/nerf-STEP.npz. Nothing is written
@@ -30,12 +35,25 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from scipy.ndimage import binary_erosion
 
 from flamenerf.evaluation import metrics
 from flamenerf.evaluation.evaluate import evaluate_frame
 from flamenerf.export import bake, gltf, pipeline, preview, rig
 from flamenerf.io.media import write_png
 from flamenerf.training.experiment import Experiment
+
+BAND = 2  # pixels: the outline band is the face within this of the silhouette's edge
+OPEN_JAW = 0.1  # rad: frames with jaw_pose[0] at least this count as open-jawed
+
+
+def face_regions(mask: np.ndarray, band: int = BAND) -> dict[str, np.ndarray]:
+    """bool (H, W) masks of a FLAME silhouette's regions: "face" (the silhouette), "band" (its
+    pixels within `band` pixels of its edge: not kept by `band` erosions with a 3x3 cross)
+    and "inner" (the rest)."""
+    face = np.asarray(mask, bool).reshape(np.shape(mask)[:2])
+    inner = binary_erosion(face, iterations=band)
+    return {"face": face, "band": face & ~inner, "inner": inner}
 
 
 def psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
@@ -71,8 +89,11 @@ def nerf_renders(exp, state, checkpoint: int, ids: list[str], path: Path) -> dic
     return out
 
 
-def baked_render(asset: gltf.Asset, capture, frame_id: str) -> np.ndarray:
-    """The asset rendered with a frame's camera and FLAME parameters."""
+def baked_render(
+    asset: gltf.Asset, capture, frame_id: str, supersample: int = preview.VIEWER_SUPERSAMPLE
+) -> np.ndarray:
+    """The asset rendered with a frame's camera and FLAME parameters, `supersample` x
+    `supersample` samples per pixel (the viewer's default)."""
     scene = capture.scene
     camera = pipeline.world_camera(capture.cameras[frame_id], scene)
     near, far = asset.info["near"], asset.info["far"]
@@ -84,7 +105,28 @@ def baked_render(asset: gltf.Asset, capture, frame_id: str) -> np.ndarray:
         camera.width,
         camera.height,
         pose,
+        supersample,
     )
+
+
+def region_rows(table: list[dict[str, float]]) -> list[list[str]]:
+    """The region table's rows: [region, frames, NeRF PSNR, asset PSNR] (means over frames)."""
+    opened = [t for t in table if t["jaw"] >= OPEN_JAW]
+    closed = [t for t in table if t["jaw"] < OPEN_JAW]
+    rows = []
+    for label, key, frames in (
+        ("face", "psnr_face", table),
+        ("outline band", "psnr_band", table),
+        ("face inside the band", "psnr_inner", table),
+        ("face, jaw open", "psnr_face", opened),
+        ("face, jaw closed", "psnr_face", closed),
+        ("face inside the band, jaw closed", "psnr_inner", closed),
+    ):
+        if frames:
+            nerf = np.nanmean([t[f"nerf_{key}"] for t in frames])
+            baked = np.nanmean([t[f"baked_{key}"] for t in frames])
+            rows.append([label, str(len(frames)), f"{nerf:.2f}", f"{baked:.2f}"])
+    return rows
 
 
 def contact_sheet(rows: list[list[np.ndarray]], zoom: int = 4, gap: int = 2) -> np.ndarray:
@@ -107,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--figure", help="contact sheet PNG (GT | NeRF | baked per frame)")
     parser.add_argument("--checkpoint", type=int, help="checkpoint step (default: latest)")
     parser.add_argument("--frames", type=int, help="first N validation frames (default: all)")
+    parser.add_argument(
+        "--supersample",
+        type=int,
+        default=preview.VIEWER_SUPERSAMPLE,
+        help="samples per pixel along each axis of the asset's renders (the viewer's default)",
+    )
     defaults = bake.BakeOptions()
     for field in dataclasses.fields(bake.BakeOptions):
         kind = type(getattr(defaults, field.name))
@@ -135,8 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         table, sheet = [], []
         for frame_id in ids:
             n = nerf[frame_id]
-            baked = baked_render(built.asset, capture, frame_id)
+            baked = baked_render(built.asset, capture, frame_id, args.supersample)
             mask = n["mask"]
+            regions = face_regions(mask)
+            jaw = capture.flame_params[frame_id].jaw_pose
             table.append(
                 {
                     "nerf_psnr": psnr(n["rgb"], n["target"]),
@@ -145,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
                     "baked_psnr_face": psnr(baked, n["target"], mask),
                     "baked_vs_nerf": psnr(baked, n["rgb"]),
                     "baked_vs_nerf_face": psnr(baked, n["rgb"], mask),
+                    "nerf_psnr_band": psnr(n["rgb"], n["target"], regions["band"]),
+                    "baked_psnr_band": psnr(baked, n["target"], regions["band"]),
+                    "nerf_psnr_inner": psnr(n["rgb"], n["target"], regions["inner"]),
+                    "baked_psnr_inner": psnr(baked, n["target"], regions["inner"]),
+                    "jaw": 0.0 if jaw is None else float(np.asarray(jaw).reshape(-1)[0]),
                 }
             )
             sheet.append([n["target"], n["rgb"], baked])
@@ -154,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         triangles = sum(report["triangles"].values())
         vertices = sum(report["vertices"].values())
         print(f"\n{args.base_folder} step {restored.checkpoint}, {len(ids)} validation frames")
-        print(f"bake options: {json.dumps(options.as_dict())}\n")
+        print(f"bake options: {json.dumps(options.as_dict())}")
+        print(f"colour fit: {json.dumps(built.report['colour_fit'])}")
+        print(f"asset rendered with {args.supersample} x {args.supersample} samples per pixel\n")
         print("| render | PSNR vs GT | face PSNR vs GT | PSNR vs NeRF | face PSNR vs NeRF |")
         print("| --- | --- | --- | --- | --- |")
         print(f"| NeRF | {mean['nerf_psnr']:.2f} | {mean['nerf_psnr_face']:.2f} | - | - |")
@@ -162,6 +219,14 @@ def main(argv: list[str] | None = None) -> int:
             f"| baked asset | {mean['baked_psnr']:.2f} | {mean['baked_psnr_face']:.2f} | "
             f"{mean['baked_vs_nerf']:.2f} | {mean['baked_vs_nerf_face']:.2f} |"
         )
+        print(
+            f"\nthe face by region (outline band: {BAND} px inside the silhouette's edge; "
+            f"open jaw: jaw_pose[0] >= {OPEN_JAW} rad)\n"
+        )
+        print("| region | frames | NeRF vs GT | asset vs GT |")
+        print("| --- | --- | --- | --- |")
+        for row in region_rows(table):
+            print("| " + " | ".join(row) + " |")
         print(
             f"\nasset: {size_mb:.2f} MB, {triangles} triangles ({report['triangles']}), "
             f"{vertices} vertices ({report['vertices']}), grid {report['grid_shape']}"

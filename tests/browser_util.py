@@ -89,17 +89,20 @@ class ViewerPage:
     def close(self):
         self.page.close()
 
-    def set_camera(self, world_from_camera: np.ndarray, projection: np.ndarray, size):
-        """A 4x4 world_from_camera (OpenGL) and clip matrix; the canvas becomes size (w, h)."""
-        self.page.evaluate(
-            "c => window.flamenerf.setCamera(c)",
-            {
-                "world_from_camera": [float(x) for x in np.asarray(world_from_camera).T.ravel()],
-                "projection": [float(x) for x in np.asarray(projection).T.ravel()],
-                "width": int(size[0]),
-                "height": int(size[1]),
-            },
-        )
+    def set_camera(
+        self, world_from_camera: np.ndarray, projection: np.ndarray, size, supersample=None
+    ):
+        """A 4x4 world_from_camera (OpenGL) and clip matrix; the canvas becomes size (w, h);
+        `supersample` k x k samples per pixel ("auto": the page's default; None: unchanged)."""
+        camera = {
+            "world_from_camera": [float(x) for x in np.asarray(world_from_camera).T.ravel()],
+            "projection": [float(x) for x in np.asarray(projection).T.ravel()],
+            "width": int(size[0]),
+            "height": int(size[1]),
+        }
+        if supersample is not None:
+            camera["supersample"] = supersample
+        self.page.evaluate("c => window.flamenerf.setCamera(c)", camera)
 
     def set_params(self, expression=(), jaw=0.0, yaw=0.0, pitch=0.0) -> dict:
         return self.page.evaluate(

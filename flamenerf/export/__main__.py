@@ -4,15 +4,16 @@
 Bakes a trained experiment into an avatar a browser, Blender or a game engine opens: the
 canonical scene (head, hair, torso, room) as vertex-coloured triangle meshes, the head rigged
 with FLAME (expression morph targets, neck and jaw joints) through the relation the FLAME
-guide uses. Writes
+guide uses, its vertex colours fitted to the NeRF's renders of training frames. Writes
 
     DIR/avatar.glb     glTF 2.0 binary (docs/export.md): meshes "room" and "head", skin
                        "flame", one animation per --animation folder
     DIR/index.html     a self-contained viewer (three.js inlined; opens from file://) with a
                        slider per expression coefficient, jaw, head yaw and pitch, playback
     DIR/export.json    what was baked: checkpoint, options, sizes, triangle counts, bytes
-    DIR/.export/       finished stages (density grid, carving, coloured mesh): a rerun with
-                       the same checkpoint and options reuses them, an interrupted one resumes
+    DIR/.export/       finished stages (density grid, carving, coloured mesh, the NeRF's
+                       renders for the colour fit): a rerun with the same checkpoint and
+                       options reuses them, an interrupted one resumes
 
 Exit codes: 0 done; 2 bad arguments or bad input (one line naming the file or flag).
 """
@@ -24,6 +25,7 @@ import sys
 
 from flamenerf import compilation_cache, errors, help_format
 from flamenerf.errors import UserError
+from flamenerf.io import paths
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,11 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=help_format.RawDescriptionHelpFormatter,
         description=__doc__.split("\n\n", 1)[1].rsplit("\n\nExit codes", 1)[0],
     )
+    # Export reads and writes local folders only (a URL is a one-line error, never a local
+    # folder named "gs:"): copy a bucket's experiment down first.
     parser.add_argument(
-        "--base_folder", required=True, metavar="EXP", help="the trained experiment"
+        "--base_folder",
+        required=True,
+        metavar="EXP",
+        type=paths.local_path_argument,
+        help="the trained experiment (a local folder)",
     )
     parser.add_argument(
-        "--out", required=True, metavar="DIR", help="output folder (avatar.glb, index.html, ...)"
+        "--out",
+        required=True,
+        metavar="DIR",
+        type=paths.local_path_argument,
+        help="output folder (avatar.glb, index.html, ...)",
     )
     parser.add_argument(
         "--checkpoint",
@@ -83,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
         "camera, or carved like the body",
     )
     parser.add_argument(
+        "--refine_frames",
+        type=int,
+        default=options.refine_frames,
+        metavar="N",
+        help="training frames (spread evenly) whose NeRF renders the asset's vertex colours are "
+        "fitted to (0: the colours as baked)",
+    )
+    parser.add_argument(
         "--default_frame",
         metavar="ID",
         help="frame whose camera starts the viewer and whose identity is rigged (default: the "
@@ -91,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--animation",
         action="append",
+        type=paths.local_path_argument,
         default=[],
         metavar="FOLDER",
         help="a folder of FLAME parameter files (the capture's flame/ID.json form, sorted by "
@@ -127,6 +148,7 @@ def run(args: argparse.Namespace) -> dict:
             head_resolution=args.head_resolution,
             appearance=args.appearance,
             room=args.room,
+            refine_frames=args.refine_frames,
         )
     except ValueError as error:
         flag = str(error).split(":", 1)[0].removeprefix("BakeOptions.")

@@ -24,12 +24,18 @@ frame (normalised scene units, `flamenerf.geometry.scene`), in stages, each in i
 4. marching cubes (`meshing.extract_mesh`: in grid-index space, the vertices mapped through
    the axes, exact for a rectilinear grid);
 5. connected components with fewer than `min_component_faces` triangles dropped
-   (`meshing.drop_small_components`: floaters);
+   (`meshing.drop_small_components`: floaters), and the surface moved out along its normals
+   by `grow_m` (`meshing.grow`): where the NeRF's outline is seen, at grazing angles through
+   its soft shell, it lies further out than where frontal rays find the surface;
 6. vertex colours (`colouring.colour_vertices`): "camera", the colour the canonical field
    renders along the ray from the chosen camera whose surface passes closest to the vertex,
    through the vertex to `colour_behind` cells beyond it, divided by the opacity; or "point",
    the radiance at the vertex;
 7. with the backdrop, its mesh (`backdrop.backdrop_mesh`) appended.
+
+Once the mesh is rigged, `flamenerf.export.pipeline` fits its vertex colours to the NeRF's
+renders of `refine_frames` training frames (`flamenerf.export.refine`): the `refine_*`
+options are that stage's, and the mesh does not depend on them.
 
 Every stage runs in chunks with a progress bar; finished stages are kept in the cache folder
 (`bake`'s `cache`). Colours are the field's (sRGB-encoded, as the images it was trained on).
@@ -53,6 +59,8 @@ from flamenerf.export.colouring import COLOURINGS
 from flamenerf.export.field import APPEARANCES, CanonicalField
 from flamenerf.geometry.camera import Camera
 
+# The version of what the stages compute: part of every cache key (`cache_key`).
+BAKE_VERSION = 2
 SURFACES = ("transmittance", "density")
 ROOMS = ("backdrop", "surface")
 
@@ -90,6 +98,15 @@ class BakeOptions:
         of every view that sees them are left out of marching cubes: what no camera saw is
         not closed up (a head seen from the front stays open at the back, with short
         skirts at its silhouettes, instead of growing a cone of unseen space); 0: no limit.
+      grow_m: the carved surface (not the backdrop) is moved out along its normals by this
+        (metres; docs/export.md measures it).
+      refine_frames: training frames (spread evenly over them) whose NeRF renders the rigged
+        asset's vertex colours are fitted to (`flamenerf.export.refine`); 0: no fit.
+      refine_pixels: those renders' longer side at most (pixels; smaller images are kept).
+      refine_supersample: samples per pixel along each axis of the asset's renders fitted
+        (the viewer's and the preview's anti-aliasing).
+      refine_weight: how strongly the fitted colours keep to the baked ones, against one
+        frame's mean squared error.
     """
 
     resolution: int = 96
@@ -113,6 +130,11 @@ class BakeOptions:
     appearance: str = "mean"
     box_margin_m: float = 0.015
     thickness_m: float = 0.08
+    grow_m: float = 0.001
+    refine_frames: int = 120
+    refine_pixels: int = 128
+    refine_supersample: int = 4
+    refine_weight: float = 0.003
 
     def __post_init__(self) -> None:
         for name, allowed in (
@@ -133,6 +155,9 @@ class BakeOptions:
             "view_samples": (self.view_samples, 2),
             "colour_samples": (self.colour_samples, 2),
             "backdrop_pixels": (self.backdrop_pixels, 2),
+            "refine_frames": (self.refine_frames, 0),
+            "refine_pixels": (self.refine_pixels, 8),
+            "refine_supersample": (self.refine_supersample, 1),
         }
         for name, (value, least) in counts.items():
             if value < least:
@@ -142,6 +167,10 @@ class BakeOptions:
                 raise ValueError(
                     f"BakeOptions.{name}: found {getattr(self, name)}, expected 0 or >= 2"
                 )
+        if not np.isfinite(self.grow_m):
+            raise ValueError(f"BakeOptions.grow_m: found {self.grow_m}, expected a finite number")
+        if not self.refine_weight > 0:
+            raise ValueError(f"BakeOptions.refine_weight: found {self.refine_weight}, expected > 0")
         if not self.backdrop_widen >= 1:
             raise ValueError(
                 f"BakeOptions.backdrop_widen: found {self.backdrop_widen}, expected >= 1"
@@ -162,6 +191,10 @@ class BakeOptions:
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def mesh_dict(self) -> dict[str, Any]:
+        """The options the baked mesh depends on (not the colour fit's `refine_*`)."""
+        return {k: v for k, v in self.as_dict().items() if not k.startswith("refine_")}
+
 
 @dataclasses.dataclass
 class BakedMesh:
@@ -180,7 +213,10 @@ class BakedMesh:
 
 
 def cache_key(values: dict[str, Any]) -> str:
-    """16 hex digits identifying a stage's inputs (a JSON-able dict)."""
+    """16 hex digits identifying a stage's inputs (a JSON-able dict) and the code that made
+    it (`BAKE_VERSION`: bump it when a stage's output changes for the same inputs, so a
+    resumed export never reuses what older code baked)."""
+    values = {**values, "bake_version": BAKE_VERSION}
     text = json.dumps(values, sort_keys=True, default=lambda v: np.asarray(v).tolist())
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -236,7 +272,7 @@ def bake(
     mesh_key = cache_key(
         {
             "grid": grid_key,
-            "options": options.as_dict(),
+            "options": options.mesh_dict(),
             "views": chosen,
             "near": near,
             "far": far,
@@ -304,6 +340,8 @@ def bake(
         options.colour_samples,
         show_progress,
     )
+    if options.grow_m:  # after colouring: the colours are the surface's
+        vertices = meshing.grow(vertices, faces, options.grow_m * units_per_metre)
     if with_backdrop:
         room = backdrop.backdrop_mesh(
             field,

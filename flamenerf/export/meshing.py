@@ -4,8 +4,8 @@
 `extract_mesh` runs scikit-image's marching cubes in grid-index space and maps the vertices
 through the grid's axes (exact for a rectilinear grid), optionally only in the cells a mask
 (`seen_cells`) allows; `drop_small_components` removes floaters; `vertex_normals` gives
-area-weighted normals. Meshes are vertices float64 (V, 3) and faces int64 (F, 3) wound so
-that the right-hand normal points outwards.
+area-weighted normals and `grow` moves a surface out along them. Meshes are vertices float64
+(V, 3) and faces int64 (F, 3) wound so that the right-hand normal points outwards.
 """
 
 from __future__ import annotations
@@ -106,3 +106,11 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
         np.add.at(normals, faces[:, k], face_normals)
     length = np.linalg.norm(normals, axis=-1, keepdims=True)
     return np.where(length > 0, normals / np.where(length > 0, length, 1.0), 0.0)
+
+
+def grow(vertices: np.ndarray, faces: np.ndarray, distance: float) -> np.ndarray:
+    """(V, 3) the vertices moved `distance` along their outward normals (`vertex_normals`;
+    vertices in no face stay): the surface offset outwards (inwards for a negative distance).
+    A sphere of radius r becomes one of radius r + distance."""
+    vertices = np.asarray(vertices, np.float64)
+    return vertices + distance * vertex_normals(vertices, faces)

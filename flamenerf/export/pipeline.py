@@ -3,11 +3,15 @@
 
 `build_asset(restored, options)` bakes the canonical field (`bake`), rigs the mesh with FLAME
 (`rig`), moves everything from the model frame into the capture's world frame (scene.json's
-normalisation undone: `x / scale + center`), and assembles the `gltf.Asset` with its extras
+normalisation undone: `x / scale + center`), assembles the `gltf.Asset` with its extras
 (slider ranges from the training frames, the default camera, near and far) and the
-animations of the driving folders. `export(restored, out, options)` writes `DIR/avatar.glb`,
-`DIR/index.html` (the viewer page, `flamenerf.export.page.write_page`) and `DIR/export.json`
-(what was baked), keeping finished stages in `DIR/.export/` for a resumed or repeated run.
+animations of the driving folders, and fits its vertex colours to the NeRF's renders of
+training frames (`refine`; `fit_targets` renders them: each frame's camera without
+distortion, at most `refine_pixels` along its longer side, its own codes, guide and FLAME
+parameters; the asset posed with the frame's whole head motion, `rig.motion_matrices`).
+`export(restored, out, options)` writes `DIR/avatar.glb`, `DIR/index.html` (the viewer page,
+`flamenerf.export.page.write_page`) and `DIR/export.json` (what was baked), keeping finished
+stages in `DIR/.export/` for a resumed or repeated run.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import numpy as np
 
 from flamenerf.errors import UserError
 from flamenerf.export import animation as animation_lib
-from flamenerf.export import bake, field, gltf, preview, rig, scene_box
+from flamenerf.export import bake, field, gltf, preview, refine, rig, scene_box
 from flamenerf.geometry.camera import Camera
 
 CACHE_FOLDER = ".export"
@@ -249,6 +253,16 @@ def build_asset(
         info=info,
         animations=animations,
     )
+    fit = {"frames": 0}
+    if options.bake.refine_frames > 0:
+        targets = fit_targets(restored, asset, placement, options.bake, cache, key, show_progress)
+        asset, fit = refine.fit_colours(
+            asset,
+            targets,
+            options.bake.refine_supersample,
+            options.bake.refine_weight,
+            show_progress=show_progress,
+        )
     report = {
         "base_folder": str(exp.base_folder),
         "checkpoint": int(restored.checkpoint),
@@ -261,8 +275,114 @@ def build_asset(
         "triangles": {"room": len(room.faces), "head": len(head.faces)},
         "expression_targets": num_expression,
         "animations": [a.name for a in animations],
+        "colour_fit": fit,
     }
     return Built(asset, report)
+
+
+def fit_camera(camera: Camera, pixels: int) -> Camera:
+    """A camera for the colour fit: without distortion (the asset's renderers are pinholes),
+    scaled down to at most `pixels` along its longer side."""
+    pinhole = dataclasses.replace(
+        camera, radial_distortion=np.zeros(3), tangential_distortion=np.zeros(2)
+    )
+    factor = max(camera.image_size) / pixels
+    return pinhole.scale(factor) if factor > 1 else pinhole
+
+
+def fit_frames(capture: Any, count: int) -> list[str]:
+    """`count` training frames spread evenly over them (all when there are fewer)."""
+    ids = list(capture.train_ids)
+    chosen = np.round(np.linspace(0, len(ids) - 1, min(count, len(ids)))).astype(int)
+    return [ids[i] for i in np.unique(chosen)]
+
+
+def fit_targets(
+    restored: Any,
+    asset: gltf.Asset,
+    placement: rig.Placement,
+    options: bake.BakeOptions,
+    cache: Path | None,
+    key: dict[str, Any],
+    show_progress: bool = False,
+) -> list[refine.Target]:
+    """The colour fit's targets: the NeRF's renders of `options.refine_frames` training frames
+    (`nerf_renders`) and the asset's camera and pose for each (module docstring)."""
+    capture = restored.exp.capture
+    scene = capture.scene
+    ids = fit_frames(capture, options.refine_frames)
+    cameras = {i: fit_camera(capture.cameras[i], options.refine_pixels) for i in ids}
+    images = nerf_renders(restored, cameras, cache, key, show_progress)
+    near, far = asset.info["near"], asset.info["far"]
+    targets = []
+    for i in ids:
+        world = world_camera(cameras[i], scene)
+        matrices, expression = rig.motion_matrices(
+            placement,
+            asset.skeleton,
+            asset.inverse_bind,
+            capture.flame_params[i],
+            scene.num_expression,
+        )
+        targets.append(
+            refine.Target(
+                world_from_camera=preview.gl_from_camera(world),
+                projection=preview.projection_matrix(world, near, far),
+                matrices=matrices,
+                expression=expression,
+                image=images[i],
+            )
+        )
+    return targets
+
+
+def nerf_renders(
+    restored: Any,
+    cameras: dict[str, Camera],
+    cache: Path | None = None,
+    key: dict[str, Any] | None = None,
+    show_progress: bool = False,
+) -> dict[str, np.ndarray]:
+    """{frame id: float32 (H, W, 3)} the NeRF's renders (sRGB-encoded, clipped to [0, 1]) of
+    capture frames with other cameras (model frame): each frame's own codes, guide grid,
+    FLAME parameters and silhouette (`views.view`), at the restored checkpoint. Kept in the
+    cache as targets-KEY.npz."""
+    from flamenerf.views import view as view_lib
+
+    exp, state = restored.exp, restored.state
+    capture = exp.capture
+    ids = list(cameras)
+    inputs = {
+        "field": key,
+        "frames": ids,
+        "cameras": {
+            i: [c.image_size, c.focal_length, c.principal_point] for i, c in cameras.items()
+        },
+    }
+    path = None if cache is None else cache / f"targets-{bake.cache_key(inputs)}.npz"
+    if path is not None and path.is_file():
+        try:
+            with np.load(path) as data:
+                return {i: data[i] for i in ids}
+        except (OSError, ValueError, KeyError):
+            pass
+    from tqdm.auto import tqdm
+
+    grids = exp.frame_grids(ids, show_progress)
+    alpha = exp.warp_alpha(restored.checkpoint)
+    images = {}
+    for frame_id in tqdm(ids, desc="NeRF renders", disable=not show_progress, leave=False):
+        camera = cameras[frame_id]
+        views = view_lib.camera_views(exp, camera, [capture.flame_params[frame_id]], [{}])
+        batch = view_lib.view_rays(exp, views[0], frame_id)
+        out = exp.renderer.render_image(state.params, batch, alpha, camera.image_shape, grids)
+        images[frame_id] = np.clip(out["rgb"], 0.0, 1.0).astype(np.float32)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, **images)
+        tmp.replace(path)
+    return images
 
 
 def _box(

@@ -7,7 +7,11 @@ inverse_bind_j, the neck's local rotation rest * R_y(yaw) * R_x(pitch), the jaw'
 `render` draws both meshes with the project's z-buffer rasteriser
 (`flamenerf.geometry.rasterize`, pixel centres at +0.5, perspective-correct barycentrics),
 interpolates the LINEAR vertex colours, converts them to sRGB per pixel (what three.js's
-sRGB output does after an unlit material), and leaves the background black. Cameras come in
+sRGB output does after an unlit material), and leaves the background black. With
+`supersample` k > 1 it renders k x k samples per pixel (the same camera at k times the size:
+the samples' centres tile each pixel evenly) and averages their sRGB values, what the viewer's
+supersampling pass does (viewer/src/viewer.js): anti-aliasing, as a camera's pixels average
+the light over their area. Cameras come in
 OpenGL's convention (the contract's): `world_from_camera` (4x4, the camera looks down its -z,
 +y up) and a perspective `projection` (4x4 clip matrix); `camera_from_gl` turns them into a
 `flamenerf.geometry.camera.Camera` (and `gl_from_camera` back), and the projection's near and
@@ -17,6 +21,8 @@ nearest surface is beyond `far` stay black.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from flamenerf.export import rig
@@ -25,6 +31,9 @@ from flamenerf.geometry import rasterize
 from flamenerf.geometry.camera import Camera
 
 GL_FROM_CV = np.diag([1.0, -1.0, -1.0])  # camera axes: OpenCV (x right, y down, z forward)
+# The viewer's samples per pixel along each axis for a canvas up to 512 device pixels along
+# its longer side (viewer/src/viewer.js: 4, fewer as the canvas passes 2048 / 4 pixels).
+VIEWER_SUPERSAMPLE = 4
 
 
 def pose(asset: Asset, params: rig.Pose) -> tuple[np.ndarray, np.ndarray]:
@@ -37,7 +46,7 @@ def pose(asset: Asset, params: rig.Pose) -> tuple[np.ndarray, np.ndarray]:
       room (Vr, 3) (static: as stored) and head (Vh, 3) (morphed, then skinned), float64.
     """
     matrices = rig.joint_matrices(asset.inverse_bind, asset.skeleton, params)
-    return _posed(asset, matrices, params.expression)
+    return posed(asset, matrices, params.expression)
 
 
 def pose_animation(asset: Asset, name: str, time: float) -> tuple[np.ndarray, np.ndarray]:
@@ -53,12 +62,13 @@ def pose_animation(asset: Asset, name: str, time: float) -> tuple[np.ndarray, np
     matrices, expression = animation_lib.joint_matrices(
         asset.inverse_bind, asset.skeleton, chosen, time
     )
-    return _posed(asset, matrices, expression)
+    return posed(asset, matrices, expression)
 
 
-def _posed(
-    asset: Asset, matrices: np.ndarray, weights: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def posed(asset: Asset, matrices: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World vertices of both meshes with given skinning matrices (3, 4, 4) (root, neck, jaw:
+    world_j @ inverse_bind_j) and morph weights (E,) (missing ones 0): room (Vr, 3), head
+    (Vh, 3), float64."""
     expression = np.zeros(asset.num_expression)
     given = np.asarray(weights, np.float64).reshape(-1)[: asset.num_expression]
     expression[: len(given)] = given
@@ -166,21 +176,49 @@ def clip_near(
     Returns:
       vertices (V', 3), faces (F', 3), colours (V', C): the kept vertices first, then the new.
     """
+    clipped = near_clipping(vertices, faces, camera, near)
+    colours = np.asarray(colours, np.float64)
+    t = clipped.t[:, None]
+    blended = (1.0 - t) * colours[clipped.first] + t * colours[clipped.second]
+    return clipped.vertices, clipped.faces, blended
+
+
+class NearClipping(NamedTuple):
+    """Triangles clipped at the near plane (`near_clipping`).
+
+    Attributes:
+      vertices: (V', 3); faces: (F', 3) into them.
+      first, second: int (V',) and t: (V',): vertex i is the blend (1 - t) * old[first] +
+        t * old[second] of the unclipped vertices (first = second, t = 0 for the kept ones).
+    """
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+    t: np.ndarray
+
+
+def near_clipping(
+    vertices: np.ndarray, faces: np.ndarray, camera: Camera, near: float
+) -> NearClipping:
+    """`clip_near`'s triangles, with each vertex as a blend of two unclipped ones."""
     vertices = np.asarray(vertices, np.float64)
     faces = np.asarray(faces, np.int64).reshape(-1, 3)
     z = camera.depth(vertices)
     front = z[faces] > near  # (F, 3)
     count = front.sum(axis=1)
     kept = [faces[count == 3]]
-    new_vertices, new_colours = [vertices], [np.asarray(colours, np.float64)]
+    indices = np.arange(len(vertices))
+    firsts, seconds, ts = [indices], [indices], [np.zeros(len(vertices))]
     total = len(vertices)
 
     def cut(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         # Points on the edges a-b (vertex index arrays) where z = near; their new indices.
         nonlocal total
-        t = ((near - z[a]) / (z[b] - z[a]))[:, None]
-        new_vertices.append(vertices[a] + t * (vertices[b] - vertices[a]))
-        new_colours.append(colours[a] + t * (colours[b] - colours[a]))
+        firsts.append(a)
+        seconds.append(b)
+        ts.append((near - z[a]) / (z[b] - z[a]))
         index = total + np.arange(len(a))
         total += len(a)
         return index
@@ -198,11 +236,9 @@ def clip_near(
             ab, ca = cut(b, a), cut(c, a)
             kept.append(np.stack([b, c, ca], axis=1))
             kept.append(np.stack([b, ca, ab], axis=1))
-    return (
-        np.concatenate(new_vertices),
-        np.concatenate(kept).astype(np.int64),
-        np.concatenate(new_colours),
-    )
+    first, second, t = np.concatenate(firsts), np.concatenate(seconds), np.concatenate(ts)
+    blended = (1.0 - t[:, None]) * vertices[first] + t[:, None] * vertices[second]
+    return NearClipping(blended, np.concatenate(kept).astype(np.int64), first, second, t)
 
 
 def render(
@@ -212,6 +248,7 @@ def render(
     width: int,
     height: int,
     params: rig.Pose,
+    supersample: int = 1,
 ) -> np.ndarray:
     """The asset at a pose seen by a camera: float (H, W, 3) sRGB in [0, 1], black background.
 
@@ -220,7 +257,15 @@ def render(
       world_from_camera, projection: (4, 4) OpenGL camera (the contract's convention).
       width, height: the image size in pixels.
       params: the pose (`rig.Pose`).
+      supersample: k: the mean of k x k samples per pixel, each sRGB-encoded (1: one sample
+        at the pixel's centre).
     """
+    if supersample < 1 or int(supersample) != supersample:
+        raise ValueError(f"supersample: found {supersample!r}, expected an integer >= 1")
+    k = int(supersample)
+    if k > 1:
+        fine = render(asset, world_from_camera, projection, k * width, k * height, params)
+        return rasterize.downsample(fine, k)
     camera = camera_from_gl(world_from_camera, projection, width, height)
     near, far = near_far(projection)
     room, head = pose(asset, params)

@@ -447,6 +447,22 @@ def joint_matrices(inverse_bind: np.ndarray, skel: Skeleton, pose: Pose) -> np.n
     return world_matrices(skel, pose) @ np.asarray(inverse_bind, np.float64)
 
 
+def motion_matrices(
+    placement: Placement,
+    skel: Skeleton,
+    inverse_bind: np.ndarray,
+    params: flame.FlameParams,
+    num_expression: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The skinning matrices (3, 4, 4) and morph weights (E,) of FLAME parameters with FLAME's
+    whole head motion, as an animation's key frame carries it: the neck moved and turned by
+    `Placement.neck_motion`, the jaw by R_x(jaw_pose[0]), the expression as morph weights."""
+    pose = pose_from_flame(params, num_expression)
+    translation, neck = placement.neck_motion(params)
+    worlds = local_world_matrices(skel, translation, neck, jaw_rotation(pose.jaw))
+    return worlds @ np.asarray(inverse_bind, np.float64), np.asarray(pose.expression)
+
+
 def skin(
     positions: np.ndarray,
     targets: np.ndarray,

@@ -2,6 +2,8 @@
 """The whole bake (`bake.bake`, every stage in order) of an analytic soft sphere, alone and
 in front of a wall (against its known surface and colours), its cache, and its options."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from export_util import SoftSphere, front_cameras, ring_cameras
@@ -48,6 +50,23 @@ def test_bake_of_a_soft_sphere(tmp_path):
     )
     assert field.calls == calls  # the coloured mesh came from the cache
     np.testing.assert_array_equal(again.faces, baked.faces)
+    # grow_m moves the surface out along its normals (units_per_metre is 1 here): the same
+    # triangles, every vertex further out by the difference.
+    grown = bake.bake(
+        field,
+        box,
+        None,
+        None,
+        ring_cameras(),
+        1.0,
+        6.0,
+        dataclasses.replace(options, grow_m=0.021),
+        tmp_path,
+        {"id": 1},
+    )
+    np.testing.assert_array_equal(grown.faces, baked.faces)
+    growth = np.linalg.norm(grown.vertices, axis=1) - radius
+    assert np.median(growth) == pytest.approx(0.02, abs=1e-3) and growth.min() > 0.01
 
 
 def test_bake_with_a_backdrop(tmp_path):
@@ -78,3 +97,24 @@ def test_options_are_checked():
         bake.BakeOptions(opacity=1.0)
     with pytest.raises(ValueError, match="views"):
         bake.BakeOptions(views=0)
+    for bad in (dict(refine_frames=-1), dict(refine_pixels=4), dict(refine_supersample=0)):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            bake.BakeOptions(**bad)
+    with pytest.raises(ValueError, match="refine_weight"):
+        bake.BakeOptions(refine_weight=0.0)
+    with pytest.raises(ValueError, match="grow_m"):
+        bake.BakeOptions(grow_m=float("nan"))
+    # The mesh does not depend on the colour fit's options (its cache stays valid).
+    options = bake.BakeOptions(refine_frames=3, refine_weight=0.5)
+    assert options.mesh_dict() == bake.BakeOptions().mesh_dict()
+    assert not any(k.startswith("refine_") for k in options.mesh_dict())
+    assert bake.BakeOptions(grow_m=0.002).mesh_dict() != options.mesh_dict()
+
+
+def test_cache_keys_change_with_the_bake_version(monkeypatch):
+    from flamenerf.export import bake as bake_module
+
+    key = bake_module.cache_key({"a": 1})
+    assert bake_module.cache_key({"a": 1}) == key and bake_module.cache_key({"a": 2}) != key
+    monkeypatch.setattr(bake_module, "BAKE_VERSION", bake_module.BAKE_VERSION + 1)
+    assert bake_module.cache_key({"a": 1}) != key

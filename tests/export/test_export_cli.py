@@ -14,6 +14,8 @@ from test_eval import tiny_experiment
 from flamenerf import __main__ as dispatcher
 from flamenerf.export import __main__ as cli
 from flamenerf.export import bake, field, gltf, pipeline, preview, rig
+from flamenerf.geometry.camera import Camera
+from flamenerf.training.experiment import Experiment
 
 GRIDS = ("resolution", "body_resolution", "head_resolution")  # set by FLAGS
 SMALL = {k: v for k, v in SPHERE_BAKE.items() if k not in GRIDS}
@@ -87,6 +89,59 @@ def test_writes_the_asset_page_and_report(exported, trained):
     assert html.startswith("<!DOCTYPE html>") or html.lower().startswith("<!doctype html>")
     assert (out / "index.html").stat().st_size > (out / "avatar.glb").stat().st_size
     assert (out / pipeline.CACHE_FOLDER).is_dir()
+    # The colours were fitted to the NeRF's renders of every training frame (fewer than 120).
+    fit = report["colour_fit"]
+    with Experiment.restore(trained) as restored:
+        frames = len(restored.exp.capture.train_ids)
+    assert fit["frames"] == frames and fit["pixels"] > 0
+    assert fit["rmse_after"] < fit["rmse_before"]
+
+
+def test_the_fits_targets_are_the_nerfs_renders(trained):
+    """`pipeline.nerf_renders` at a frame's own camera (no distortion here, full size) is what
+    `eval` renders for that frame (`evaluate_frame`: the capture's rays, codes and guide)."""
+    from flamenerf.evaluation.evaluate import evaluate_frame
+
+    with Experiment.restore(trained) as restored:
+        exp = restored.exp
+        capture = exp.capture
+        frame = capture.train_ids[1]
+        camera = pipeline.fit_camera(capture.cameras[frame], 10_000)
+        assert not capture.cameras[frame].has_distortion
+        assert camera.image_size == capture.cameras[frame].image_size
+        images = pipeline.nerf_renders(restored, {frame: camera})
+        want = evaluate_frame(
+            exp.renderer,
+            capture,
+            frame,
+            restored.state.params,
+            exp.warp_alpha(restored.checkpoint),
+            exp.frame_grids([frame]),
+            use_jaw=exp.expression_config.use_jaw,
+            names=["psnr"],
+        )
+    np.testing.assert_allclose(images[frame], np.clip(want.render["rgb"], 0, 1), atol=1e-5)
+
+
+def test_fit_cameras_and_frames():
+    camera = Camera(
+        orientation=np.eye(3),
+        position=[0.0, 0.0, 0.0],
+        focal_length=500.0,
+        principal_point=[256.0, 192.0],
+        image_size=(512, 384),
+        radial_distortion=[0.1, 0.0, 0.0],
+    )
+    small = pipeline.fit_camera(camera, 128)
+    assert small.image_size == (128, 96) and small.focal_length == pytest.approx(125.0)
+    assert not small.has_distortion and camera.has_distortion
+    assert pipeline.fit_camera(camera, 1024).image_size == (512, 384)  # never enlarged
+
+    class Frames:
+        train_ids = [f"t{k}" for k in range(10)]
+
+    assert pipeline.fit_frames(Frames, 4) == ["t0", "t3", "t6", "t9"]
+    assert pipeline.fit_frames(Frames, 50) == Frames.train_ids
 
 
 def test_the_head_is_rigged_in_the_world_frame(exported, trained):
@@ -198,3 +253,18 @@ def test_bad_input_is_one_line(trained, tmp_path, capsys, extra, expected):
 def test_not_an_experiment_and_out_a_file(tmp_path, capsys):
     assert cli.main(["--base_folder", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
     assert "not an experiment folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--base_folder", "--out", "--animation"])
+def test_urls_are_refused_and_nothing_is_made(tmp_path, capsys, monkeypatch, flag):
+    """Export takes local folders only: a URL exits 2 naming it, and never becomes a local
+    folder named gs:."""
+    monkeypatch.chdir(tmp_path)
+    argv = {"--base_folder": "exp", "--out": "out"}
+    argv[flag] = "gs://bucket/thing"
+    args = [item for pair in argv.items() for item in pair]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(args)
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: gs://bucket/thing" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -35,3 +35,25 @@ def test_small_components_are_dropped():
     )
     np.testing.assert_array_equal(kept_vertices, vertices[:6])
     np.testing.assert_array_equal(kept_faces, big)
+
+
+def test_grow_offsets_a_sphere_along_its_normals():
+    # A finely meshed sphere (a convex hull of points on it: an independent mesher) grown by d
+    # is a sphere of radius r + d; vertices in no face stay.
+    from scipy.spatial import ConvexHull
+
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(2000, 3))
+    points = 0.6 * points / np.linalg.norm(points, axis=1, keepdims=True)
+    hull = ConvexHull(points)
+    faces = hull.simplices.copy()
+    # The hull's simplices are not consistently wound: make every normal point outwards.
+    v0, v1, v2 = (points[faces[:, k]] for k in range(3))
+    inward = np.einsum("fc,fc->f", np.cross(v1 - v0, v2 - v0), v0) < 0
+    faces[inward] = faces[inward][:, ::-1]
+    vertices = np.concatenate([points, [[5.0, 5.0, 5.0]]])  # one vertex in no face
+    for distance in (0.01, -0.02):
+        grown = meshing.grow(vertices, faces, distance)
+        radius = np.linalg.norm(grown[:-1], axis=1)
+        np.testing.assert_allclose(radius, 0.6 + distance, atol=2e-4)
+        np.testing.assert_array_equal(grown[-1], vertices[-1])

@@ -225,3 +225,38 @@ def test_triangles_crossing_the_near_plane_are_clipped_not_dropped():
     clear = margin > 1e-3
     assert (want.sum(axis=-1) > 0).sum() > 0.3 * want.shape[0] * want.shape[1]
     np.testing.assert_allclose(image[clear], want[clear], atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [3, 4])
+def test_supersampling_averages_encoded_samples(k):
+    """A flat quad facing the camera, its right edge at x = 10.25 pixels: with k x k samples
+    per pixel (centres at 10 + (i + 0.5) / k), column 10 has one sample column in the quad
+    (10 + 0.5 / k < 10.25 < 10 + 1.5 / k), so it shows a k-th of the quad's encoded colour
+    over the black background (the mean of encoded samples, not the encoded mean)."""
+    cam = Camera(
+        orientation=np.diag([1.0, -1.0, -1.0]),  # looks down -z, y up in the world
+        position=[0.0, 0.0, 0.0],
+        focal_length=10.0,
+        principal_point=[WIDTH / 2, HEIGHT / 2],
+        image_size=(WIDTH, HEIGHT),
+    )
+    z = -2.0  # pixel x = 10 * X / 2 + 10: X = (x - 10) / 5
+    right, left = (10.25 - 10) / 5, -3.0
+    vertices = np.array([[left, -3, z], [right, -3, z], [right, 3, z], [left, 3, z]], np.float32)
+    colour = 0.2
+    asset = tiny_asset(animations=False)
+    asset.room = gltf.Mesh(
+        vertices, np.full((4, 3), colour, np.float32), np.array([[0, 1, 2], [0, 2, 3]], np.uint32)
+    )
+    asset.head = gltf.SkinnedMesh.empty(2)
+    args = (preview.gl_from_camera(cam), preview.projection_matrix(cam, 0.1, 5.0), WIDTH, HEIGHT)
+    image = preview.render(asset, *args, rig.Pose(np.zeros(2)), supersample=k)
+    encoded = 1.055 * colour ** (1 / 2.4) - 0.055
+    np.testing.assert_allclose(image[:, :10], encoded, atol=1e-12)
+    np.testing.assert_allclose(image[:, 10], encoded / k, atol=1e-12)
+    assert np.all(image[:, 11:] == 0)
+    single = preview.render(asset, *args, rig.Pose(np.zeros(2)))
+    assert np.all(single[:, 10] == 0)  # the pixel's centre, 10.5, is outside
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match="supersample"):
+            preview.render(asset, *args, rig.Pose(np.zeros(2)), supersample=bad)

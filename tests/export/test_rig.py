@@ -157,7 +157,7 @@ def test_skeleton_joints_at_flames(tiny_subject):
 def rigged_flame(subject, params, sigma, fade, motion=False):
     """The neutral FLAME vertices put through the rig at `params`: (world posed, FLAME's own
     posed world vertices, ball weights). The head pose as the sliders' yaw and pitch, or with
-    `motion` as an animation's key frame (`Placement.neck_motion`: FLAME's whole head motion)."""
+    `motion` as an animation's key frame (`rig.motion_matrices`: FLAME's whole head motion)."""
     num_expression = subject.scene.num_expression
     rest = rig.flame_rest(subject, params, num_expression)
     rigged = rig.rig_points(rest.vertices, rest, sigma, fade)
@@ -170,9 +170,11 @@ def rigged_flame(subject, params, sigma, fade, motion=False):
     skel = rig.skeleton(subject, rest_joints)
     pose = rig.pose_from_flame(params, num_expression)
     if motion:
-        translation, neck = rig.Placement(scene_.to_world, rest_joints).neck_motion(params)
-        worlds = rig.local_world_matrices(skel, translation, neck, rig.jaw_rotation(pose.jaw))
-        matrices = worlds @ skel.inverse_bind()
+        placement = rig.Placement(scene_.to_world, rest_joints)
+        matrices, weights_e = rig.motion_matrices(
+            placement, skel, skel.inverse_bind(), params, num_expression
+        )
+        np.testing.assert_array_equal(weights_e, pose.expression)
     else:
         matrices = rig.joint_matrices(skel.inverse_bind(), skel, pose)
     posed = rig.skin(positions, targets, joints, weights, matrices, pose.expression)

@@ -4,9 +4,10 @@
 Headless Chromium (Debian's `chromium`, WebGL through SwiftShader; tests/browser_util.py) opens
 the page written by `flamenerf.export.page.write_page` from file://, sets the camera and the
 sliders through the page's test API (`window.flamenerf`), reads the canvas, and compares it with
-`flamenerf.export.preview.render` of the same asset at the same camera and parameters: PSNR >=
-30 dB. A changed expression (jaw, head pose) changes the image inside the head's screen region
-only. Two assets: the project's writer (`gltf.write_glb`) and the independent test writer
+`flamenerf.export.preview.render` of the same asset at the same camera, parameters and
+supersampling (the page's k x k samples per pixel, `info().supersample`): PSNR >= 30 dB. A
+changed expression (jaw, head pose) changes the image inside the head's screen region only.
+Two assets: the project's writer (`gltf.write_glb`) and the independent test writer
 (tests/glb_util.py, read back with `gltf.read_glb` for the preview). Skipped, with one message,
 only when Chromium is not installed; one browser for the module.
 """
@@ -74,12 +75,17 @@ def _rotation_y(angle):
     return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
 
 
-def _browser(view, world_from_camera, projection, size, params):
-    view.set_camera(world_from_camera, projection, (size, size))
+def _browser(view, world_from_camera, projection, size, params, supersample=None):
+    view.set_camera(world_from_camera, projection, (size, size), supersample)
     applied = view.set_params(params.expression, params.jaw, params.yaw, params.pitch)
     assert np.allclose(applied["expression"], params.expression)
     assert np.allclose([applied["jaw"], applied["yaw"], applied["pitch"]], params[1:])
     return view.canvas()
+
+
+def _supersample(view) -> int:
+    """The page's samples per pixel along each axis now (what the preview must use)."""
+    return int(view.page.evaluate("() => window.flamenerf.info().supersample"))
 
 
 def _head_region(asset, world_from_camera, projection, size, poses, dilate=2):
@@ -140,12 +146,43 @@ def test_the_browser_renders_what_the_python_preview_renders(viewer, tiny, size,
     world_from_camera, projection = camera_arrays(tiny)
     if camera == "orbit":
         world_from_camera = _orbit_camera(tiny)
-    seen = _browser(view, world_from_camera, projection, size, params)
-    expected = preview.render(asset, world_from_camera, projection, size, size, params)
+    seen = _browser(view, world_from_camera, projection, size, params, "auto")
+    samples = _supersample(view)
+    assert samples == 4  # the page's default up to 512 px: 4 x 4 samples per pixel
+    expected = preview.render(asset, world_from_camera, projection, size, size, params, samples)
     assert seen.shape == expected.shape == (size, size, 3)
     value = psnr(seen, expected)
     print(f"PSNR browser vs preview, {camera} camera, {size} px: {value:.1f} dB")
     assert value >= MIN_PSNR
+
+
+@pytest.mark.parametrize("samples", [1, 2, 3])
+def test_the_browsers_supersampling_is_the_previews(viewer, tiny, samples):
+    """k x k samples per pixel, each sRGB-encoded, averaged: the page and the preview agree
+    for every k, and the edges of k > 1 are anti-aliased (values between the two sides')."""
+    view, asset, _ = viewer
+    world_from_camera, projection = camera_arrays(tiny)
+    size = 64
+    seen = _browser(view, world_from_camera, projection, size, POSED, samples)
+    assert _supersample(view) == samples
+    expected = preview.render(asset, world_from_camera, projection, size, size, POSED, samples)
+    value = psnr(seen, expected)
+    print(f"PSNR browser vs preview, {samples} x {samples} samples: {value:.1f} dB")
+    assert value >= MIN_PSNR
+    single = preview.render(asset, world_from_camera, projection, size, size, POSED)
+    if samples > 1:
+        assert psnr(seen, single) < value  # the single sample's image is further away
+    view.set_camera(world_from_camera, projection, (size, size), "auto")
+    assert _supersample(view) == 4
+
+
+def test_a_bad_supersample_is_refused(viewer, tiny):
+    view, _, _ = viewer
+    world_from_camera, projection = camera_arrays(tiny)
+    for bad in (0, 5, 2.5):
+        with pytest.raises(Exception, match="supersample is"):
+            view.set_camera(world_from_camera, projection, (64, 64), bad)
+    view.set_camera(world_from_camera, projection, (64, 64), "auto")
 
 
 @pytest.mark.parametrize(
@@ -190,7 +227,8 @@ def test_playback_of_the_assets_animation(viewer, tiny):
     # is the preview of those values.
     pose = rig.Pose(np.array(held["expression"]), held["jaw"], held["yaw"], held["pitch"])
     paused = view.canvas()
-    expected = preview.render(asset, world_from_camera, projection, 64, 64, pose)
+    samples = _supersample(view)
+    expected = preview.render(asset, world_from_camera, projection, 64, 64, pose, samples)
     assert psnr(paused, expected) >= MIN_PSNR
     # A slider moved by the user (setParams) ends the playback and takes over.
     _browser(view, world_from_camera, projection, 64, rig.Pose.neutral(3))
@@ -215,8 +253,10 @@ def test_the_orbit_controls_turn_about_the_head_and_reset_restores_the_camera(vi
     start = view.canvas()  # the default camera, at the page's own size
     world_from_camera, projection = camera_arrays(tiny)
     height, width = start.shape[:2]
+    samples = _supersample(view)
+    assert samples == 4  # the page's own size: 512 px along the longer side
     expected = preview.render(
-        asset, world_from_camera, projection, width, height, rig.Pose.neutral(3)
+        asset, world_from_camera, projection, width, height, rig.Pose.neutral(3), samples
     )
     assert psnr(start, expected) >= MIN_PSNR  # the page starts at the asset's default camera
     centre = _head_centre(view)
@@ -251,8 +291,9 @@ def test_the_neck_rest_rotation_is_applied_first(viewer, tiny):
     np.testing.assert_allclose(preview.pose(asset, params)[1], contract, atol=1e-5)
     wrong = tiny.posed(params.expression, params.jaw, params.yaw, params.pitch, order="world")
     assert np.abs(wrong - contract).max() > 0.01  # metres (the head: 0.09 m radius)
-    seen = _browser(view, world_from_camera, projection, 64, params)
-    expected = preview.render(asset, world_from_camera, projection, 64, 64, params)
+    seen = _browser(view, world_from_camera, projection, 64, params, 1)  # sharp edges
+    samples = _supersample(view)
+    expected = preview.render(asset, world_from_camera, projection, 64, 64, params, samples)
     # The other order, rendered by placing its posed vertices at rest (a neutral pose is the
     # identity skinning).
     wrong_asset = dataclasses.replace(
@@ -263,8 +304,11 @@ def test_the_neck_rest_rotation_is_applied_first(viewer, tiny):
             targets=np.zeros_like(asset.head.targets),
         ),
     )
-    other = preview.render(wrong_asset, world_from_camera, projection, 64, 64, rig.Pose.neutral(3))
+    other = preview.render(
+        wrong_asset, world_from_camera, projection, 64, 64, rig.Pose.neutral(3), samples
+    )
     assert psnr(seen, expected) >= MIN_PSNR > psnr(seen, other) + 5
+    view.set_camera(world_from_camera, projection, (64, 64), "auto")
 
 
 def test_an_exported_experiment_opens_and_matches_the_preview(browser, tmp_path_factory):
@@ -292,7 +336,10 @@ def test_an_exported_experiment_opens_and_matches_the_preview(browser, tmp_path_
             )
             seen = view.canvas()
             neutral = rig.Pose.neutral(asset.num_expression)
-            expected = preview.render(asset, world_from_camera, projection, width, height, neutral)
+            samples = _supersample(view)
+            expected = preview.render(
+                asset, world_from_camera, projection, width, height, neutral, samples
+            )
             value = psnr(seen, expected)
             print(f"PSNR browser vs preview, tiny export, {width}x{height}: {value:.1f} dB")
             assert value >= MIN_PSNR

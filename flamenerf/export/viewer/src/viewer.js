@@ -15,6 +15,8 @@ import { GLTFLoader } from 'three/examples/jsm/loaders/GLTFLoader.js';
 
 const CONTRACT_VERSION = 1;
 const LONG_SIDE = 512; // CSS pixels of the canvas' longer side at the default camera
+const MAX_SUPERSAMPLE = 4; // samples per pixel along each axis (16 per pixel)
+const MAX_SUPERSAMPLED_SIDE = 2048; // device pixels along the longer side of the sampled image
 const X_AXIS = new THREE.Vector3(1, 0, 0);
 const Y_AXIS = new THREE.Vector3(0, 1, 0);
 
@@ -54,6 +56,91 @@ function checkedExtras(gltf) {
     if (extras[key] === undefined) throw fail(`avatar.glb: asset.extras.flamenerf.${key} is missing`);
   }
   return extras;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Supersampling (anti-aliasing): the scene is drawn at k times the canvas' size into a float
+// render target (linear colours), then each canvas pixel is the mean of its k x k samples, each
+// sRGB-encoded: what the Python preview computes (flamenerf/export/preview.py, `supersample`),
+// and what a camera's pixel does (it averages the light over its area). k = 1: one sample at
+// the pixel's centre, drawn straight to the canvas.
+
+// The default k for a canvas: as many samples as fit MAX_SUPERSAMPLED_SIDE, at most MAX_SUPERSAMPLE.
+function defaultSupersample(width, height, pixelRatio) {
+  const side = Math.max(width, height) * pixelRatio;
+  return Math.max(1, Math.min(MAX_SUPERSAMPLE, Math.floor(MAX_SUPERSAMPLED_SIDE / side)));
+}
+
+const RESOLVE_VERTEX = `
+void main() {
+  gl_Position = vec4(position.xy, 0.0, 1.0);
+}`;
+
+const RESOLVE_FRAGMENT = `
+uniform sampler2D samples;
+uniform int k;
+vec3 srgb(vec3 linear) {
+  vec3 x = clamp(linear, 0.0, 1.0);
+  return mix(1.055 * pow(x, vec3(1.0 / 2.4)) - 0.055, 12.92 * x, vec3(lessThanEqual(x, vec3(0.0031308))));
+}
+void main() {
+  ivec2 corner = ivec2(gl_FragCoord.xy) * k;
+  vec3 sum = vec3(0.0);
+  for (int j = 0; j < ${MAX_SUPERSAMPLE}; j++) {
+    if (j >= k) break;
+    for (int i = 0; i < ${MAX_SUPERSAMPLE}; i++) {
+      if (i >= k) break;
+      sum += srgb(texelFetch(samples, corner + ivec2(i, j), 0).rgb);
+    }
+  }
+  gl_FragColor = vec4(sum / float(k * k), 1.0);
+}`;
+
+class Supersampler {
+  constructor() {
+    this.target = new THREE.WebGLRenderTarget(1, 1, {
+      type: THREE.HalfFloatType,
+      minFilter: THREE.NearestFilter,
+      magFilter: THREE.NearestFilter,
+      generateMipmaps: false,
+      depthBuffer: true,
+    });
+    this.material = new THREE.ShaderMaterial({
+      uniforms: { samples: { value: this.target.texture }, k: { value: 1 } },
+      vertexShader: RESOLVE_VERTEX,
+      fragmentShader: RESOLVE_FRAGMENT,
+      depthTest: false,
+      depthWrite: false,
+    });
+    const quad = new THREE.Mesh(new THREE.PlaneGeometry(2, 2), this.material);
+    quad.frustumCulled = false;
+    this.scene = new THREE.Scene();
+    this.scene.add(quad);
+    this.camera = new THREE.OrthographicCamera(-1, 1, 1, -1, 0, 1);
+  }
+
+  // Draws `scene` seen by `camera` with k x k samples per pixel of the renderer's canvas;
+  // returns what the scene's own pass drew (renderer.info.render of that pass).
+  render(renderer, scene, camera, k) {
+    let drawn;
+    if (k <= 1) {
+      renderer.setRenderTarget(null);
+      renderer.render(scene, camera);
+      drawn = { ...renderer.info.render };
+    } else {
+      const size = renderer.getDrawingBufferSize(new THREE.Vector2());
+      if (this.target.width !== size.x * k || this.target.height !== size.y * k) {
+        this.target.setSize(size.x * k, size.y * k);
+      }
+      this.material.uniforms.k.value = k;
+      renderer.setRenderTarget(this.target);
+      renderer.render(scene, camera);
+      drawn = { ...renderer.info.render };
+      renderer.setRenderTarget(null);
+      renderer.render(this.scene, this.camera);
+    }
+    return drawn;
+  }
 }
 
 function quaternionAbout(axis, angle) {
@@ -188,6 +275,10 @@ async function start(api) {
   });
   let manual = false; // setCamera: the orbit controls wait for the user's next drag
   let size = [0, 0];
+  let supersample = 1; // samples per pixel along each axis (setCamera may set it)
+  let fixedSupersample = false; // setCamera chose it: resizes keep it
+  const sampler = new Supersampler();
+  let drawn = { triangles: 0, calls: 0 }; // the scene's pass of the last render
 
   function placeCamera(worldFromCamera, projection) {
     const matrix = new THREE.Matrix4().fromArray(worldFromCamera);
@@ -210,6 +301,7 @@ async function start(api) {
     renderer.setPixelRatio(pixelRatio);
     renderer.setSize(width, height, true);
     size = [width, height];
+    if (!fixedSupersample) supersample = defaultSupersample(width, height, pixelRatio);
   }
 
   const defaultScale = LONG_SIDE / Math.max(defaults.width, defaults.height);
@@ -303,6 +395,7 @@ async function start(api) {
     for (const entry of [...ui.expression, ui.jaw, ui.yaw, ui.pitch]) setSlider(entry, 0);
     applyParams();
     manual = false;
+    fixedSupersample = false;
     const scale = LONG_SIDE / Math.max(defaults.width, defaults.height);
     resize(Math.round(defaults.width * scale), Math.round(defaults.height * scale), window.devicePixelRatio || 1);
     controls.reset();
@@ -321,7 +414,7 @@ async function start(api) {
   });
 
   function render() {
-    renderer.render(scene, camera);
+    drawn = sampler.render(renderer, scene, camera, supersample);
     dirty = false;
   }
 
@@ -350,11 +443,25 @@ async function start(api) {
   }
 
   Object.assign(api, {
-    setCamera({ world_from_camera, projection, width, height }) {
+    // supersample: k x k samples per pixel (1 to MAX_SUPERSAMPLE), kept until reset; 'auto'
+    // (or null): the page's default for the canvas' size; undefined: unchanged.
+    setCamera({ world_from_camera, projection, width, height, supersample: samples }) {
       if (!world_from_camera || world_from_camera.length !== 16 || !projection || projection.length !== 16) {
         throw new Error('setCamera: world_from_camera and projection must be 16 numbers (column-major)');
       }
+      const fixed = samples !== undefined && samples !== null && samples !== 'auto';
+      if (fixed && !(Number.isInteger(samples) && samples >= 1 && samples <= MAX_SUPERSAMPLE)) {
+        throw new Error(`setCamera: supersample is ${samples}, expected an integer from 1 to ${MAX_SUPERSAMPLE} or 'auto'`);
+      }
+      if (samples !== undefined) fixedSupersample = fixed;
+      if (fixed) supersample = samples;
       if (width !== undefined || height !== undefined) resize(width ?? size[0], height ?? size[1], 1);
+      else if (!fixedSupersample) supersample = defaultSupersample(size[0], size[1], renderer.getPixelRatio());
+      const limit = renderer.capabilities.maxTextureSize;
+      const side = Math.max(size[0], size[1]) * renderer.getPixelRatio() * supersample;
+      if (supersample > 1 && side > limit) {
+        throw new Error(`setCamera: ${supersample} x ${supersample} samples per pixel need ${side} pixels, more than this WebGL's ${limit}`);
+      }
       manual = true;
       placeCamera(world_from_camera, projection);
       dirty = true;
@@ -389,9 +496,10 @@ async function start(api) {
       render();
       const vertices = meshes.reduce((sum, mesh) => sum + mesh.geometry.attributes.position.count, 0);
       return {
-        triangles: renderer.info.render.triangles,
+        triangles: drawn.triangles,
         vertices,
-        drawCalls: renderer.info.render.calls,
+        drawCalls: drawn.calls,
+        supersample,
         renderer: rendererName(),
       };
     },
