@@ -156,7 +156,7 @@ def run(args: argparse.Namespace) -> dict:
     export_options = pipeline.ExportOptions(
         bake=options,
         default_frame=args.default_frame,
-        animations=tuple(args.animation),
+        animations=tuple(str(folder) for folder in args.animation),
         fps=args.fps,
     )
     with Experiment.restore(args.base_folder, args.checkpoint) as restored:

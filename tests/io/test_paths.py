@@ -57,6 +57,10 @@ def test_synthetic_captures_are_cached_under_the_root(home, monkeypatch):
     assert path.parent == home / "x" / "captures" and (path / "dataset.json").is_file()
 
 
+# Stands for a capture's FLAME model: the cache keys read only its digest.
+_MODEL = SimpleNamespace(digest=lambda: "model")
+
+
 def test_packs_are_cached_under_the_root(home, monkeypatch):
     opened = []
 
@@ -70,14 +74,14 @@ def test_packs_are_cached_under_the_root(home, monkeypatch):
     monkeypatch.setattr(packing, "CaptureFrames", Builder)
     monkeypatch.setattr(packing, "FrameSource", lambda data_dir: data_dir)
     (home / "capture").mkdir()
-    capture = SimpleNamespace(root=home / "capture", scale=1)
+    capture = SimpleNamespace(root=home / "capture", scale=1, flame_model=_MODEL)
     data_dir = packing.pack_capture(capture, show_progress=False)
     assert opened == [home / "x" / "packed" / packing.capture_key(capture)] == [data_dir]
 
 
 def test_guide_grids_are_cached_under_the_root(home):
     (home / "capture").mkdir()
-    capture = SimpleNamespace(root=home / "capture", scale=1)
+    capture = SimpleNamespace(root=home / "capture", scale=1, flame_model=_MODEL)
     path = experiment.guide_cache_path(capture, "settings")
     assert path.parent == home / "x" / "guides" and path.suffix == ".npz"
 
