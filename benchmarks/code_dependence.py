@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from flamenerf import cli_args
 from flamenerf.datasets import rays
 from flamenerf.training.experiment import Experiment
 
@@ -99,7 +100,7 @@ def measure(folder: Path) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base_folder", nargs="+", required=True, type=Path, metavar="EXP")
+    cli_args.add_base_folder(parser, local=True, many=True)
     args = parser.parse_args()
     print(
         "| experiment | codes rendered with | PSNR | outside the face | near third | far third "

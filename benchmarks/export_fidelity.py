@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 from scipy.ndimage import binary_erosion
 
+from flamenerf import cli_args
 from flamenerf.evaluation import metrics
 from flamenerf.evaluation.evaluate import evaluate_frame
 from flamenerf.export import bake, gltf, pipeline, preview, rig
@@ -144,10 +145,10 @@ def contact_sheet(rows: list[list[np.ndarray]], zoom: int = 4, gap: int = 2) -> 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base_folder", required=True, help="the trained experiment")
+    cli_args.add_base_folder(parser)
     parser.add_argument("--out", required=True, help="scratch folder (bake cache, renders, glb)")
     parser.add_argument("--figure", help="contact sheet PNG (GT | NeRF | baked per frame)")
-    parser.add_argument("--checkpoint", type=int, help="checkpoint step (default: latest)")
+    cli_args.add_checkpoint(parser)
     parser.add_argument("--frames", type=int, help="first N validation frames (default: all)")
     parser.add_argument(
         "--supersample",

@@ -23,6 +23,7 @@ import struct
 import sys
 from pathlib import Path
 
+from flamenerf import cli_args
 from flamenerf.export import bake, pipeline
 from flamenerf.training.experiment import Experiment
 
@@ -75,9 +76,9 @@ def breakdown(glb: bytes) -> dict[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base_folder", required=True, help="the trained experiment")
+    cli_args.add_base_folder(parser)
     parser.add_argument("--out", required=True, help="scratch folder (the export, its cache)")
-    parser.add_argument("--checkpoint", type=int, help="checkpoint step (default: latest)")
+    cli_args.add_checkpoint(parser)
     defaults = bake.BakeOptions()
     for field in dataclasses.fields(bake.BakeOptions):
         kind = type(getattr(defaults, field.name))

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from flamenerf.datasets.capture import read_camera, read_dataset, read_json
+from flamenerf.evaluation import metrics
 from flamenerf.geometry import flame
 from flamenerf.geometry.camera import Camera
 from flamenerf.geometry.rasterize import Fragments, rasterize
@@ -143,11 +144,11 @@ def eval_folder(path: Path) -> Path:
 
 
 def psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> float:
-    """PSNR over the pixels of mask (H, W) of images (H, W, 3) in [0, 1]; nan if empty."""
+    """PSNR over the pixels of mask (H, W) of images (H, W, 3) in [0, 1], converted from their
+    mean squared error as `eval` does (`metrics.mse_to_psnr`: inf where equal); nan if empty."""
     if not mask.any():
         return float("nan")
-    mse = float(np.mean((pred[mask] - target[mask]) ** 2))
-    return float(-10.0 * np.log10(max(mse, 1e-12)))
+    return float(metrics.mse_to_psnr(np.mean((pred[mask] - target[mask]) ** 2)))
 
 
 def read_png(path: Path) -> np.ndarray:

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from flamenerf import cli_args
+
 ROWS = (("target", "ground truth"), ("prediction", "prediction"), ("error", "error"))
 ROWS += (("depth", "depth"),)
 LABEL_WIDTH = 90
@@ -75,7 +77,7 @@ def compose(folder: Path, ids: list[str], zoom: int, title: str) -> Image.Image:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base_folder", required=True, type=Path, help="evaluated experiment")
+    cli_args.add_base_folder(parser, local=True)  # evaluated (python -m flamenerf.eval)
     parser.add_argument("--out", required=True, type=Path, help="PNG to write")
     parser.add_argument("--frames", type=int, default=6, help="columns (evenly spread)")
     parser.add_argument("--ids", nargs="+", help="these frame ids instead of --frames")

@@ -16,12 +16,13 @@ cannot explain (for example a torso dragged along by the head's motion).
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
+from flamenerf import cli_args
 from flamenerf.datasets.capture import read_camera, read_json
+from flamenerf.evaluation import metrics
 from flamenerf.evaluation.evaluate import evaluate_frame
 from flamenerf.geometry import flame
 from flamenerf.geometry.rasterize import rasterize
@@ -57,13 +58,15 @@ def region_table(errors: list[np.ndarray], masks: list[dict[str, np.ndarray]]) -
     """{region: (pixels per frame, PSNR, share of the squared error)} over frames.
 
     errors: per frame (H, W) squared error averaged over channels; masks: `region_masks`.
+    The PSNR is the region's mean squared error over all its pixels of all frames, converted
+    as `eval` does (`metrics.mse_to_psnr`: inf without error); nan for a region without pixels.
     """
     total = sum(float(e.sum()) for e in errors)
     table = {}
     for name in REGIONS:
         squared = sum(float(e[m[name]].sum()) for e, m in zip(errors, masks, strict=True))
         pixels = sum(int(m[name].sum()) for m in masks)
-        psnr = -10.0 * np.log10(squared / pixels) if pixels and squared > 0 else float("nan")
+        psnr = float(metrics.mse_to_psnr(squared / pixels)) if pixels else float("nan")
         table[name] = (pixels / len(errors), psnr, squared / total if total else float("nan"))
     return table
 
@@ -87,7 +90,7 @@ def torso_in_head_ball(scene, fade_m: float, shape=None) -> tuple[float, float, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base_folder", required=True, type=Path, help="trained experiment")
+    cli_args.add_base_folder(parser, local=True)
     parser.add_argument("--frames", choices=("train", "val"), default="train")
     parser.add_argument("--every", type=int, default=10, help="every N-th training frame")
     parser.add_argument("--collar_px", type=int, default=4, help="collar width, pixels")

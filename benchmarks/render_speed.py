@@ -17,14 +17,13 @@ import argparse
 import contextlib
 import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from common import compiled_flops, matmul_peak_gflops
 
-from flamenerf import configs, sharding
+from flamenerf import cli_args, configs, sharding
 from flamenerf.datasets import rays
 from flamenerf.evaluation import renderer as evaluation
 from flamenerf.geometry import camera as camera_lib
@@ -85,7 +84,7 @@ def chunk_flops(model, params, chunk: int, condition_dim: int, grids) -> float |
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--base_folder", help="a trained experiment (latest checkpoint)")
+    cli_args.add_base_folder(source, local=True, required=False)  # the latest checkpoint
     source.add_argument("--gin_configs", nargs="+", help="gin files of a fresh model")
     parser.add_argument("--gin_bindings", nargs="*", default=[], help="extra gin bindings")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128], help="frame sides")
@@ -104,7 +103,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     """Measures and prints; a restored experiment stays open (in `stack`) while it renders."""
     try:
         if args.base_folder:
-            restore = experiment.Experiment.restore(Path(args.base_folder), chunk=args.chunk)
+            restore = experiment.Experiment.restore(args.base_folder, chunk=args.chunk)
             exp, state, step, _ = stack.enter_context(restore)
             model, params, chunk = exp.model, state.params, exp.renderer.chunk
             grids = exp.extras().guide

@@ -53,7 +53,7 @@ import argparse
 import sys
 from typing import Any
 
-from flamenerf import compilation_cache, errors, help_format
+from flamenerf import cli_args, compilation_cache, errors, help_format
 from flamenerf.evaluation import evaluate as evaluation
 from flamenerf.evaluation import lpips
 from flamenerf.training import experiment
@@ -66,13 +66,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Evaluate experiments on their validation frames: metrics.json and PNGs "
         "in EXP/eval/step_N/, TensorBoard scalars, and one table over all experiments.",
     )
-    parser.add_argument(
-        "--base_folder",
-        nargs="+",
-        required=True,
-        metavar="EXP",
-        help="experiment folder(s), local paths or gs://BUCKET/PATH (shell globs work)",
-    )
+    cli_args.add_base_folder(parser, many=True)
     experiment.add_checkpoint_flags(parser)
     parser.add_argument(
         "--val_frames",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from flamenerf import errors, help_format
+from flamenerf import cli_args, errors, help_format
 from flamenerf.evaluation import figures
 from flamenerf.io import paths
 
@@ -24,13 +24,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Plot experiments' training curves (PSNR and losses vs step) from "
         "EXP/metrics.jsonl into EXP/curves.png.",
     )
-    parser.add_argument(
-        "--base_folder",
-        nargs="+",
-        required=True,
-        metavar="EXP",
-        help="experiment folder(s) (shell globs work)",
-    )
+    cli_args.add_base_folder(parser, many=True)
     parser.add_argument(
         "--out",
         default=None,

@@ -57,7 +57,7 @@ import argparse
 import inspect
 import sys
 
-from flamenerf import compilation_cache, errors, help_format
+from flamenerf import cli_args, compilation_cache, errors, help_format
 from flamenerf.io import paths as io_paths
 from flamenerf.training import experiment
 from flamenerf.views import expressions, output, paths
@@ -71,12 +71,7 @@ _FROM_TO = {"type": float, "nargs": 2, "metavar": ("A", "B")}  # a sweep from A 
 def _common_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
     """Flags accepted before and after the subcommand (`suppress`: no defaults, subparsers)."""
     default = argparse.SUPPRESS if suppress else None
-    parser.add_argument(
-        "--base_folder",
-        default=default,
-        metavar="EXP",
-        help="the experiment folder, a local path or gs://BUCKET/PATH (required)",
-    )
+    cli_args.add_base_folder(parser, checked_later=True, default=default)
     parser.add_argument(
         "--out",
         default=default,

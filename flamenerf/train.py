@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from flamenerf import compilation_cache, errors, help_format
+from flamenerf import cli_args, compilation_cache, errors, help_format
 from flamenerf.datasets import capture as capture_lib
 from flamenerf.io import paths
 from flamenerf.training import experiment, progress
@@ -34,11 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Train a FLAME-in-NeRF model on a capture (default: the synthetic demo).",
     )
     experiment.add_gin_flags(parser)
-    parser.add_argument(
-        "--base_folder",
-        required=True,
-        help="experiment folder (created): a local path or gs://BUCKET/PATH",
-    )
+    cli_args.add_base_folder(parser, created=True)
     parser.add_argument(
         "--data_dir",
         default=None,

@@ -12,6 +12,7 @@ import pytest
 from benchmark_util import clean_gin, load  # noqa: F401 (autouse fixture)
 from PIL import Image
 
+from flamenerf.evaluation import metrics
 from flamenerf.geometry.camera import look_at
 from flamenerf.geometry.rasterize import rasterize
 from flamenerf.synthetic import generator
@@ -119,10 +120,15 @@ def test_covered_report_separates_unseen_pixels(tmp_path):
     report = coverage.covered_report(coverage.eval_folder(tmp_path), counts, min_views=2)
     mse_noisy = np.mean((np.round(noisy * 255) / 255 - np.round(target * 255) / 255) ** 2)
     mse_corner = np.mean((np.round(wrong_corner * 255) / 255 - np.round(target * 255) / 255) ** 2)
-    assert report["near"] == pytest.approx(-10 * np.log10(mse_noisy), abs=1e-6)
-    assert report["far"] == pytest.approx(-10 * np.log10(mse_corner), abs=1e-6)
-    # Over covered pixels the far frames are exact (PSNR of the 1e-12 floor: 120 dB).
-    assert report["far_covered"] == pytest.approx(120.0)
+    # The library's conversion (metrics.mse_to_psnr, as eval) works in float32: 1 ulp at
+    # 45 dB is 4e-6 dB, hence a relative tolerance of 1e-6 (4.5e-5 dB) against float64.
+    assert report["near"] == pytest.approx(-10 * np.log10(mse_noisy), rel=1e-6)
+    assert report["far"] == pytest.approx(-10 * np.log10(mse_corner), rel=1e-6)
+    # Over covered pixels the far frames are exact: the library's PSNR of a perfect match
+    # (no floor) is +inf, as eval reports it.
+    assert float(metrics.mse_to_psnr(0.0)) == np.inf
+    assert report["far_covered"] == np.inf
+    assert report["near_covered"] == pytest.approx(report["near"])  # covered everywhere
     assert report["covered_near"] == 1.0
     assert report["covered_far"] == pytest.approx(1 - 16 / 256)
 

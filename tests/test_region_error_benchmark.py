@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from benchmark_util import clean_gin, load  # noqa: F401 (autouse fixture)
 
+from flamenerf.evaluation import metrics
 from flamenerf.geometry import flame
 from flamenerf.nerf import guide
 from flamenerf.synthetic import generator
@@ -54,6 +55,17 @@ def test_table_psnr_and_shares():
     assert table["head"][2] == pytest.approx(1e-2 / (1e-2 + 3e-4))
     assert np.isnan(table["collar"][1]) and table["collar"][2] == 0.0
     assert sum(v[2] for v in table.values()) == pytest.approx(1.0)
+
+
+def test_a_region_without_error_has_the_librarys_psnr_of_a_perfect_match():
+    index = np.array([[0, 2, 4, 4]])
+    masks = [region_error.region_masks(index, _scene(), collar_px=0)]
+    table = region_error.region_table([np.array([[1e-2, 1e-4, 0.0, 0.0]])], masks)
+    # metrics.mse_to_psnr (eval's conversion) of a zero mean squared error: +inf, no floor.
+    assert float(metrics.mse_to_psnr(0.0)) == np.inf
+    assert table["wall"][1] == np.inf and table["wall"][2] == 0.0
+    assert table["head"][1] == pytest.approx(20.0) and table["torso"][1] == pytest.approx(40.0)
+    assert np.isnan(table["collar"][1])  # no pixels: no PSNR
 
 
 def test_the_head_ball_against_the_torso_of_the_generator():

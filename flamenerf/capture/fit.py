@@ -47,6 +47,7 @@ import numpy as np
 import optax
 from PIL import Image
 
+from flamenerf import cli_args
 from flamenerf.capture import io, landmarks
 from flamenerf.capture.io import StepError
 from flamenerf.datasets.capture import read_camera
@@ -640,7 +641,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"${paths.ENV} or {paths.DEFAULT}; either must hold MediaPipe's float16 v1 "
         f"{landmarks.MODEL_NAME}, checked by SHA-256)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    cli_args.add_quiet(parser)
 
 
 def _count(requested: int | None, available: int, cap: int, flag: str) -> int:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from flamenerf import compilation_cache, errors, help_format
+from flamenerf import cli_args, compilation_cache, errors, help_format
 from flamenerf.errors import UserError
 from flamenerf.io import paths
 
@@ -39,13 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # Export reads and writes local folders only (a URL is a one-line error, never a local
     # folder named "gs:"): copy a bucket's experiment down first.
-    parser.add_argument(
-        "--base_folder",
-        required=True,
-        metavar="EXP",
-        type=paths.local_path_argument,
-        help="the trained experiment (a local folder)",
-    )
+    cli_args.add_base_folder(parser, local=True)
     parser.add_argument(
         "--out",
         required=True,
@@ -53,12 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=paths.local_path_argument,
         help="output folder (avatar.glb, index.html, ...)",
     )
-    parser.add_argument(
-        "--checkpoint",
-        type=int,
-        metavar="STEP",
-        help="checkpoint step to bake (default: the latest)",
-    )
+    cli_args.add_checkpoint(parser)
     parser.add_argument(
         "--resolution",
         type=int,
@@ -128,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace another experiment's export in DIR (and rebuild DIR/.export)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    cli_args.add_quiet(parser)
     return parser
 
 

@@ -270,18 +270,36 @@ def check_bucket(path: PathLike) -> None:
 
 
 class _RemoteEventFile:
-    """One TensorBoard event file at a URL: tensorboardX writes its records here, and each
-    flush uploads the whole file (objects cannot be appended to; event files are small)."""
+    """One TensorBoard event file at a URL, uploaded a part per flush.
+
+    An object cannot be appended to, and uploading the whole file again at every flush (every
+    `flush_secs`, 2 minutes by default) would send the run's whole history each time, more
+    the longer it runs. Each flush uploads only the records written since the last one, as
+    an event file of its own: PATH (up to the first flush), then PATH.000001, PATH.000002, ...
+    A part is never written again, holds whole records (tensorboardX's EventsWriter writes a
+    record and flushes under one lock) and its name sorts after the earlier ones, so
+    TensorBoard, which reads every `*tfevents*` file of the folder in name order, sees the
+    events as from one file. When a flush returns, everything written so far is in the
+    bucket; a failed upload raises and the next flush sends its records again, with the new
+    ones, under the same name.
+    """
 
     def __init__(self, path: str):
         self._path = as_path(path)
         self._buffer = io.BytesIO()
+        self._parts = 0  # parts uploaded
 
     def write(self, data: bytes) -> None:
         self._buffer.write(data)
 
     def flush(self) -> None:
-        self._path.write_bytes(self._buffer.getvalue())
+        data = self._buffer.getvalue()
+        if not data:  # nothing new since the last upload: no empty part
+            return
+        name = self._path.name + (f".{self._parts:06d}" if self._parts else "")
+        (self._path.parent / name).write_bytes(data)
+        self._parts += 1
+        self._buffer = io.BytesIO()
 
     def close(self) -> None:
         self.flush()
@@ -303,7 +321,8 @@ def tensorboard_logdir(folder: PathLike) -> str:
     Local: the folder's path (tensorboardX makes it). A URL: the URL, after registering
     tensorboardX's writer factory for its scheme with one that writes through `epath`, as
     every other file of flamenerf (the same credentials and fsspec settings; tensorboardX's
-    own writers would use boto3 or google-cloud-storage directly).
+    own writers would use boto3 or google-cloud-storage directly), and uploads at each flush
+    only the events written since the previous one, as a new event file (`_RemoteEventFile`).
     """
     result = as_path(folder)
     if isinstance(result, Path):

@@ -93,7 +93,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from flamenerf import errors, help_format
+from flamenerf import cli_args, errors, help_format
 from flamenerf.geometry import flame, rasterize
 from flamenerf.geometry.camera import Camera, look_at, look_at_rotation
 from flamenerf.geometry.subject import pose_flame
@@ -1260,7 +1260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="replace the capture's files in an existing non-empty --out folder",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    cli_args.add_quiet(parser, "no progress bar")  # one bar
     args = parser.parse_args(argv)
     try:
         out = generate(

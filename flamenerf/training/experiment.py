@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flamenerf import configs, schedules, sharding
+from flamenerf import cli_args, configs, schedules, sharding
 from flamenerf.datasets import capture as capture_lib
 from flamenerf.datasets import packing, rays
 from flamenerf.errors import UserError
@@ -198,13 +198,7 @@ def add_distributed_flags(parser: argparse.ArgumentParser) -> None:
 def add_checkpoint_flags(parser: argparse.ArgumentParser, default: Any = None) -> None:
     """--checkpoint, --scale and --chunk: the arguments of `Experiment.restore` (the eval and
     render command lines)."""
-    parser.add_argument(
-        "--checkpoint",
-        type=int,
-        default=default,
-        metavar="STEP",
-        help="checkpoint step to restore (default: the latest)",
-    )
+    cli_args.add_checkpoint(parser, default)
     parser.add_argument(
         "--scale",
         type=int,

@@ -62,15 +62,52 @@ def brute_force(vertices, faces, colours, cam, near, far):
     return image, margin
 
 
+def front_camera():
+    """A pinhole at the origin looking down -z (y up in the world), 10 px focal, centred."""
+    return Camera(
+        orientation=np.diag([1.0, -1.0, -1.0]),
+        position=[0.0, 0.0, 0.0],
+        focal_length=10.0,
+        principal_point=[WIDTH / 2, HEIGHT / 2],
+        image_size=(WIDTH, HEIGHT),
+    )
+
+
+def room_only(positions, colours, faces):
+    """`tiny_asset`'s rig (2 expression coefficients) with this room mesh and no head."""
+    asset = tiny_asset(animations=False)
+    asset.room = gltf.Mesh(
+        np.asarray(positions, np.float32),
+        np.asarray(colours, np.float32),
+        np.asarray(faces, np.uint32),
+    )
+    asset.head = gltf.SkinnedMesh.empty(2)
+    return asset
+
+
+def render(asset, cam, near, far, pose=None, **kwargs):
+    """`preview.render` of `asset` in `pose` (default: rest) through `cam`'s OpenGL matrices
+    with these near and far planes, WIDTH x HEIGHT."""
+    gl = (preview.gl_from_camera(cam), preview.projection_matrix(cam, near, far))
+    return preview.render(asset, *gl, WIDTH, HEIGHT, REST if pose is None else pose, **kwargs)
+
+
+def reference(asset, pose, cam, near, far):
+    """`brute_force` of the asset's room and head posed by `preview.pose`."""
+    room, head = preview.pose(asset, pose)
+    vertices = np.concatenate([room, head])
+    faces = np.concatenate([asset.room.faces, asset.head.faces + len(room)]).astype(np.int64)
+    colours = np.concatenate([asset.room.colours, asset.head.colours]).astype(np.float64)
+    return brute_force(vertices, faces, colours, cam, near, far)
+
+
 @pytest.fixture(scope="module")
 def asset():
     return tiny_asset()
 
 
-POSES = [
-    rig.Pose(np.zeros(2)),
-    rig.Pose(np.array([0.7, -1.5]), jaw=0.3, yaw=0.4, pitch=-0.25),
-]
+REST = rig.Pose(np.zeros(2))
+POSES = [REST, rig.Pose(np.array([0.7, -1.5]), jaw=0.3, yaw=0.4, pitch=-0.25)]
 
 
 @pytest.mark.parametrize("pose", POSES)
@@ -82,7 +119,7 @@ def test_pose_is_the_contract(asset, pose):
 
 
 def test_rest_pose_is_the_stored_mesh(asset):
-    _, head = preview.pose(asset, rig.Pose(np.zeros(2)))
+    _, head = preview.pose(asset, REST)
     np.testing.assert_allclose(head, asset.head.positions, atol=1e-6)
 
 
@@ -90,19 +127,8 @@ def test_rest_pose_is_the_stored_mesh(asset):
 def test_render_matches_brute_force(asset, pose):
     cam = camera([0.5, 0.3, 1.2])
     near, far = 0.05, 10.0
-    image = preview.render(
-        asset,
-        preview.gl_from_camera(cam),
-        preview.projection_matrix(cam, near, far),
-        WIDTH,
-        HEIGHT,
-        pose,
-    )
-    room, head = preview.pose(asset, pose)
-    vertices = np.concatenate([room, head])
-    faces = np.concatenate([asset.room.faces, asset.head.faces + len(room)]).astype(np.int64)
-    colours = np.concatenate([asset.room.colours, asset.head.colours]).astype(np.float64)
-    want, margin = brute_force(vertices, faces, colours, cam, near, far)
+    image = render(asset, cam, near, far, pose)
+    want, margin = reference(asset, pose, cam, near, far)
     assert image.shape == (HEIGHT, WIDTH, 3) and image.min() >= 0 and image.max() <= 1
     clear = margin > 1e-3  # pixel centres on (or next to) an edge may pick either side
     assert clear.sum() > 0.8 * clear.size
@@ -113,42 +139,20 @@ def test_render_matches_brute_force(asset, pose):
 def test_one_triangle_centroid_and_background():
     # A triangle facing the camera at constant depth: perspective-correct interpolation is
     # affine on it, so its centroid shows the mean of the vertex colours (linear), in sRGB.
-    cam = Camera(
-        orientation=np.diag([1.0, -1.0, -1.0]),  # looks down -z, y up in the world
-        position=[0.0, 0.0, 0.0],
-        focal_length=10.0,
-        principal_point=[WIDTH / 2, HEIGHT / 2],
-        image_size=(WIDTH, HEIGHT),
-    )
+    cam = front_camera()
     # Vertices whose centroid projects onto the centre of pixel (10, 8).
     z = -2.0
     centre = np.array([(10.5 - WIDTH / 2) / 10 * 2, -(8.5 - HEIGHT / 2) / 10 * 2, z])
     vertices = centre + np.array([[-0.6, -0.4, 0], [0.6, -0.4, 0], [0.0, 0.8, 0]])
     colours = np.array([[1.0, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 0.25]], np.float32)
-    asset = tiny_asset(animations=False)
-    asset.room = gltf.Mesh(vertices.astype(np.float32), colours, np.array([[0, 1, 2]], np.uint32))
-    asset.head = gltf.SkinnedMesh.empty(2)
-    image = preview.render(
-        asset,
-        preview.gl_from_camera(cam),
-        preview.projection_matrix(cam, 0.1, 5.0),
-        WIDTH,
-        HEIGHT,
-        rig.Pose(np.zeros(2)),
-    )
+    asset = room_only(vertices, colours, [[0, 1, 2]])
+    image = render(asset, cam, 0.1, 5.0)
     mean = colours.mean(axis=0)
     srgb = np.where(mean <= 0.0031308, 12.92 * mean, 1.055 * mean ** (1 / 2.4) - 0.055)
     np.testing.assert_allclose(image[8, 10], srgb, atol=1e-6)
     assert np.all(image[0, 0] == 0) and np.all(image[15, 19] == 0)
     # Beyond the far plane: black.
-    far = preview.render(
-        asset,
-        preview.gl_from_camera(cam),
-        preview.projection_matrix(cam, 0.1, 1.5),
-        WIDTH,
-        HEIGHT,
-        rig.Pose(np.zeros(2)),
-    )
+    far = render(asset, cam, 0.1, 1.5)
     assert np.all(far == 0)
 
 
@@ -194,34 +198,14 @@ def test_triangles_crossing_the_near_plane_are_clipped_not_dropped():
     # A floor passing under the camera, from behind it to far in front: the near plane cuts
     # its two triangles; what lies beyond `near` must still show, as in OpenGL.
     cam = camera([0.0, 0.5, 0.0], target=(0.0, 0.0, -2.0))
-    asset = tiny_asset(animations=False)
-    asset.room = gltf.Mesh(
-        positions=np.array(
-            [[-3, -0.2, 2], [3, -0.2, 2], [3, -0.2, -6], [-3, -0.2, -6]], np.float32
-        ),
-        colours=np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]], np.float32),
-        faces=np.array([[0, 1, 2], [0, 2, 3]], np.uint32),
+    asset = room_only(
+        positions=[[-3, -0.2, 2], [3, -0.2, 2], [3, -0.2, -6], [-3, -0.2, -6]],
+        colours=[[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0]],
+        faces=[[0, 1, 2], [0, 2, 3]],
     )
-    asset.head = gltf.SkinnedMesh.empty(2)
     near, far = 0.3, 20.0
-    pose = rig.Pose(np.zeros(2))
-    image = preview.render(
-        asset,
-        preview.gl_from_camera(cam),
-        preview.projection_matrix(cam, near, far),
-        WIDTH,
-        HEIGHT,
-        pose,
-    )
-    room, _ = preview.pose(asset, pose)
-    want, margin = brute_force(
-        room,
-        asset.room.faces.astype(np.int64),
-        asset.room.colours.astype(np.float64),
-        cam,
-        near,
-        far,
-    )
+    image = render(asset, cam, near, far)
+    want, margin = reference(asset, REST, cam, near, far)  # the room alone: no head
     clear = margin > 1e-3
     assert (want.sum(axis=-1) > 0).sum() > 0.3 * want.shape[0] * want.shape[1]
     np.testing.assert_allclose(image[clear], want[clear], atol=1e-5)
@@ -233,30 +217,19 @@ def test_supersampling_averages_encoded_samples(k):
     per pixel (centres at 10 + (i + 0.5) / k), column 10 has one sample column in the quad
     (10 + 0.5 / k < 10.25 < 10 + 1.5 / k), so it shows a k-th of the quad's encoded colour
     over the black background (the mean of encoded samples, not the encoded mean)."""
-    cam = Camera(
-        orientation=np.diag([1.0, -1.0, -1.0]),  # looks down -z, y up in the world
-        position=[0.0, 0.0, 0.0],
-        focal_length=10.0,
-        principal_point=[WIDTH / 2, HEIGHT / 2],
-        image_size=(WIDTH, HEIGHT),
-    )
+    cam = front_camera()
     z = -2.0  # pixel x = 10 * X / 2 + 10: X = (x - 10) / 5
     right, left = (10.25 - 10) / 5, -3.0
-    vertices = np.array([[left, -3, z], [right, -3, z], [right, 3, z], [left, 3, z]], np.float32)
+    vertices = [[left, -3, z], [right, -3, z], [right, 3, z], [left, 3, z]]
     colour = 0.2
-    asset = tiny_asset(animations=False)
-    asset.room = gltf.Mesh(
-        vertices, np.full((4, 3), colour, np.float32), np.array([[0, 1, 2], [0, 2, 3]], np.uint32)
-    )
-    asset.head = gltf.SkinnedMesh.empty(2)
-    args = (preview.gl_from_camera(cam), preview.projection_matrix(cam, 0.1, 5.0), WIDTH, HEIGHT)
-    image = preview.render(asset, *args, rig.Pose(np.zeros(2)), supersample=k)
+    asset = room_only(vertices, np.full((4, 3), colour), [[0, 1, 2], [0, 2, 3]])
+    image = render(asset, cam, 0.1, 5.0, supersample=k)
     encoded = 1.055 * colour ** (1 / 2.4) - 0.055
     np.testing.assert_allclose(image[:, :10], encoded, atol=1e-12)
     np.testing.assert_allclose(image[:, 10], encoded / k, atol=1e-12)
     assert np.all(image[:, 11:] == 0)
-    single = preview.render(asset, *args, rig.Pose(np.zeros(2)))
+    single = render(asset, cam, 0.1, 5.0)
     assert np.all(single[:, 10] == 0)  # the pixel's centre, 10.5, is outside
     for bad in (0, 1.5):
         with pytest.raises(ValueError, match="supersample"):
-            preview.render(asset, *args, rig.Pose(np.zeros(2)), supersample=bad)
+            render(asset, cam, 0.1, 5.0, supersample=bad)

@@ -257,24 +257,89 @@ def test_object_store_helpers(gcs_server, gcs_bucket):
     assert paths.file_versions(root)[2][2] != versions[2][2]
 
 
-def test_tensorboard_event_files_at_a_url(gcs_server, gcs_bucket):
+def _masked_crc(data: bytes) -> int:
+    """TFRecord's masked CRC-32C (google_crc32c: not tensorboardX's own implementation)."""
+    import google_crc32c
+
+    crc = int.from_bytes(google_crc32c.Checksum(data).digest(), "big")
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def read_event_folder(fs, folder):
+    """[(tag, step, value)] of every scalar in a bucket folder, read as TensorBoard reads a
+    run: every file with "tfevents" in its name, in name order, each a sequence of whole
+    TFRecords (length, its CRC, an Event, its CRC; both CRCs checked), the first event of
+    the first file the file version."""
     import struct
 
-    from tensorboardX import SummaryWriter
     from tensorboardX.proto import event_pb2
+
+    names = sorted(n for n in fs.ls(folder) if "tfevents" in n.rsplit("/", 1)[-1])
+    scalars, versions = [], []
+    for name in names:
+        data, position = fs.cat(name), 0
+        while position < len(data):
+            header = data[position : position + 8]
+            (length,) = struct.unpack("<Q", header)
+            (header_crc,) = struct.unpack("<I", data[position + 8 : position + 12])
+            body = data[position + 12 : position + 12 + length]
+            (body_crc,) = struct.unpack("<I", data[position + 12 + length : position + 16 + length])
+            assert len(body) == length and header_crc == _masked_crc(header), (name, position)
+            assert body_crc == _masked_crc(body), (name, position)
+            event = event_pb2.Event.FromString(body)
+            versions += [event.file_version] if event.file_version else []
+            scalars += [(v.tag, event.step, v.simple_value) for v in event.summary.value]
+            position += 16 + length
+    assert versions == ["brain.Event:2"], versions  # one event file, however many parts
+    return scalars
+
+
+def test_tensorboard_event_files_at_a_url(gcs_server, gcs_bucket):
+    from tensorboardX import SummaryWriter
 
     writer = SummaryWriter(paths.tensorboard_logdir(f"gs://{gcs_bucket}/exp/tensorboard"))
     writer.add_scalar("train/loss", 0.5, 3)
     writer.close()
-    (name,) = gcs_server.fs.ls(f"{gcs_bucket}/exp/tensorboard")
-    assert name.split("/")[-1].startswith("events.out.tfevents.")
-    data, position, tags = gcs_server.fs.cat(name), 0, []
-    while position < len(data):  # TFRecord framing: length, its CRC, the event, its CRC
-        (length,) = struct.unpack("<Q", data[position : position + 8])
-        event = event_pb2.Event.FromString(data[position + 12 : position + 12 + length])
-        tags += [(v.tag, round(v.simple_value, 6), event.step) for v in event.summary.value]
-        position += 12 + length + 4
-    assert tags == [("train/loss", 0.5, 3)]
+    names = gcs_server.fs.ls(f"{gcs_bucket}/exp/tensorboard")
+    assert names and all(n.split("/")[-1].startswith("events.out.tfevents.") for n in names)
+    assert read_event_folder(gcs_server.fs, f"{gcs_bucket}/exp/tensorboard") == [
+        ("train/loss", 3, 0.5)
+    ]
+
+
+def test_tensorboard_uploads_only_the_new_events_at_each_flush(gcs_server, gcs_bucket):
+    """Each flush uploads what was written since the last one, as a new object: what a flush
+    sends does not grow with the run, nothing uploaded is uploaded again, and after each flush
+    the bucket holds every event written so far (measured on the server's listing)."""
+    from tensorboardX.event_file_writer import EventsWriter
+    from tensorboardX.proto import event_pb2, summary_pb2
+
+    fs, folder = gcs_server.fs, f"{gcs_bucket}/exp/tensorboard"
+    paths.tensorboard_logdir(f"gs://{folder}")  # registers the writer factory for gs://
+    # tensorboardX's synchronous writer under SummaryWriter's thread: flushes when told.
+    events = EventsWriter(f"gs://{folder}/events")
+    written, uploaded, objects = [], [], {}
+    for flush in range(8):
+        for step in range(10 * flush, 10 * flush + 10):  # 10 scalars per flush period
+            value = summary_pb2.Summary.Value(tag="train/loss", simple_value=1.0 / (step + 1))
+            event = event_pb2.Event(step=step, wall_time=1.5, summary=summary_pb2.Summary())
+            event.summary.value.append(value)
+            events.write_event(event)
+            written.append(("train/loss", step, value.simple_value))
+        events.flush()
+        listing = {i["name"]: (i["size"], str(i["generation"])) for i in fs.ls(folder, True)}
+        assert {n: listing[n] for n in objects} == objects  # no object uploaded again
+        uploaded.append(sum(size for n, (size, _) in listing.items() if n not in objects))
+        objects = listing
+        assert read_event_folder(fs, folder) == written  # every flushed scalar is there
+    events.flush()  # nothing new: nothing sent
+    events.close()
+    assert fs.ls(folder, True) and len(fs.ls(folder)) == len(objects) == 8
+    # The same events every period (steps < 128: the same size each): the same bytes per
+    # flush; the first also carries the file version event. Re-uploading the whole file,
+    # flush k would have sent k times this.
+    assert len(set(uploaded[1:])) == 1 and uploaded[0] > uploaded[1] > 0
+    assert sum(uploaded) == sum(size for size, _ in objects.values())
 
 
 def test_urls_use_fsspec_even_where_tensorflow_is_importable():
