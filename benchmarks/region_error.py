@@ -10,7 +10,10 @@ scene for the same frames, and splits the pixels into the head (the FLAME mesh),
 (torso pixels within `--collar_px` pixels of the head), the rest of the torso and the wall.
 Prints, per region, the pixels per frame, the PSNR and the region's share of the squared error:
 a region with a small share of the pixels and a large share of the error is what the model
-cannot explain (for example a torso dragged along by the head's motion).
+cannot explain (for example a torso dragged along by the head's motion). With the FLAME guide
+on it also prints how far the head's ball reaches into the torso and, for the rigid weight the
+experiment selects (`GuideConfig.rigid_weight`), the shares of torso vertices it moves and of
+head vertices it does not fully move at rest (`rigid_weight_shares`).
 """
 
 from __future__ import annotations
@@ -88,6 +91,37 @@ def torso_in_head_ball(scene, fade_m: float, shape=None) -> tuple[float, float, 
     )
 
 
+def rigid_weight_shares(capture, config, scene=None) -> dict[str, float]:
+    """What the FLAME guide's rigid part moves with the head at rest, for the weight `config`
+    selects (`GuideConfig.rigid_weight`: the head's ball, or the ball above the neck;
+    `guide.rest_weight`), on the capture's identity (its first training frame's) against the
+    generator's torso (`scene`, default `generator.build_scene()`), in FLAME space (metres).
+
+    Returns:
+      {"torso_moved": share of the torso's vertices with weight > 0, "torso_half": > 0.5,
+       "head_partial": share of the head's vertices (`guide.head_vertices`) with weight < 1}.
+    """
+    scene = generator.build_scene() if scene is None else scene
+    params = capture.flame_params[capture.train_ids[0]]
+    subject = capture.subject
+    neutral = subject.pose_flame([subject.neutral(params, undo_rigid=True)])  # (1, V, 3)
+    head = guide.head_vertices(capture.flame_model)
+    _, _, centre, radius = guide.head_ball(np.eye(4)[None], neutral, head)
+    neck = None
+    if config.rigid_weight == "neck":
+        root, up = guide.neck_frame(subject, [params], lambda x: x)[0]
+        neck = (root + (config.neck_level_m - config.neck_fade_m) * up, up, config.neck_fade_m)
+    weight = lambda points: guide.rest_weight(
+        points, centre[0], float(radius[0]), config.rigid_fade_m, neck
+    )
+    torso = weight(scene.static_vertices[: scene.num_torso_vertices])
+    return {
+        "torso_moved": float(np.mean(torso > 0)),
+        "torso_half": float(np.mean(torso > 0.5)),
+        "head_partial": float(np.mean(weight(neutral[0][head]) < 1)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     cli_args.add_base_folder(parser, local=True)
@@ -106,6 +140,7 @@ def main() -> None:
                 "FLAME model): the ground truth scene is unknown"
             )
         fade_m = exp.guide_config.rigid_fade_m if exp.guide_config.enabled else None
+        shares = rigid_weight_shares(capture, exp.guide_config, scene) if fade_m else None
         shape = capture.flame_params[capture.train_ids[0]].shape
         ids = capture.train_ids[:: args.every] if args.frames == "train" else capture.val_ids
         grids = exp.extras(frames=ids).guide
@@ -141,6 +176,12 @@ def main() -> None:
             f"guide's head ball at rest: radius {100 * radius:.1f} cm; torso vertices inside "
             f"it {100 * inside:.1f}%, within it plus the {100 * fade_m:g} cm fade "
             f"{100 * faded:.1f}%"
+        )
+        print(
+            f"guide's rigid weight ({exp.guide_config.rigid_weight!r}) at rest: torso vertices "
+            f"moved {100 * shares['torso_moved']:.1f}% (weight > 0.5: "
+            f"{100 * shares['torso_half']:.1f}%); head vertices not fully moved (weight < 1) "
+            f"{100 * shares['head_partial']:.2f}%"
         )
 
 

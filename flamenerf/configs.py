@@ -32,6 +32,7 @@ AppearanceMode = Literal["field", "color"]
 Spacing = Literal["linear", "disparity", "contracted"]  # nerf/volume.py's SPACINGS
 Sampler = Literal["coarse", "proposal"]  # what the coarse level is (ModelConfig.sampler)
 WarpRegion = Literal["everywhere", "head"]
+RigidWeight = Literal["ball", "neck"]  # nerf/guide.py's RIGID_WEIGHTS
 ImageScale = Literal[1, 2, 4, 8]
 # WarpType: "none" or a registered warp field (`nerf.warping.WARP_FIELDS`), at the end.
 
@@ -283,6 +284,24 @@ class GuideConfig(_Checked):
     # (undo_rigid) metres beyond the head's ball over which the undone head motion fades to
     # none (torso and room stay put); one-to-one while the head centre moves < 2.67x this
     rigid_fade_m: Positive = 0.06
+    # (undo_rigid) where the head's motion is undone: "ball": everywhere in the head's ball
+    # (it holds every head vertex, so it reaches the top of the torso); "neck": in the ball
+    # but only above the neck: from neck_level_m above FLAME's root joint up (along FLAME's
+    # up axis), fading to none over neck_fade_m below that, so the torso stays put
+    # (nerf/guide.py; gin/ablations/neck_rigid.gin)
+    rigid_weight: RigidWeight = "ball"
+    # ("neck") metres above the root joint from which the head moves exactly (within 10 cm)
+    neck_level_m: Annotated[float, Range(-0.1, 0.1)] = 0.0
+    neck_fade_m: Positive = 0.02  # ("neck") metres below neck_level_m over which it fades out
+
+    def _check_more(self, owner: str) -> None:
+        check(
+            owner,
+            "rigid_weight",
+            self.rigid_weight,
+            "'ball' with undo_rigid = False (no head motion is undone)",
+            self.undo_rigid or self.rigid_weight == "ball",
+        )
 
 
 @gin.configurable
@@ -343,6 +362,10 @@ class TrainConfig(_Checked):
     val_frames: Count = 4  # validation frames rendered at each validation (PSNR over these)
     render_chunk: Size = 4096  # rays per chunk when rendering full frames
     max_minutes: NonNegative = 0.0  # stop (and checkpoint) after this wall time (0 = no limit)
+    # Compile the train step on another thread while the FLAME guide grids are built (the same
+    # program, the same results; start-up time only). Off: on a busy 2-core machine it was
+    # slower (benchmarks/time_to_quality.py compares, e.g. on an idle machine).
+    compile_ahead: bool = False
 
 
 def check_losses(model: ModelConfig, loss: LossConfig) -> None:

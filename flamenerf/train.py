@@ -12,10 +12,12 @@ again resumes from the latest checkpoint. The experiment folder (a local path or
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import signal
 import sys
+import threading
 import time
 from typing import Any
 
@@ -77,6 +79,25 @@ class _Stop:
         self.requested = True
 
 
+class _Background:
+    """Runs `fn()` on a daemon thread; `wait` joins it and returns its exception, if any."""
+
+    def __init__(self, fn: Any) -> None:
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Any) -> None:
+        try:
+            fn()
+        except Exception as error:  # reported by `wait`; the first call then compiles
+            self._error = error
+
+    def wait(self) -> Exception | None:
+        self._thread.join()
+        return self._error
+
+
 def _truncate_metrics(path: paths.AnyPath, step: int) -> None:
     """Drops records past `step` (written after the checkpoint we resume from)."""
     if not path.exists():
@@ -98,6 +119,7 @@ def _save(exp: experiment.Experiment, state: Any, step: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
+    clock = progress.StartupClock(progress.process_started())  # the "startup" record
     args = parse_args(argv)
     compilation_cache.enable()  # compiled programs persist across runs (docstring there)
     try:
@@ -112,14 +134,21 @@ def main(argv: list[str] | None = None) -> int:
     except experiment.UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return errors.EXIT_USER_ERROR
-    return train(exp)
+    clock.mark("setup_s")
+    clock.split("setup_s", "capture_s", exp.capture_seconds)
+    return train(exp, clock)
 
 
-def train(exp: experiment.Experiment) -> int:
-    """The training loop; returns the process exit code."""
+def train(exp: experiment.Experiment, startup: progress.StartupClock | None = None) -> int:
+    """The training loop; returns the process exit code.
+
+    `startup` times the start-up phases up to the first step for the "startup" record of
+    metrics.jsonl (docs/architecture.md#metrics); None: timed from this call.
+    """
     import jax
     from tqdm.auto import tqdm
 
+    clock = startup or progress.StartupClock()
     train_config = exp.train_config
     state, start_step = exp.restore_or_init_state()
     chief = jax.process_index() == 0
@@ -135,7 +164,14 @@ def train(exp: experiment.Experiment) -> int:
     batches = exp.ray_batches(start_step)
     train_step = exp.train_step()
     key = jax.random.PRNGKey(train_config.seed)
+    clock.mark("data_s")
+    ahead, first_batch = None, None
+    if train_config.compile_ahead:  # on another thread, while the grids are built
+        first_batch = exp.shard(next(batches))
+        lower = functools.partial(train_step.lower, state, first_batch, key, exp.extras_spec())
+        ahead = _Background(lambda: lower().compile())
     extras = exp.extras(exp.training_frames())  # guide grids of the frames it reads only
+    clock.mark("grids_s")
     writer = exp.summary_writer() if chief else None
     stop = _Stop()
     bar = tqdm(
@@ -151,12 +187,32 @@ def train(exp: experiment.Experiment) -> int:
     wall_budget = train_config.max_minutes * 60 if train_config.max_minutes > 0 else math.inf
     step = start_step
     last_stats: dict[str, float] = {}
+    val: dict[str, float] = {}
+    validated = -1  # the step of the last validation
     code = 0
     try:
         while step < train_config.max_steps:
-            batch = next(batches)
-            state, stats = train_step(state, exp.shard(batch), key, extras)
+            first = step == start_step
+            if first and first_batch is not None:
+                batch, first_batch = first_batch, None
+            else:
+                batch = exp.shard(next(batches))
+            if first:
+                clock.restart()
+                if ahead is not None and (error := ahead.wait()) is not None and chief:
+                    print(
+                        f"warning: compiling the train step ahead failed ({error!r}); "
+                        "compiling it now",
+                        file=sys.stderr,
+                    )
+            state, stats = train_step(state, batch, key, extras)
             step += 1
+            if first:  # the call compiles (or reads the compilation cache), then runs
+                clock.mark("compile_s")
+                jax.block_until_ready(stats)
+                clock.mark("first_step_s")
+                if chief:
+                    exp.log(start_step, "startup", clock.record(exp.started))
             completed.dispatched(step, stats)
             log_now = step % train_config.log_every == 0 or step == train_config.max_steps
             out_of_time = time.time() - started > wall_budget
@@ -184,7 +240,7 @@ def train(exp: experiment.Experiment) -> int:
                     )
             if train_config.val_every and step % train_config.val_every == 0:
                 with completed.paused():
-                    exp.validate(state, step, writer)
+                    val, validated = exp.validate(state, step, writer), step
             checkpoint_now = step % train_config.checkpoint_every == 0
             if checkpoint_now or out_of_time or stop.requested:
                 with completed.paused():
@@ -209,7 +265,8 @@ def train(exp: experiment.Experiment) -> int:
     if code == 0 and step == train_config.max_steps and not _save(exp, state, step):
         code = errors.EXIT_NONFINITE
     if code == 0:
-        val = exp.validate(state, step, writer) if train_config.val_frames else {}
+        if validated != step:  # not validated at this step already
+            val = exp.validate(state, step, writer) if train_config.val_frames else {}
         if chief:
             minutes = (time.time() - started) / 60
             parts = [f"step {step}", f"{minutes:.1f} min"]

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from benchmark_util import clean_gin, load  # noqa: F401 (autouse fixture)
 
+from flamenerf import configs
+from flamenerf.datasets import capture as capture_lib
 from flamenerf.evaluation import metrics
 from flamenerf.geometry import flame
 from flamenerf.nerf import guide
@@ -80,3 +82,38 @@ def test_the_head_ball_against_the_torso_of_the_generator():
     assert inside == pytest.approx((distance < radius).mean())
     assert faded == pytest.approx((distance < radius + 0.06).mean())
     assert 0.0 < inside < faded < 1.0
+
+
+def test_the_rigid_weights_shares_of_torso_and_head(tmp_path):
+    # A tiny capture of the turning head (seed 1), the identity of the benchmark's.
+    root = generator.generate(
+        tmp_path / "turn", size=8, frames=2, val=0, seed=1, head_motion=15, show_progress=False
+    )
+    capture = capture_lib.load_capture(root)
+    scene = generator.build_scene()
+    shape = capture.flame_params[capture.train_ids[0]].shape
+    radius, _, faded = region_error.torso_in_head_ball(scene, 0.06, shape)
+    ball = region_error.rigid_weight_shares(capture, configs.GuideConfig(enabled=True), scene)
+    assert ball["torso_moved"] == pytest.approx(faded) and ball["head_partial"] == 0.0
+    # Brute force: the ball's weight times smoothstep of the height above the root joint (y up
+    # in FLAME space, the generator's world), 0 at neck_fade_m below neck_level_m.
+    level, fade = -0.005, 0.03
+    config = configs.GuideConfig(rigid_weight="neck", neck_level_m=level, neck_fade_m=fade)
+    neck = region_error.rigid_weight_shares(capture, config, scene)
+    rest = flame.forward(scene.model, flame.FlameParams(shape=shape))
+    vertices, root_joint = np.asarray(rest.vertices), np.asarray(rest.joints)[0]
+    head = vertices[guide.head_vertices(scene.model)]
+    centre = 0.5 * (head.min(0) + head.max(0))
+    smooth = lambda t: np.clip(t, 0, 1) ** 2 * (3 - 2 * np.clip(t, 0, 1))
+
+    def weight(points):
+        ball = 1 - smooth((np.linalg.norm(points - centre, axis=1) - radius) / 0.06)
+        return ball * smooth((points[:, 1] - root_joint[1] - level + fade) / fade)
+
+    torso = weight(scene.static_vertices[: scene.num_torso_vertices])
+    assert neck["torso_moved"] == pytest.approx(np.mean(torso > 0))
+    assert neck["torso_half"] == pytest.approx(np.mean(torso > 0.5))
+    assert neck["head_partial"] == pytest.approx(np.mean(weight(head) < 1))
+    # The neck cut leaves less of the torso to follow the head, and some of the neck's base.
+    assert neck["torso_moved"] < ball["torso_moved"] and neck["torso_half"] < ball["torso_half"]
+    assert 0 < neck["head_partial"] < 0.05

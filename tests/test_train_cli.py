@@ -213,6 +213,17 @@ def test_progress_counts_completed_steps_and_validation_writes_images(
     for tag, written in images.items():
         assert {step for step, _ in written} == {10, 20}, tag
         assert {shape for _, shape in written} == {(12, 16, 3)}, tag
+    # metrics.jsonl: the start-up record first (no process start: train() was called
+    # in-process), one validation per validated step (the last one not repeated), each
+    # with its own time (docs/architecture.md#metrics).
+    records = [json.loads(line) for line in (tmp_path / "exp" / "metrics.jsonl").open()]
+    assert records[0]["split"] == "startup" and records[0]["step"] == 0
+    phases = ("data_s", "grids_s", "compile_s", "first_step_s")
+    assert set(records[0]) == {"step", "wall_s", "split", *phases}
+    assert all(records[0][name] >= 0 for name in phases)
+    validations = [r for r in records if r["split"] == "val"]
+    assert [r["step"] for r in validations] == [10, 20]
+    assert all(r["val_s"] > 0 for r in validations)
 
 
 def test_scale_flag_binds_data_config_scale(tmp_path, capsys):
@@ -238,3 +249,27 @@ def test_scale_flag_binds_data_config_scale(tmp_path, capsys):
     finally:
         exp.close()
     assert "DataConfig.scale = 2" in (tmp_path / "exp" / "config.gin").read_text()
+
+
+def test_compiling_ahead_trains_the_same_parameters(tmp_path, capture_dir):
+    """TrainConfig.compile_ahead (the train step compiled while the guide grids are built)
+    changes when the step is compiled, not what it computes: the same parameters, bit for
+    bit. Run through the command, its start-up record has every phase."""
+    base, after = tmp_path / "ahead", tmp_path / "after"
+    guided = ["GuideConfig.enabled = True", "GuideConfig.resolution = 8"]
+    steps = ["TrainConfig.max_steps = 5", "TrainConfig.val_frames = 0"]
+    on = "TrainConfig.compile_ahead = True"
+    run([*command(base, capture_dir), "--gin_bindings", *guided, *steps, on])
+    run([*command(after, capture_dir), "--gin_bindings", *guided, *steps])  # off: the default
+    (step_a, params_a), (step_b, params_b) = final_params(base), final_params(after)
+    assert step_a == step_b == 5
+    for a, b in zip(params_a, params_b, strict=True):
+        np.testing.assert_array_equal(a, b)
+    startup = json.loads((base / "metrics.jsonl").read_text().splitlines()[0])
+    phases = ("imports_s", "capture_s", "setup_s", "data_s", "grids_s", "compile_s")
+    phases += ("first_step_s",)
+    assert set(startup) == {"step", "wall_s", "split", *phases, "startup_s", "process_s"}
+    assert startup["split"] == "startup" and all(startup[k] >= 0 for k in phases)
+    # process_s + wall_s is the time since the process started: startup_s at this record.
+    assert startup["process_s"] + startup["wall_s"] == pytest.approx(startup["startup_s"], abs=0.01)
+    assert sum(startup[k] for k in phases) <= startup["startup_s"] + 0.01

@@ -205,6 +205,7 @@ def build_asset(
         settings.sigma,
         settings.rigid_fade,
         floor=MORPH_FLOOR_M * units,
+        neck=(settings.neck_level, settings.neck_fade) if settings.rigid_weight == "neck" else None,
     )
     parts = rig.split(rigged.moving, baked.faces)
 
@@ -270,7 +271,12 @@ def build_asset(
         "options": dataclasses.asdict(options),
         "box_model_frame": [box[0].tolist(), box[1].tolist()],
         "grid_shape": list(baked.grid_shape),
-        "guide": {"sigma": settings.sigma, "rigid_fade": settings.rigid_fade},
+        "guide": {"sigma": settings.sigma, "rigid_fade": settings.rigid_fade}
+        | (
+            {"neck_level": settings.neck_level, "neck_fade": settings.neck_fade}
+            if settings.rigid_weight == "neck"
+            else {}
+        ),
         "vertices": {"room": len(room.positions), "head": len(head.positions)},
         "triangles": {"room": len(room.faces), "head": len(head.faces)},
         "expression_targets": num_expression,

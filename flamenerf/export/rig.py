@@ -10,7 +10,9 @@ way (canonical -> posed), with what a glTF skin and morph targets can express. F
 point p (canonical, the model frame):
 
   * the ball weight b(p) = 1 - smoothstep((|p - c| - rho) / L), with c and rho computed from
-    the neutral head vertices at rest exactly as `guide.head_ball` does;
+    the neutral head vertices at rest exactly as `guide.head_ball` does; with the guide's
+    "neck" rigid weight (`GuideConfig.rigid_weight`), b(p) times the neck weight at rest
+    (`guide.rest_weight`: 0 below the neck's fade, so the torso stays on the root);
   * the blend over the M nearest NEUTRAL FLAME vertices N_i (distances d_1 <= ... <= d_M, and
     d_{M+1} the next one's):
 
@@ -76,6 +78,7 @@ class FlameRest:
       jaw_weights: (V,) FLAME's skinning weight of the jaw joint.
       head: bool (V,) the head's vertices (`guide.head_vertices`).
       joints: (5, 3) the joints at rest (root, neck, jaw, left eye, right eye).
+      up: (3,) FLAME's unit up axis (`guide.neck_frame`).
     """
 
     vertices: np.ndarray
@@ -83,6 +86,7 @@ class FlameRest:
     jaw_weights: np.ndarray
     head: np.ndarray
     joints: np.ndarray
+    up: np.ndarray
 
     def ball(self) -> tuple[np.ndarray, float]:
         """The head's ball: centre (3,) and radius, as `guide.head_ball` computes them at rest."""
@@ -118,6 +122,7 @@ def flame_rest(
         jaw_weights=np.asarray(model.weights, np.float64)[:, 2],
         head=guide.head_vertices(model),
         joints=to_scene(joints),
+        up=guide.neck_frame(subject, [params], to_scene)[0, 1],
     )
 
 
@@ -209,6 +214,7 @@ def rig_points(
     fade: float,
     neighbours: int = guide.NEIGHBOURS,
     floor: float = 0.0,
+    neck: tuple[float, float] | None = None,
 ) -> PointRig:
     """The rig of canonical points (module docstring).
 
@@ -220,10 +226,18 @@ def rig_points(
       neighbours: M.
       floor: a point's morph displacements are set to zero when none is longer than this
         (per unit coefficient), so that sparse morph targets stay small.
+      neck: with the guide's "neck" rigid weight, its level and fade length
+        (`GuideSettings.neck_level`, `neck_fade`, that frame's units): b is the guide's weight
+        at rest, the ball's times the neck's (`guide.rest_weight`); None: the ball's.
     """
     points = np.asarray(points, np.float64).reshape(-1, 3)
     centre, radius = rest.ball()
-    ball = ball_weight(points, centre, radius, fade)
+    if neck is None:
+        ball = ball_weight(points, centre, radius, fade)
+    else:
+        level, length = neck
+        origin = rest.joints[0] + (level - length) * rest.up
+        ball = guide.rest_weight(points, centre, radius, fade, (origin, rest.up, length))
     num_expression = rest.expression.shape[2]
     values = np.concatenate(
         [

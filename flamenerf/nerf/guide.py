@@ -30,6 +30,77 @@ open mouth):
    12 cm below the head centre plus a 2 cm shift moves the centre by at most 6.2 cm (m = 0.61,
    determinant >= 0.14; `rigid_margin` reports the bound per frame).
 
+   The ball holds every head vertex, so it reaches below the neck: the top of the torso
+   (on the procedural head, 7% of the generator's torso vertices in the ball and 20% within
+   its fade) is carried along with the head, and blurs across the frames of a turning head.
+   `GuideConfig.rigid_weight = "neck"` (`follow_neck`) cuts the weight at the neck instead,
+   inside the same ball so that the room stays exactly put:
+
+       w_k(x) = b(|x - c_k|) n(x),   n(x) = smoothstep(((x - J0).u - l + N) / N),
+
+   b the ball weight above, c_k the ball's centre at step k; u FLAME's up axis (FLAME models
+   are upright, y up, in their own space), J0 the root joint at rest (the neck's base and the
+   pivot of FLAME's global pose), l the level from which up the head moves exactly
+   (`neck_level_m`, 0: the root joint's height) and N the fade length below it (`neck_fade_m`,
+   2 cm). Both come from FLAME alone (a real capture has no torso mesh). n is fixed in the
+   rest frame, which is the torso's: the torso does not move, so a point under the fade stays
+   put whatever the head does; the ball moves with the head. (Reading n in the head's frame
+   instead keeps the chin above the fade in every pose but lifts the top of the torso into it
+   whenever the head nods or drops: on the turning capture 2% of the torso's vertex-frames
+   moved by more than 1 mm against none.) A weight whose gradient is not radial cannot drive
+   the twirl (turning a sphere about c by an angle that changes along the neck tears it), so
+   the motion is applied as a flow along its screw: T^-1 = exp(xi), xi the twist with
+   velocity field xi(x) = phi x (x - c') + v (phi = log A, the rotation vector of T^-1; v =
+   xi(c'), the velocity at the posed ball centre, `twist_velocity`), and each of K = 16 steps
+   moves a point by its weight's share of the twist:
+
+       x <- exp((w_k(x) / K) xi) x,   c_k = exp((k / K) xi) c',   k = 0 .. K - 1.
+
+   Exactness. A point with w_k = 1 at every step is moved by exp(xi / K) K times: exactly
+   T^-1. That holds for the points of the posed ball (|x - c'| <= rho: c_k moves with them)
+   whose shares of the way back exp((k / K) xi) x, k < K, all lie at or above the level; on
+   the head's motion of a vertex v, x = T(v), those are T^(1 - k/K)(v). At rest every head
+   vertex above the level has weight 1; on the procedural head 0.55% of them lie below it, all
+   on the lowest ring of the neck (FLAME skins them partly to the root joint: the neck bends
+   there, which the fade stands for). A chin that the jaw or a nod takes below the level is
+   moved only partly (of the head's vertices under pure rigid motions, 99.4% are exact for a
+   17 degree neck turn with a 2 cm shift, 96% for an 18 degree turn and nod with a 2 cm shift,
+   84.5% for a 36 degree motion nodding down with a 2 cm drop); the residual takes it the rest
+   of the way (below). A point with n(x) = 0 (the
+   torso under the fade) or beyond the ball's fade from every c_k (the room) has w_k = 0 at
+   every step: exactly the identity, for any motion.
+
+   One-to-one. exp(s xi) is a rigid motion A_s, and d/ds exp(s xi) x = xi(exp(s xi) x) =
+   A_s xi(x) (a flow commutes with its field). A step y = exp(s(x) xi) x with s = w_k / K
+   therefore has the Jacobian A_s (I + xi(x) grad(s)^T), of determinant 1 + grad(w_k).xi(x) /
+   K. The ball's part of the gradient is radial about c_k, where xi(x).(x - c_k) = xi(c_k).(x
+   - c_k) and |xi(c_k)| = |v| (the speed along a flow's orbit is constant); the neck's part is
+   along u, where |xi(x).u| <= |xi(o).u| + |u x phi| d(x), d(x) the distance from x to the
+   neck's axis through o (a point of it). With smoothstep's slope at most 1.5 per length,
+
+       det >= m_k = 1 - (1.5 |v| / L + 1.5 S_k / N) / K,   S_k = max |xi(x).u| over the fade
+       slab within the ball's support about c_k,
+
+   and a step with m_k > 0 everywhere is one-to-one (a C^1 map equal to the identity outside a
+   bounded set, with a positive determinant, is a bijection); so is their composition
+   (`neck_margin` reports prod m_k, positive for every motion up to 20 degrees of yaw, pitch
+   and roll together, a 36 degree rotation, with a 2 cm shift). The bound is loose (S_k
+   takes the ball's widest section through the slab, the shoulders); the determinant
+   measured by automatic differentiation on a grid over head, neck and shoulders (15 mm, and
+   4 mm around the neck and the top of the torso) under those motions, about the root joint
+   (global pose) or the neck joint (neck pose), is at least 0.04 (0.03 with K = 8;
+   tests/nerf/test_guide_neck.py). Pivoting helps: FLAME's global pose turns about J0, so near
+   the neck's base xi is little more than the translation. The small determinant is the neck
+   squeezed, not folded: the flow's own determinant is the exponential of the integral of
+   grad(w).xi, never 0, and a 2 cm drop of the head over a 2 cm fade squeezes it.
+
+   The residual (part 2) uses the rigid part's weight too: it takes a vertex to its target
+   w N_k + (1 - w) Q_k (`vertex_targets`; w the weight of its neutral at rest, Q_k where the
+   rigid part leaves it), the neutral for the head and its own place for FLAME's neck stub
+   below the fade (FLAME's global pose turns the stub with the head while the torso around it
+   stays): a displacement there would drag the torso after it. The FLAME-vertex warp penalty
+   uses the same targets.
+
 2. The residual field explains the rest (expression, jaw, neck bending). In the head's rest
    frame (after part 1) the posed vertices Q_k still differ from the neutral N_k by
    D_k = N_k - Q_k. A point z moves by a blend of its M nearest vertices' faded displacements
@@ -84,6 +155,8 @@ from flamenerf.geometry.subject import Subject
 Array = jax.Array
 FAR = 1e4  # distance stored outside the mesh's neighbourhood (normalised units)
 RIGID_STEPS = 4  # K, Euler steps that carry the head's ball back along delta
+NECK_STEPS = 16  # K of the "neck" weight: steps of the flow along the head's twist
+RIGID_WEIGHTS = ("ball", "neck")  # GuideConfig.rigid_weight
 FADE_RATIO = 1.2  # a vertex's fade length is at least this times its displacement
 NEIGHBOURS = 8  # M, vertices blended by the residual field
 BOX_MARGIN = 2.5  # fade lengths around each moving vertex kept in the grid's box
@@ -123,6 +196,13 @@ class GuideGrids:
       centre: float32 (F, 3): the head ball's centre c' in the posed frame (None when `rigid` is).
       radius: float32 (F,): the head ball's radius rho (None when `rigid` is).
       fade: float32 (): the fade length L of the rigid part (None when `rigid` is).
+      twist: float32 (F, 3): with the "neck" weight, v = xi(c'), the velocity at the posed
+        ball centre of the twist xi = log T^-1 (its rotation vector is `rotation`); None with
+        the "ball" weight (the rigid part is `undo_head_motion`, else `follow_neck`).
+      neck_origin: float32 (F, 3): ("neck") where the neck weight is 0 on the neck's axis:
+        the root joint at rest moved along the up axis by the level minus the fade.
+      neck_axis: float32 (F, 3): ("neck") FLAME's unit up axis at rest.
+      neck_fade: float32 (): ("neck") the neck weight's fade length N.
     """
 
     values: Array
@@ -133,9 +213,13 @@ class GuideGrids:
     centre: Array | None = None
     radius: Array | None = None
     fade: Array | None = None
+    twist: Array | None = None
+    neck_origin: Array | None = None
+    neck_axis: Array | None = None
+    neck_fade: Array | None = None
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class GuideSettings:
     """How the grids are built (host side), in normalised scene units."""
 
@@ -144,6 +228,25 @@ class GuideSettings:
     move_threshold: float  # vertices moving less than this do not widen the box
     undo_rigid: bool  # neutral = head at rest (zero global/neck pose and translation)
     rigid_fade: float = 1.0  # L, distance beyond the head's ball over which the rigid part fades
+    rigid_weight: str = "ball"  # RIGID_WEIGHTS: the ball alone, or cut at the neck
+    neck_level: float = 0.0  # ("neck") l, height above the root joint from which w = 1
+    neck_fade: float = 1.0  # ("neck") N, the neck weight's fade length below the level
+
+    def __post_init__(self) -> None:
+        if self.rigid_weight not in RIGID_WEIGHTS:
+            raise ValueError(
+                f"GuideSettings.rigid_weight: expected one of {RIGID_WEIGHTS}, "
+                f"got {self.rigid_weight!r}"
+            )
+
+    def __repr__(self) -> str:
+        """The fields (the repr keys the grid cache, `experiment.guide_cache_path`); the neck's
+        only with the "neck" weight, so that "ball" grids cached before it existed stay valid."""
+        names = [f.name for f in dataclasses.fields(self)]
+        if self.rigid_weight == "ball":
+            names = names[: names.index("rigid_weight")]
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+        return f"{type(self).__name__}({fields})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,6 +306,24 @@ def head_transforms(subject: Subject, params: Sequence[flame.FlameParams]) -> np
 def head_vertices(model: flame.FlameModel) -> np.ndarray:
     """bool (V,): the head's vertices, driven mostly by the neck, jaw and eye joints."""
     return np.asarray(model.weights)[:, 1:].sum(axis=1) >= 0.5
+
+
+def neck_frame(
+    subject: Subject,
+    params: Sequence[flame.FlameParams],
+    to_frame: Callable[[np.ndarray], np.ndarray],
+) -> np.ndarray:
+    """Each frame's root joint at rest and FLAME's up axis, in another frame: float64 (F, 2, 3).
+
+    The "neck" rigid weight's frame (module docstring): row 0 the root joint of the frame's
+    identity at rest (`Subject.rest_joints`), row 1 the unit image of FLAME's y axis (FLAME
+    models are upright in their own space). `to_frame`: a similarity FLAME -> frame
+    (`Scene.flame_to_scene`).
+    """
+    root = subject.rest_joints(params)[:, 0]
+    base = np.asarray(to_frame(root), np.float64)
+    up = np.asarray(to_frame(root + np.array([0.0, 1.0, 0.0])), np.float64) - base
+    return np.stack([base, up / np.linalg.norm(up, axis=-1, keepdims=True)], axis=1)
 
 
 def in_frame(transforms: np.ndarray, to_frame: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -278,6 +399,68 @@ def undo_head_motion(
     return x + _rotation_offset(w[..., None] * rotation, x - rest_centre)
 
 
+def _neck_weight(points: Array, origin: Array, axis: Array, fade: Array) -> Array:
+    """0 at or below `origin` along `axis`, smoothly (smoothstep) 1 at `fade` above it: (...,)."""
+    t = jnp.clip(jnp.sum((points - origin) * axis, axis=-1) / fade, 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _twist_offset(rotvec: Array, velocity: Array, p: Array) -> Array:
+    """exp(xi) p - p for the twist xi(x) = rotvec x x + velocity (p relative to the point
+    where the velocity is taken): Rot(r) p - p + V(r) v with V = I + b [r]x + c [r]x^2,
+    b = (1 - cos t) / t^2, c = (t - sin t) / t^3 (t = |r|), both free of float32's
+    cancellation at small angles (b = sinc(t / 2)^2 / 2, c by its series below 0.1 rad);
+    exactly zero for a zero twist. rotvec, velocity, p: (..., 3)."""
+    theta2 = jnp.sum(rotvec * rotvec, axis=-1, keepdims=True)
+    small = theta2 < 1e-8
+    safe2 = jnp.where(small, 1.0, theta2)
+    safe = jnp.sqrt(safe2)
+    a = jnp.where(small, 1.0 - theta2 / 6.0, jnp.sin(safe) / safe)
+    half = jnp.sin(0.5 * safe) / (0.5 * safe)
+    b = jnp.where(small, 0.5 - theta2 / 24.0, 0.5 * half * half)
+    series = 1.0 / 6.0 - theta2 / 120.0 + theta2 * theta2 / 5040.0 - theta2**3 / 362880.0
+    c = jnp.where(theta2 < 1e-2, series, (safe - jnp.sin(safe)) / (safe2 * safe))
+    turn, shift = jnp.cross(rotvec, p), jnp.cross(rotvec, velocity)
+    rotated = a * turn + b * jnp.cross(rotvec, turn)
+    return rotated + velocity + b * shift + c * jnp.cross(rotvec, shift)
+
+
+def follow_neck(
+    points: Array,
+    rotation: Array,
+    twist: Array,
+    centre: Array,
+    radius: Array,
+    fade: Array,
+    neck_origin: Array,
+    neck_axis: Array,
+    neck_fade: Array,
+) -> Array:
+    """The rigid part with the "neck" weight: the head's motion undone above the neck.
+
+    Args:
+      points: (..., 3) posed-frame points.
+      rotation: (..., 3) phi, the rotation vector of T^-1; twist: (..., 3) v = xi(c'), the
+        velocity of the twist xi = log T^-1 at the posed ball centre c'.
+      centre: (..., 3) c'; radius: (...,) rho; fade: scalar L > 0.
+      neck_origin, neck_axis: (..., 3) where the neck weight is 0, and the unit up axis;
+        neck_fade: scalar N > 0.
+
+    Returns:
+      (..., 3) rest-frame points (module docstring): T^-1 x where every step's weight is 1,
+      exactly x where the neck weight is 0 or beyond L from the ball of every step.
+    """
+    x = points
+    for k in range(NECK_STEPS):
+        step = k / NECK_STEPS  # the ball has come this far along the flow; the neck stays
+        ball_centre = centre + _twist_offset(step * rotation, step * twist, jnp.zeros_like(centre))
+        weight = _ball_weight(_norm(x - ball_centre), radius, fade)
+        weight = weight * _neck_weight(x, neck_origin, neck_axis, neck_fade)
+        share = (weight / NECK_STEPS)[..., None]
+        x = x + _twist_offset(share * rotation, share * twist, x - centre)
+    return x
+
+
 def rigid_margin(rigid: np.ndarray, centre: np.ndarray, fade: float) -> np.ndarray:
     """(F,) lower bound of the rigid part's Jacobian determinant, positive = one-to-one.
 
@@ -290,6 +473,97 @@ def rigid_margin(rigid: np.ndarray, centre: np.ndarray, fade: float) -> np.ndarr
     rest_centre = np.einsum("fab,fb->fa", rigid[:, :, :3], centre) + rigid[:, :, 3]
     step = 1.0 - 1.5 * np.linalg.norm(rest_centre - centre, axis=-1) / (RIGID_STEPS * fade)
     return np.where(step > 0, np.maximum(step, 0.0) ** RIGID_STEPS, step)
+
+
+def _v_times(rotvec: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """V(rotvec) q (`_twist_offset`), float64, rotvec and q: (..., 3)."""
+    theta = np.linalg.norm(rotvec, axis=-1, keepdims=True)
+    small = theta < 1e-4
+    safe = np.where(small, 1.0, theta)
+    b = np.where(small, 0.5 - theta**2 / 24.0, (1.0 - np.cos(safe)) / safe**2)
+    c = np.where(small, 1.0 / 6.0 - theta**2 / 120.0, (safe - np.sin(safe)) / safe**3)
+    cross = np.cross(rotvec, q)
+    return q + b * cross + c * np.cross(rotvec, cross)
+
+
+def twist_velocity(rigid: np.ndarray, rotation: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """(F, 3) v = xi(c'), the velocity at the posed ball centre of the twist xi = log T^-1.
+
+    Args:
+      rigid: (F, 3, 4) posed -> rest [A | b]; rotation: (F, 3) phi, A's rotation vector;
+        centre: (F, 3) c'.
+
+    Returns:
+      The v with exp(xi) c' = c' + V(phi) v = A c' + b: v = V(phi)^-1 (A c' + b - c'), solved
+      exactly (float64).
+    """
+    moved = np.einsum("fab,fb->fa", rigid[:, :, :3], centre) + rigid[:, :, 3] - centre
+    columns = np.stack([_v_times(rotation, np.broadcast_to(e, moved.shape)) for e in np.eye(3)], -1)
+    return np.linalg.solve(columns, moved[..., None])[..., 0]
+
+
+def rest_weight(
+    points: np.ndarray,
+    centre: np.ndarray,
+    radius: float,
+    fade: float,
+    neck: tuple[np.ndarray, np.ndarray, float] | None = None,
+) -> np.ndarray:
+    """The rigid part's weight with the head at rest, float64 (P,).
+
+    The share of the head's motion a point at rest follows: the ball weight b(|x - c|)
+    (`head_ball`'s centre and radius at rest, fade L), times, with `neck` = (origin, unit up
+    axis, fade N) (the grids' `neck_origin`, `neck_axis` and `neck_fade`), the neck weight
+    (module docstring). For diagnostics and the export's rig (`flamenerf.export.rig`).
+    """
+    points = np.asarray(points, np.float64)
+    t = np.clip((np.linalg.norm(points - centre, axis=-1) - radius) / fade, 0.0, 1.0)
+    weight = 1.0 - t * t * (3.0 - 2.0 * t)
+    if neck is not None:
+        origin, axis, length = neck
+        t = np.clip((points - origin) @ np.asarray(axis, np.float64) / length, 0.0, 1.0)
+        weight = weight * t * t * (3.0 - 2.0 * t)
+    return weight
+
+
+def neck_margin(
+    rotation: np.ndarray,
+    twist: np.ndarray,
+    centre: np.ndarray,
+    radius: np.ndarray,
+    fade: float,
+    neck_origin: np.ndarray,
+    neck_axis: np.ndarray,
+    neck_fade: float,
+) -> np.ndarray:
+    """(F,) lower bound of `follow_neck`'s Jacobian determinant, positive = one-to-one.
+
+    The product over the K steps of m_k = 1 - (1.5 |v| / L + 1.5 S_k / N) / K (module
+    docstring), with S_k = |xi(o).u| + |u x phi| (d(c_k) + r_k): d(c_k) the distance from the
+    step's ball centre to the neck's axis, r_k the radius of the section of the ball's support
+    (radius rho + L) by the fade slab; when some m_k <= 0, the smallest m_k (no bound).
+
+    Args: the grids' fields of F frames (`GuideGrids`), float64.
+    """
+    u = neck_axis
+    reach = radius + fade
+    xi_origin = twist + np.cross(rotation, neck_origin - centre)
+    across = np.linalg.norm(np.cross(u, rotation), axis=-1)
+    steps = []
+    for k in range(NECK_STEPS):
+        s = k / NECK_STEPS
+        ball = centre + _v_times(s * rotation, s * twist)
+        height = np.einsum("fa,fa->f", ball - neck_origin, u)
+        gap = np.maximum(np.maximum(height - neck_fade, -height), 0.0)
+        section = np.sqrt(np.maximum(reach**2 - gap**2, 0.0))
+        off_axis = ball - neck_origin - height[:, None] * u
+        slab = np.abs(np.einsum("fa,fa->f", xi_origin, u))
+        slab = slab + across * (np.linalg.norm(off_axis, axis=-1) + section)
+        slab = np.where(gap < reach, slab, 0.0)
+        speed = np.linalg.norm(twist, axis=-1)
+        steps.append(1.0 - (1.5 * speed / fade + 1.5 * slab / neck_fade) / NECK_STEPS)
+    steps = np.stack(steps)
+    return np.where(steps.min(axis=0) > 0, np.prod(np.maximum(steps, 0.0), axis=0), steps.min(0))
 
 
 def head_ball(
@@ -473,6 +747,7 @@ def build_grids(
     transforms: np.ndarray | None = None,
     head: np.ndarray | None = None,
     frames: Sequence[int] | None = None,
+    neck: np.ndarray | None = None,
 ) -> GuideGrids:
     """The rigid part's parameters and every frame's residual on one shared G^3 grid.
 
@@ -487,6 +762,10 @@ def build_grids(
         others' `values` are NaN (a render reading them is NaN, never silently wrong). The
         box and the rigid part always cover every frame: a built frame's grid is the same
         whichever others are built.
+      neck: (F, 2, 3) each frame's root joint at rest and FLAME's unit up axis in the
+        normalised frame (`neck_frame`); needed by the "neck" rigid weight, unused otherwise.
+        With it the residual takes a vertex only as far as the rigid part's weight of its
+        neutral (`vertex_targets`).
     """
     chosen = range(len(posed)) if frames is None else sorted({int(f) for f in frames})
     if any(not 0 <= f < len(posed) for f in chosen):
@@ -498,14 +777,45 @@ def build_grids(
     rigid, rotation, centre, radius = head_ball(transforms, neutral, head)
     f32 = lambda a: np.asarray(a, np.float32)
     fade = f32(settings.rigid_fade)
-    undo = jax.jit(undo_head_motion)
-    rest_posed = np.stack(
-        [
-            undo(f32(posed[f]), f32(rigid[f]), f32(rotation[f]), f32(centre[f]), radius[f], fade)
-            for f in range(frames)
-        ]
-    ).astype(np.float64)
-    displacement = neutral - rest_posed
+    rigid_part = GuideGrids(
+        values=None,
+        lower=None,
+        upper=None,
+        rigid=f32(rigid),
+        rotation=f32(rotation),
+        centre=f32(centre),
+        radius=f32(radius),
+        fade=fade,
+    )
+    if settings.rigid_weight == "neck":
+        if neck is None or np.shape(neck) != (frames, 2, 3):
+            raise ValueError(
+                "build_grids: the 'neck' rigid weight needs `neck`, the (F, 2, 3) root joints "
+                f"and up axes (`neck_frame`) of the {frames} frames; got shape {np.shape(neck)}"
+            )
+        neck = np.asarray(neck, np.float64)
+        level = settings.neck_level - settings.neck_fade
+        rigid_part = rigid_part.replace(
+            twist=f32(twist_velocity(rigid, rotation, centre)),
+            neck_origin=f32(neck[:, 0] + level * neck[:, 1]),
+            neck_axis=f32(neck[:, 1]),
+            neck_fade=f32(settings.neck_fade),
+        )
+        rest_posed = np.asarray(
+            jax.jit(to_rest)(rigid_part, jnp.arange(frames), f32(posed)), np.float64
+        )
+        displacement = vertex_targets(rigid_part, posed, neutral, rest_posed) - rest_posed
+    else:
+        undo = jax.jit(undo_head_motion)
+        rest_posed = np.stack(
+            [
+                undo(
+                    f32(posed[f]), f32(rigid[f]), f32(rotation[f]), f32(centre[f]), radius[f], fade
+                )
+                for f in range(frames)
+            ]
+        ).astype(np.float64)
+        displacement = neutral - rest_posed
     lower, upper = grid_box(rest_posed, displacement, settings)
     points = grid_points(lower, upper, settings.resolution)
     spacing = (upper - lower) / (settings.resolution - 1)
@@ -517,16 +827,55 @@ def build_grids(
         values[f] = field
 
     map_frames(build, chosen, "FLAME guide grids", show_progress)
-    return GuideGrids(
-        values=values,
-        lower=f32(lower),
-        upper=f32(upper),
-        rigid=f32(rigid),
-        rotation=f32(rotation),
-        centre=f32(centre),
-        radius=f32(radius),
-        fade=fade,
-    )
+    return rigid_part.replace(values=values, lower=f32(lower), upper=f32(upper))
+
+
+def vertex_weights(grids: GuideGrids, neutral: np.ndarray) -> np.ndarray:
+    """float64 (F, V): the rigid part's weight of each frame's neutral vertices at rest.
+
+    `rest_weight` with the frame's ball (its centre at rest c = A c' + b) and, with the
+    "neck" weight, the neck's fade; ones without a rigid part.
+    """
+    if grids.rigid is None:
+        return np.ones(np.shape(neutral)[:2])
+    as64 = lambda a: np.asarray(a, np.float64)
+    rigid, centre, radius = as64(grids.rigid), as64(grids.centre), as64(grids.radius)
+    rest_centre = np.einsum("fab,fb->fa", rigid[:, :, :3], centre) + rigid[:, :, 3]
+    out = np.empty(np.shape(neutral)[:2])
+    for f in range(len(out)):
+        neck = None
+        if grids.neck_axis is not None:
+            neck = (as64(grids.neck_origin[f]), as64(grids.neck_axis[f]), float(grids.neck_fade))
+        out[f] = rest_weight(neutral[f], rest_centre[f], radius[f], float(grids.fade), neck)
+    return out
+
+
+def vertex_targets(
+    grids: GuideGrids,
+    posed: np.ndarray,
+    neutral: np.ndarray,
+    rest_posed: np.ndarray | None = None,
+) -> np.ndarray:
+    """float64 (F, V, 3): where the guide map takes each frame's posed FLAME vertices.
+
+    With the "ball" weight, their neutral N. With the "neck" weight, w N + (1 - w) Q: Q the
+    rigid part's image of the posed vertex, w its neutral's weight (`vertex_weights`). A
+    vertex of the head (w = 1) goes to its neutral; one below the neck's fade (w = 0: FLAME's
+    neck stub, which FLAME's global pose turns with the head while the torso around it stays)
+    stays where the rigid part leaves it, so that neither the residual nor the FLAME-vertex
+    warp penalty drags the torso after it.
+
+    Args:
+      grids: the frames' rigid part (`build_grids`); posed, neutral: (F, V, 3) normalised.
+      rest_posed: Q if already computed (`to_rest` of every frame's posed vertices).
+    """
+    if grids.neck_axis is None:
+        return np.asarray(neutral, np.float64)
+    if rest_posed is None:
+        points = jnp.asarray(posed, jnp.float32)
+        rest_posed = jax.jit(to_rest)(grids, jnp.arange(len(posed)), points)
+    weight = vertex_weights(grids, neutral)[..., None]
+    return weight * neutral + (1.0 - weight) * np.asarray(rest_posed, np.float64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -566,10 +915,23 @@ def lookup(grids: GuideGrids, frame: Array, points: Array) -> tuple[Array, Array
 
 
 def to_rest(grids: GuideGrids, frame: Array, points: Array) -> Array:
-    """The rigid part for each ray's frame: (N, S, 3) posed -> (N, S, 3) rest-frame points."""
+    """The rigid part for each ray's frame: (N, S, 3) posed -> (N, S, 3) rest-frame points
+    (`undo_head_motion`, or `follow_neck` for grids of the "neck" weight)."""
     if grids.rigid is None:
         return points
     per_ray = lambda a: a[frame][:, None]
+    if grids.neck_axis is not None:
+        return follow_neck(
+            points,
+            per_ray(grids.rotation),
+            per_ray(grids.twist),
+            per_ray(grids.centre),
+            per_ray(grids.radius),
+            grids.fade,
+            per_ray(grids.neck_origin),
+            per_ray(grids.neck_axis),
+            grids.neck_fade,
+        )
     return undo_head_motion(
         points,
         per_ray(grids.rigid),
@@ -585,8 +947,9 @@ def head_rotation_feature(grids: GuideGrids, frame: Array, points: Array) -> Arr
 
     The axis-angle vector of each ray's frame's head rotation (rest -> posed, so a head turned
     left gives the same sign whatever the camera), times the rigid part's ball weight at the
-    posed points (1 in the head's ball, 0 at the fade length L beyond it); zero everywhere for
-    a head at rest.
+    posed points (1 in the head's ball, 0 at the fade length L beyond it), and with the "neck"
+    weight times the neck weight there (0 below the neck's fade); zero everywhere for a head
+    at rest.
 
     Args:
       grids: the grids (F frames), with their rigid part.
@@ -596,6 +959,9 @@ def head_rotation_feature(grids: GuideGrids, frame: Array, points: Array) -> Arr
         raise ValueError("head_rotation_feature: the guide grids have no rigid part")
     centre = grids.centre[frame][:, None]
     weight = _ball_weight(_norm(points - centre), grids.radius[frame][:, None], grids.fade)
+    if grids.neck_axis is not None:
+        origin, axis = grids.neck_origin[frame][:, None], grids.neck_axis[frame][:, None]
+        weight = weight * _neck_weight(points, origin, axis, grids.neck_fade)
     return weight[..., None] * (-grids.rotation[frame])[:, None]
 
 
@@ -693,10 +1059,20 @@ def folded_fraction(
 
     map_frames(measure, range(len(posed)) if frames is None else frames)
     margin = 1.0
-    if grids.rigid is not None:
-        margin = rigid_margin(
-            np.asarray(grids.rigid, np.float64),
-            np.asarray(grids.centre, np.float64),
+    as64 = lambda a: np.asarray(a, np.float64)
+    if grids.neck_axis is not None:
+        margin = neck_margin(
+            as64(grids.rotation),
+            as64(grids.twist),
+            as64(grids.centre),
+            as64(grids.radius),
             float(grids.fade),
+            as64(grids.neck_origin),
+            as64(grids.neck_axis),
+            float(grids.neck_fade),
         ).min(initial=1.0)
+    elif grids.rigid is not None:
+        margin = rigid_margin(as64(grids.rigid), as64(grids.centre), float(grids.fade)).min(
+            initial=1.0
+        )
     return GuideStats(folded=folded, rigid_margin=float(margin))

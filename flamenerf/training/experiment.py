@@ -10,6 +10,7 @@ reopens a trained experiment at a checkpoint for evaluation or rendering. Layout
     EXP/config.gin      effective configuration, with the resolved capture and FLAME file
     EXP/checkpoints/    Orbax CheckpointManager (atomic, keeps the last N)
     EXP/metrics.jsonl   one JSON object per line: {"step", "wall_s", "split", ...}
+                        (docs/architecture.md#metrics)
     EXP/tensorboard/    event files (tensorboardX)
 
 EXP is a local folder or a gs:// URL (`experiment_folder`); a capture may also be a URL
@@ -324,6 +325,9 @@ class Experiment:
     _extras_frames: frozenset[int] = frozenset()  # frames whose grids `_extras` holds
     _guide_stats: guide.GuideStats | None = None  # folding of the guide map (`guide_grids`)
     _started: float = dataclasses.field(default_factory=time.time)
+    # Seconds `create` spent on the capture: generating the default synthetic one when the
+    # cache has none, reading it (train's "startup" record, docs/architecture.md#metrics).
+    capture_seconds: float = 0.0
 
     # ----------------------------------------------------------------------- construction
     @classmethod
@@ -360,6 +364,7 @@ class Experiment:
             raise UserError(f"{base_folder}: no config.gin there; pass --gin_configs")
         parse_gin(gin_configs, gin_bindings)
         data = configs.DataConfig()
+        clock = time.time()  # the capture: generated (the default synthetic one) and read
         data = dataclasses.replace(
             data,
             capture=str(paths.resolve(data_dir or data.capture or default_capture_path())),
@@ -369,6 +374,7 @@ class Experiment:
             capture = capture_lib.load_capture(data.capture, data.scale, data.flame_model or None)
         except capture_lib.CaptureError as error:
             raise UserError("broken capture:\n  " + "\n  ".join(error.problems)) from None
+        capture_seconds = time.time() - clock
         train_config = configs.TrainConfig()
         mesh = sharding.make_mesh()
         devices = mesh.devices.size
@@ -421,6 +427,7 @@ class Experiment:
             capture=capture,
             model=model,
             mesh=mesh,
+            capture_seconds=capture_seconds,
         )
         if write_config and jax.process_index() == 0:
             exp.write_config()
@@ -631,6 +638,9 @@ class Experiment:
             move_threshold=cfg.move_threshold_m * units,
             undo_rigid=cfg.undo_rigid,
             rigid_fade=cfg.rigid_fade_m * units,
+            rigid_weight=cfg.rigid_weight,
+            neck_level=cfg.neck_level_m * units,
+            neck_fade=cfg.neck_fade_m * units,
         )
 
     def frame_indices(self, frame_ids: Sequence[str] | None = None) -> list[int]:
@@ -679,7 +689,9 @@ class Experiment:
         if path.is_file():
             with np.load(path) as data:
                 if data["values"].shape[0] == count:
-                    grids = guide.GuideGrids(**{name: data[name] for name in names})
+                    # Fields the settings leave None (the "neck" weight's) are not stored.
+                    stored = [name for name in names if name in data.files]
+                    grids = guide.GuideGrids(**{name: data[name] for name in stored})
                     stats = guide.GuideStats(
                         folded=data["folded"], rigid_margin=float(data["rigid_margin"])
                     )
@@ -697,6 +709,7 @@ class Experiment:
                 transforms=self.head_motion(),
                 head=guide.head_vertices(self.capture.flame_model),
                 frames=missing,
+                neck=self.neck_frame(),
             )
             new_stats = guide.folded_fraction(new, posed, settings.sigma, frames=missing)
             if grids is not None:  # the box and the rigid part are the same: add the frames
@@ -710,6 +723,7 @@ class Experiment:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{jax.process_index()}.tmp.npz")
             arrays = {name: getattr(grids, name) for name in names}
+            arrays = {name: value for name, value in arrays.items() if value is not None}
             np.savez(
                 tmp, folded=stats.folded, rigid_margin=stats.rigid_margin, built=built, **arrays
             )
@@ -732,6 +746,17 @@ class Experiment:
         transforms = guide.head_transforms(self.capture.subject, list(flame_params))
         return guide.in_frame(transforms, self.capture.scene.flame_to_scene)
 
+    def neck_frame(self, flame_params: list[Any] | None = None) -> np.ndarray | None:
+        """(F, 2, 3) the root joints at rest and FLAME's up axis in the normalised frame, for
+        the parameters of every frame of `capture.ids` (or the given ones), as the "neck"
+        rigid weight needs them (`guide.neck_frame`); None with the "ball" weight."""
+        if self.guide_config.rigid_weight != "neck":
+            return None
+        if flame_params is None:
+            flame_params = [self.capture.flame_params[i] for i in self.capture.ids]
+        subject = self.capture.subject
+        return guide.neck_frame(subject, list(flame_params), self.capture.scene.flame_to_scene)
+
     def grids_for(
         self, flame_params: list[Any], show_progress: bool = False
     ) -> guide.GuideGrids | None:
@@ -753,6 +778,7 @@ class Experiment:
             show_progress,
             transforms=self.head_motion(flame_params),
             head=guide.head_vertices(self.capture.flame_model),
+            neck=self.neck_frame(flame_params),
         )
         return jax.device_put(grids, sharding.replicated(self.mesh))
 
@@ -787,11 +813,46 @@ class Experiment:
                     # The guide leaves the warp only what it does not explain itself.
                     frames = jnp.arange(len(posed))
                     vertices = jax.jit(guide.apply)(grids, frames, vertices)[0]
-                    targets = jnp.asarray(neutral, jnp.float32)
+                    # The neutral; with the "neck" weight, the torso's part stays put.
+                    targets = guide.vertex_targets(grids, posed, neutral)
+                    targets = jnp.asarray(targets, jnp.float32)
             extras = training.TrainExtras(vertices=vertices, vertex_targets=targets, guide=grids)
             self._extras = jax.device_put(extras, sharding.replicated(self.mesh))
             self._extras_frames = wanted
         return self._extras
+
+    def extras_spec(self) -> training.TrainExtras:
+        """The shapes, dtypes and shardings of `extras()` (`jax.ShapeDtypeStruct` leaves, None
+        where it has None), known without building anything: the train step can be compiled
+        while the guide grids are built (`TrainConfig.compile_ahead`)."""
+        frames, size = len(self.capture.ids), self.guide_config.resolution
+        replicated = sharding.replicated(self.mesh)  # as `extras()` puts them
+        spec = lambda shape, dtype: jax.ShapeDtypeStruct(shape, dtype, sharding=replicated)
+        f32 = lambda *shape: spec(shape, jnp.float32)
+        grids = vertices = targets = None
+        if self.needs_grids:
+            grids = guide.GuideGrids(
+                values=spec((frames, size, size, size, 4), jnp.float16),
+                lower=f32(3),
+                upper=f32(3),
+                rigid=f32(frames, 3, 4),
+                rotation=f32(frames, 3),
+                centre=f32(frames, 3),
+                radius=f32(frames),
+                fade=f32(),
+            )
+            if self.guide_config.rigid_weight == "neck":
+                grids = grids.replace(
+                    twist=f32(frames, 3),
+                    neck_origin=f32(frames, 3),
+                    neck_axis=f32(frames, 3),
+                    neck_fade=f32(),
+                )
+        if self.warp_config.warp_type != "none" and self.loss_config.flame_warp_weight != 0:
+            vertices = f32(frames, self.capture.flame_model.num_vertices, 3)
+            if self.guide_config.enabled:
+                targets = vertices
+        return training.TrainExtras(vertices=vertices, vertex_targets=targets, guide=grids)
 
     def frame_grids(
         self, frame_ids: Sequence[str], show_progress: bool = False
@@ -824,6 +885,11 @@ class Experiment:
         from tensorboardX import SummaryWriter
 
         return SummaryWriter(paths.tensorboard_logdir(self.base_folder / "tensorboard"))
+
+    @property
+    def started(self) -> float:
+        """When this experiment object was made (`time.time()`): the zero of `wall_s`."""
+        return self._started
 
     def log(self, step: int, split: str, stats: dict[str, float], writer: Any = None) -> None:
         """Appends a metrics.jsonl record and the same scalars to TensorBoard."""
@@ -858,8 +924,11 @@ class Experiment:
 
         Frames are scored as `eval` scores them (`evaluation.evaluate.evaluate_frame`), with
         the registry's validation metrics (`Metric.validation`). The first
-        `TENSORBOARD_FRAMES` frames' images go to TensorBoard (`validation_images`).
+        `TENSORBOARD_FRAMES` frames' images go to TensorBoard (`validation_images`). The
+        metrics.jsonl record also has `val_s`, the seconds this validation took (so that
+        time-to-quality measurements can leave validation out); the means returned do not.
         """
+        clock = time.time()
         ids = self.validation_ids()
         if not ids:
             return {}
@@ -883,7 +952,7 @@ class Experiment:
                 images.update(validation_images(frame_id, frame.render, frame.target))
         means = {k: float(np.nanmean([m[k] for m in per_frame])) for k in per_frame[0]}
         if jax.process_index() == 0:
-            self.log(step, "val", means, writer)
+            self.log(step, "val", {**means, "val_s": round(time.time() - clock, 3)}, writer)
             if writer is not None:
                 for tag, image in images.items():
                     writer.add_image(tag, image, step, dataformats="HWC")

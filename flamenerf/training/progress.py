@@ -17,14 +17,20 @@ Steps complete in order (each step reads the state the previous one wrote), so t
 stops at the first pending step that is not ready. `window` gives the throughput of the
 completed work between two log points, without the first step's compilation and without
 the time spent inside `paused` blocks (validation, checkpoints).
+
+`StartupClock` times what a run does before its first step is done (the "startup" record of
+metrics.jsonl, docs/architecture.md#metrics), from when the process started
+(`process_started`).
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -146,3 +152,68 @@ class CompletedSteps:
         """`window()` as rays per second (0 for a window without steps)."""
         steps, seconds = self.window()
         return steps * batch_size / max(seconds, 1e-9)
+
+
+def process_started() -> float | None:
+    """When this process started, in seconds since the epoch (`time.time()`'s clock), from
+    /proc (Linux: the process's start in clock ticks since boot, against the uptime, to
+    1/100 s); None where /proc does not tell."""
+    try:
+        stat = Path("/proc/self/stat").read_text()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        now = time.time()
+        # Fields after the command name (which may hold spaces) start at field 3; the
+        # start time is field 22.
+        ticks = int(stat[stat.rindex(")") + 2 :].split()[19])
+        age = uptime - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return now - age if age >= 0 else None
+
+
+class StartupClock:
+    """Durations of a run's start-up phases, each from the end of the previous one.
+
+    Args:
+      process_started: when the process started (`process_started()`): the first phase,
+        `imports_s`, runs from it to this clock's creation; or None when unknown (e.g. a run
+        started inside a longer-lived process): then there is no `imports_s` and `record`
+        has no process-relative entries.
+      clock: seconds since the epoch (`time.time`; tests pass a fake).
+    """
+
+    def __init__(
+        self, process_started: float | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.process_started = process_started
+        self._clock = clock
+        self._last = clock()
+        self.phases: dict[str, float] = {}
+        if process_started is not None:
+            self.phases["imports_s"] = self._last - process_started
+
+    def restart(self) -> None:
+        """The next phase starts now (the time since the last mark counts in none)."""
+        self._last = self._clock()
+
+    def mark(self, name: str) -> None:
+        """The phase `name` ends now (its duration is added to what it already had)."""
+        now = self._clock()
+        self.phases[name] = self.phases.get(name, 0.0) + now - self._last
+        self._last = now
+
+    def split(self, phase: str, part: str, seconds: float) -> None:
+        """`seconds` of the phase `phase` were `part`, from now on a phase of its own."""
+        self.phases[phase] = self.phases.get(phase, 0.0) - seconds
+        self.phases[part] = self.phases.get(part, 0.0) + seconds
+
+    def record(self, experiment_started: float) -> dict[str, float]:
+        """The "startup" record's values, in seconds rounded to ms: every phase; with the
+        process's start known, `startup_s` (from it to now, i.e. to the end of the last
+        phase) and `process_s` (from it to `experiment_started`, the zero of every record's
+        `wall_s`)."""
+        values = dict(self.phases)
+        if self.process_started is not None:
+            values["startup_s"] = self._clock() - self.process_started
+            values["process_s"] = experiment_started - self.process_started
+        return {name: round(value, 3) for name, value in values.items()}

@@ -101,6 +101,26 @@ def test_rig_points_matches_a_loop(tiny_subject):
     assert np.all(weights >= -1e-12)
 
 
+def test_rig_points_with_the_neck_weight(tiny_subject):
+    # The guide's "neck" rigid weight (GuideConfig.rigid_weight): the ball's weight times
+    # smoothstep of the height above the root joint along FLAME's up axis, which the scene
+    # turns and scales; 0 at `length` below `level`.
+    params = flame.FlameParams(shape=[0.3, -0.2])
+    rest = rig.flame_rest(tiny_subject, params, 4)
+    sigma, fade, level, length = 0.15, 0.2, 0.05, 0.1
+    points = np.random.default_rng(2).uniform(-1.2, 1.2, (300, 3))
+    got = rig.rig_points(points, rest, sigma, fade, neck=(level, length))
+    ball = rig.rig_points(points, rest, sigma, fade).ball
+    to_scene = tiny_subject.scene.flame_to_scene
+    root = tiny_subject.rest_joints([params])[0, 0]
+    up = to_scene(root + [0.0, 1.0, 0.0]) - to_scene(root)
+    height = (points - to_scene(root)) @ (up / np.linalg.norm(up))
+    t = np.clip((height - level + length) / length, 0, 1)
+    np.testing.assert_allclose(got.ball, ball * t * t * (3 - 2 * t), atol=1e-12)
+    assert np.any((got.ball == 0) & (ball > 0)) and np.any(got.ball == ball)  # cut, not all
+    np.testing.assert_allclose(got.skin_weights[:, 0], 1 - got.ball)  # the torso on the root
+
+
 def test_flame_rest_is_the_guides_canonical_face(tiny_subject):
     params = flame.FlameParams(shape=[0.3], expression=[1, 2], jaw_pose=[0.1, 0, 0])
     rest = rig.flame_rest(tiny_subject, params, 4)

@@ -399,3 +399,77 @@ def test_guide_grids_are_built_for_the_frames_needed_and_cached_frame_by_frame(
         exp.frame_grids(["x99"])
     exp.close()
     fresh.close()
+
+
+# --------------------------------------------------------------------------------------------
+# extras_spec: the train step compiled before the guide grids exist (TrainConfig.compile_ahead).
+
+
+@pytest.mark.parametrize(
+    "bindings",
+    [
+        ["GuideConfig.enabled = True", "GuideConfig.resolution = 8"],
+        ["GuideConfig.enabled = False"],
+        ["GuideConfig.enabled = False", "ExpressionConfig.spatial_prior = 'mesh'"],
+        [
+            "GuideConfig.enabled = True",
+            "GuideConfig.resolution = 8",
+            "WarpConfig.warp_type = 'none'",
+        ],
+        ["GuideConfig.enabled = True", "LossConfig.flame_warp_weight = 0"],
+    ],
+    ids=["guide", "no_guide", "mesh_prior", "no_warp", "no_penalty"],
+)
+def test_extras_spec_is_the_shape_of_the_extras(tmp_path, bindings):
+    from pathlib import Path
+
+    from capture_util import write_capture
+
+    capture = write_capture(tmp_path / "cap", num_train=2, num_val=1)
+    tiny = str(Path(__file__).resolve().parents[1] / "gin" / "tiny.gin")
+    exp = experiment.Experiment.create(
+        tmp_path / "exp", [tiny], bindings, data_dir=str(capture), write_config=False
+    )
+    spec = exp.extras_spec()
+    extras = exp.extras(exp.training_frames())
+    shapes = lambda tree: jax.tree.map(lambda x: (x.shape, jnp.dtype(x.dtype), x.sharding), tree)
+    assert jax.tree.structure(spec) == jax.tree.structure(extras)
+    assert shapes(spec) == shapes(extras)
+    exp.close()
+
+
+def test_the_step_compiled_from_the_spec_is_the_one_the_first_call_runs(tmp_path):
+    """Lowering and compiling the train step with `extras_spec` ahead (as train does while the
+    grids are built) leaves nothing to compile at the first call."""
+    from pathlib import Path
+
+    from capture_util import write_capture
+    from jax._src import monitoring
+
+    capture = write_capture(tmp_path / "cap", num_train=2, num_val=1)
+    tiny = str(Path(__file__).resolve().parents[1] / "gin" / "tiny.gin")
+    exp = experiment.Experiment.create(
+        tmp_path / "exp",
+        [tiny],
+        ["GuideConfig.enabled = True", "GuideConfig.resolution = 8"],
+        data_dir=str(capture),
+        write_config=False,
+    )
+    state, _ = exp.restore_or_init_state()
+    step, key = exp.train_step(), jax.random.PRNGKey(0)
+    with exp.ray_batches() as batches:
+        batch = exp.shard(next(batches))
+    step.lower(state, batch, key, exp.extras_spec()).compile()
+    extras = exp.extras(exp.training_frames())
+    events = []  # tracing, lowering, compiling or reading the compilation cache
+
+    def listen(name, seconds, **kwargs):
+        events.append(name)
+
+    monitoring.register_event_duration_secs_listener(listen)
+    try:
+        jax.block_until_ready(step(state, batch, key, extras))
+    finally:
+        monitoring.unregister_event_duration_listener(listen)
+    assert not [name for name in events if "compil" in name or "trace" in name], events
+    exp.close()

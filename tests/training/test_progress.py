@@ -132,3 +132,51 @@ def test_a_first_window_of_one_step_counts_it_from_the_start():
 def test_is_ready_reads_every_leaf():
     assert progress.is_ready({"a": 1.0, "b": jnp.ones(2)})
     assert not progress.is_ready({"a": Step(done=True), "b": Step()})
+
+
+def test_startup_clock_times_each_phase_from_the_end_of_the_last():
+    now = [100.0]
+    clock = progress.StartupClock(process_started=97.5, clock=lambda: now[0])
+    assert clock.phases == {"imports_s": 2.5}
+    now[0] = 101.0
+    clock.mark("setup_s")
+    now[0] = 104.0
+    clock.restart()  # 3 s in no phase
+    now[0] = 104.25
+    clock.mark("grids_s")
+    now[0] = 105.0
+    clock.mark("grids_s")  # a phase marked twice adds up
+    clock.split("setup_s", "capture_s", 0.75)  # part of a phase, timed apart
+    assert clock.record(experiment_started=100.5) == {
+        "imports_s": 2.5,
+        "setup_s": 0.25,
+        "grids_s": 1.0,
+        "capture_s": 0.75,
+        "startup_s": 7.5,
+        "process_s": 3.0,
+    }
+    unknown = progress.StartupClock(clock=lambda: now[0])
+    now[0] = 105.0004
+    unknown.mark("data_s")
+    assert unknown.record(experiment_started=0.0) == {"data_s": 0.0}  # rounded to ms
+
+
+def test_process_started_is_this_process_start():
+    import os
+    import subprocess
+    import sys
+    import time
+
+    started = progress.process_started()
+    if not os.path.exists("/proc/self/stat"):
+        assert started is None
+        return
+    assert started is not None and started <= time.time()
+    # A new process: started between just before it was launched and when it answers.
+    before = time.time()
+    code = "import time; from flamenerf.training import progress; " + (
+        "print(progress.process_started(), time.time())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    child, answered = map(float, out.stdout.split())
+    assert before - 0.05 <= child <= answered  # /proc's resolution is 1/100 s
