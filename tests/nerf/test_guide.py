@@ -9,13 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from capture_util import write_capture
+from guide_util import in_flame_units
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
 from flamenerf import configs
 from flamenerf.datasets.rays import RayBatch
 from flamenerf.geometry import flame
-from flamenerf.geometry.scene import Scene, ToWorld
 from flamenerf.geometry.subject import Subject
 from flamenerf.nerf import guide
 from flamenerf.nerf import model as model_lib
@@ -35,21 +35,6 @@ def turned(degrees=15.0, shift=0.02, jaw=0.35, axis=1, expression=None):
     return flame.FlameParams(
         expression=expression, jaw_pose=[jaw, 0.0, 0.0], global_pose=pose, translation=[shift, 0, 0]
     )
-
-
-def in_flame_units(head_model):
-    """The head in a scene whose normalised frame is FLAME space (identity maps)."""
-    scene = Scene(
-        center=np.zeros(3),
-        scale=1.0,
-        near=0.0,
-        far=1.0,
-        flame_model=Path("flame_model.npz"),
-        to_world=ToWorld(scale=1.0, rotation=np.eye(3), translation=np.zeros(3)),
-        num_expression=head_model.num_expression,
-        bbox=None,
-    )
-    return Subject(head_model, scene)
 
 
 def build(head_model, params, settings=SETTINGS):

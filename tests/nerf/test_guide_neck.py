@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 import scipy.linalg
 from capture_util import write_capture
+from guide_util import in_flame_units
 from scipy.spatial.transform import Rotation
 
 from flamenerf import configs
 from flamenerf.geometry import flame
-from flamenerf.geometry.scene import Scene, ToWorld
-from flamenerf.geometry.subject import Subject
 from flamenerf.nerf import guide
 from flamenerf.synthetic import generator
 from flamenerf.training import experiment
@@ -28,21 +27,6 @@ LEVEL, FADE = 0.0, 0.02  # GuideConfig.neck_level_m, neck_fade_m (defaults)
 NECK = guide.GuideSettings(0.008, 16, 0.002, True, 0.06, "neck", LEVEL, FADE)
 BALL = guide.GuideSettings(0.008, 16, 0.002, True, 0.06)
 TO_REST = jax.jit(guide.to_rest)
-
-
-def in_flame_units(head_model):
-    """The head in a scene whose normalised frame is FLAME space (identity maps)."""
-    scene = Scene(
-        center=np.zeros(3),
-        scale=1.0,
-        near=0.0,
-        far=1.0,
-        flame_model=Path("flame_model.npz"),
-        to_world=ToWorld(scale=1.0, rotation=np.eye(3), translation=np.zeros(3)),
-        num_expression=head_model.num_expression,
-        bbox=None,
-    )
-    return Subject(head_model, scene)
 
 
 def build(head_model, params, settings=NECK, frames=None):
