@@ -755,6 +755,10 @@ class Capture:
     flame_model: flame.FlameModel  # the capture's FLAME model
     file_scene: Scene  # scene.json as written (the capturing tool's normalisation)
     _vertices: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
+    # `posed_and_neutral`'s results by `undo_rigid` (not copied by `dataclasses.replace`)
+    _posed_and_neutral: dict[bool, tuple[np.ndarray, np.ndarray]] = dataclasses.field(
+        default_factory=dict, repr=False, init=False, compare=False
+    )
 
     @property
     def ids(self) -> list[str]:
@@ -800,6 +804,17 @@ class Capture:
     def vertices(self, frame_id: str) -> np.ndarray:
         """float32 (V, 3) posed FLAME vertices of the frame in the model frame."""
         return self._vertices[frame_id]
+
+    def posed_and_neutral(self, undo_rigid: bool) -> tuple[np.ndarray, np.ndarray]:
+        """float64 (F, V, 3) posed and neutral FLAME vertices of every frame of `ids`, in the
+        model frame (`Subject.posed_and_neutral`); computed once per `undo_rigid` (read-only)."""
+        if undo_rigid not in self._posed_and_neutral:
+            params = [self.flame_params[i] for i in self.ids]
+            arrays = self.subject.posed_and_neutral(params, undo_rigid)
+            for array in arrays:
+                array.flags.writeable = False
+            self._posed_and_neutral[undo_rigid] = arrays
+        return self._posed_and_neutral[undo_rigid]
 
     def condition(self, frame_id: str, jaw: bool = True) -> np.ndarray:
         """float32 (num_expression [+ 3],) conditioning vector: expression, then jaw pose."""

@@ -264,10 +264,15 @@ def rodrigues(rotvec: jax.Array) -> jax.Array:
 
 
 def _as_vector(value: Any, size: int, name: str, batch_shape: tuple[int, ...]) -> jax.Array:
-    """A parameter vector (..., n<=size) zero-padded to (*batch_shape, size)."""
+    """A parameter vector (..., n<=size) zero-padded to (*batch_shape, size).
+
+    Concrete values are checked and padded in numpy (one transfer instead of a handful of
+    dispatched operations per field: stacking a capture's frames is host work)."""
     if value is None:
         return jnp.zeros(batch_shape + (size,), jnp.float32)
-    array = jnp.asarray(value, jnp.float32)
+    traced = isinstance(value, jax.core.Tracer)
+    xp = jnp if traced else np
+    array = xp.asarray(value, np.float32)
     if array.ndim == 0:
         raise ValueError(f"FlameParams.{name}: expected a vector (..., {size}), found a scalar")
     n = array.shape[-1]
@@ -276,10 +281,10 @@ def _as_vector(value: Any, size: int, name: str, batch_shape: tuple[int, ...]) -
             f"FlameParams.{name}: has {n} coefficients (shape {tuple(array.shape)}); "
             f"the model takes at most {size}"
         )
-    if not isinstance(array, jax.core.Tracer) and not bool(jnp.all(jnp.isfinite(array))):
+    if not traced and not np.isfinite(array).all():
         raise ValueError(f"FlameParams.{name}: has non-finite values")
-    array = jnp.pad(array, [(0, 0)] * (array.ndim - 1) + [(0, size - n)])
-    return jnp.broadcast_to(array, batch_shape + (size,))
+    array = xp.pad(array, [(0, 0)] * (array.ndim - 1) + [(0, size - n)])
+    return jnp.asarray(xp.broadcast_to(array, batch_shape + (size,)))
 
 
 def _batch_shape(params: FlameParams) -> tuple[int, ...]:

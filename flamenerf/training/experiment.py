@@ -50,7 +50,7 @@ from flamenerf.nerf import guide
 from flamenerf.nerf.model import FlameNerf, condition_spread, init_params, make_model
 from flamenerf.training import step as training
 
-GUIDE_VERSION = "2"  # bump when the guide grids' construction changes (invalidates caches)
+GUIDE_VERSION = "3"  # bump when the guide grids' construction changes (invalidates caches)
 TENSORBOARD_FRAMES = 4  # validation frames whose images go to TensorBoard at each validation
 
 
@@ -122,8 +122,7 @@ def warp_region(
         return None, 0.0
     vertices = [capture.vertices(i) for i in capture.ids]
     if guide_config.enabled:
-        params = [capture.flame_params[i] for i in capture.ids]
-        _, neutral = capture.subject.posed_and_neutral(params, guide_config.undo_rigid)
+        _, neutral = capture.posed_and_neutral(guide_config.undo_rigid)
         vertices.extend(neutral)
     points = np.concatenate([np.reshape(v, (-1, 3)) for v in vertices])
     margin = warp.region_margin_m * units
@@ -149,7 +148,8 @@ def nonfinite_leaves(tree: Any) -> list[str]:
     holding any NaN or infinity. Integer leaves (steps, counts) are always finite.
 
     Replicated arrays are checked on this process's first copy (no cross-device work);
-    sharded ones on every shard this process holds.
+    sharded ones on every shard this process holds. The check runs on the host, after one
+    transfer of them all (a checkpoint copies them there anyway): no program is compiled.
     """
     leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
     paths, flags = [], []
@@ -165,9 +165,10 @@ def nonfinite_leaves(tree: Any) -> list[str]:
         if not jnp.issubdtype(shards[0].dtype, jnp.inexact):
             continue
         paths.append(jax.tree_util.keystr(path))
-        flags.append([jnp.isfinite(shard).all() for shard in shards])
-    finite = jax.device_get(flags)  # one transfer for every leaf
-    return [p for p, ok in zip(paths, finite, strict=True) if not all(bool(f) for f in ok)]
+        flags.append(shards)
+    host = jax.device_get(flags)  # one transfer for every leaf
+    finite = [all(np.isfinite(shard).all() for shard in shards) for shards in host]
+    return [p for p, ok in zip(paths, finite, strict=True) if not ok]
 
 
 def add_gin_flags(parser: argparse.ArgumentParser) -> None:
@@ -638,6 +639,12 @@ class Experiment:
             move_threshold=cfg.move_threshold_m * units,
             undo_rigid=cfg.undo_rigid,
             rigid_fade=cfg.rigid_fade_m * units,
+            # The "mesh" prior reads the distance to the mesh out to its radius.
+            reach=(
+                self.expression_config.mesh_radius_m * units
+                if self.expression_config.spatial_prior == "mesh"
+                else 0.0
+            ),
             rigid_weight=cfg.rigid_weight,
             neck_level=cfg.neck_level_m * units,
             neck_fade=cfg.neck_fade_m * units,
@@ -699,8 +706,7 @@ class Experiment:
                     built = data["built"] if "built" in data.files else ~built
         missing = [i for i in self.frame_indices(frames) if not built[i]]
         if missing:
-            params = [self.capture.flame_params[i] for i in self.capture.ids]
-            posed, neutral = self.capture.subject.posed_and_neutral(params, settings.undo_rigid)
+            posed, neutral = self.capture.posed_and_neutral(settings.undo_rigid)
             new = guide.build_grids(
                 posed,
                 neutral,
@@ -804,10 +810,7 @@ class Experiment:
                 grids = self.guide_grids(show_progress=jax.process_index() == 0, frames=ids)
             weight = self.loss_config.flame_warp_weight
             if self.warp_config.warp_type != "none" and weight != 0:
-                params = [self.capture.flame_params[i] for i in self.capture.ids]
-                posed, neutral = self.capture.subject.posed_and_neutral(
-                    params, self.guide_config.undo_rigid
-                )
+                posed, neutral = self.capture.posed_and_neutral(self.guide_config.undo_rigid)
                 vertices = jnp.asarray(posed, jnp.float32)
                 if self.guide_config.enabled:
                     # The guide leaves the warp only what it does not explain itself.

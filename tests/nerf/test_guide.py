@@ -216,6 +216,44 @@ def test_point_on_vertex_lands_on_its_neutral_position(frames):
     assert field[0, 3] == 0.0
 
 
+def brute_force_field(vertices, displacement, points, sigma, neighbours, reach):
+    """residual_field's definition with every distance computed: (N, 4)."""
+    fades = np.maximum(sigma, guide.FADE_RATIO * np.linalg.norm(displacement, axis=-1))
+    cut = 3.0 * fades.max()
+    distances = np.linalg.norm(points[:, None] - vertices[None], axis=-1)
+    order = np.argsort(distances, axis=1)
+    out = np.zeros((len(points), 4))
+    for n, (row, near) in enumerate(zip(distances, order, strict=True)):
+        d = row[near]
+        faded = displacement[near] * np.exp(-((d / fades[near]) ** 2))[:, None]
+        if d[0] >= cut:
+            out[n, :3] = 0.0
+        elif neighbours == 1:
+            out[n, :3] = faded[0]
+        else:
+            weights = 1 / d[:neighbours] ** 2 - 1 / d[neighbours] ** 2
+            out[n, :3] = weights @ faded[:neighbours] / weights.sum()
+        out[n, 3] = d[0] if d[0] < max(cut, reach) else guide.FAR
+    return out
+
+
+@pytest.mark.parametrize("neighbours", [1, guide.NEIGHBOURS])
+@pytest.mark.parametrize("reach", [0.0, 0.5])
+def test_residual_field_matches_brute_force(neighbours, reach):
+    rng = np.random.default_rng(7)
+    vertices = rng.uniform(-0.05, 0.05, (300, 3))
+    displacement = rng.normal(scale=0.004, size=(300, 3))
+    # Points inside the cloud, at its edge and far beyond the blend's reach (0.03-0.05).
+    points = np.concatenate(
+        [rng.uniform(-0.06, 0.06, (1000, 3)), rng.uniform(-0.2, 0.2, (1000, 3))]
+    )
+    field = guide.residual_field(vertices, displacement, points, 0.01, neighbours, reach)
+    expected = brute_force_field(vertices, displacement, points, 0.01, neighbours, reach)
+    far = expected[:, 3] == guide.FAR
+    assert far.any() != (reach > 0) and not far.all()  # both kinds when the reach is the cut
+    np.testing.assert_allclose(field, expected, rtol=1e-10, atol=1e-15)
+
+
 def test_residual_is_continuous_across_voronoi_borders():
     rng = np.random.default_rng(3)
     vertices = rng.uniform(-0.05, 0.05, (40, 3))
@@ -326,6 +364,30 @@ def old_guide(posed, neutral, sigma):
         return points + displacement[index] * np.exp(-((distance / sigma) ** 2))[:, None]
 
     return mapping
+
+
+def test_fold_fraction_matches_the_whole_grid_by_brute_force():
+    rng = np.random.default_rng(11)
+    vertices = rng.uniform(-0.05, 0.05, (200, 3))
+    near, resolution = 0.02, 24
+    # A map that folds in a band of x (det = 1 + 0.9 * 20 * cos(20 x) * 0.1 < 0 there).
+    calls = []
+
+    def mapping(p):
+        calls.append(len(p))
+        return p + np.stack([0.09 * np.sin(20 * p[:, 0] / 0.1), 0 * p[:, 1], 0 * p[:, 2]], 1)
+
+    share = guide.fold_fraction(mapping, vertices, near, resolution)
+    lower, upper = vertices.min(axis=0) - near, vertices.max(axis=0) + near
+    points = guide.grid_points(lower, upper, resolution)
+    det = guide.jacobian_determinants(
+        mapping(points.reshape(-1, 3)).reshape(points.shape), (upper - lower) / (resolution - 1)
+    )
+    distance = np.linalg.norm(points[..., None, :] - vertices, axis=-1).min(axis=-1)
+    expected = np.mean(det[distance <= near] <= 0)
+    assert 0.05 < expected < 0.95
+    assert share == expected
+    assert calls[0] < resolution**3  # only the near points and their neighbours were mapped
 
 
 def test_turned_head_with_open_jaw_hardly_folds(head_model):

@@ -10,6 +10,7 @@ import optax
 import pytest
 
 from flamenerf import configs, sharding
+from flamenerf.nerf import guide
 from flamenerf.training import experiment
 from flamenerf.training import step as training
 
@@ -334,6 +335,31 @@ def test_pose_shading_without_the_guides_rigid_part_is_a_config_error(tmp_path):
                 ["ModelConfig.pose_shading = True", "GuideConfig.enabled = True", *guide_bindings],
                 data_dir=str(capture),
             )
+
+
+def test_the_mesh_prior_keeps_the_guide_distance_exact_out_to_its_radius(tmp_path):
+    from pathlib import Path
+
+    from flamenerf.synthetic import generator as synthetic
+
+    tiny_gin = str(Path(__file__).resolve().parents[1] / "gin" / "tiny.gin")
+    capture = synthetic.generate(tmp_path / "cap", size=12, frames=4, val=1)
+    reach, far = {}, {}
+    for prior in ("mesh", "silhouette"):
+        exp = experiment.Experiment.create(
+            tmp_path / prior,
+            [tiny_gin],
+            [f'ExpressionConfig.spatial_prior = "{prior}"', "ExpressionConfig.mesh_radius_m = 0.5"],
+            data_dir=str(capture),
+        )
+        reach[prior] = exp.guide_settings().reach
+        far[prior] = np.mean(
+            np.asarray(exp.guide_grids(show_progress=False).values[..., 3]) == guide.FAR
+        )
+    assert reach["mesh"] == 0.5 * experiment.units_per_metre(exp.capture)
+    assert reach["silhouette"] == 0.0
+    # 0.5 m is beyond the blend's cut (3 fades) from every grid point: none is FAR with it.
+    assert far["mesh"] == 0.0 and far["silhouette"] > 0.1
 
 
 # --------------------------------------------------------------------------------------------
