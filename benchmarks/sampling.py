@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import statistics
 import sys
@@ -107,12 +106,14 @@ def folder_of(out: Path, variant: str, seed: int) -> Path:
 
 def logged_rays_per_second(metrics_path: Path) -> float:
     """The median `rays_per_s` of a run's training records (NaN without any)."""
-    values = []
-    if metrics_path.is_file():
-        for line in metrics_path.read_text().splitlines():
-            record = json.loads(line)
-            if record.get("split") == "train" and "rays_per_s" in record:
-                values.append(float(record["rays_per_s"]))
+    from flamenerf.evaluation import figures
+
+    if not metrics_path.is_file():
+        return math.nan
+    records = figures.read_records(metrics_path)
+    values = [
+        float(r["rays_per_s"]) for r in records if r.get("split") == "train" and "rays_per_s" in r
+    ]
     return statistics.median(values) if values else math.nan
 
 

@@ -124,22 +124,6 @@ def run_environment(folder: Path) -> dict[str, str]:
     return env
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """The records of a metrics.jsonl, in file order (ValueError naming the file and line)."""
-    records = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}: line {number}: not JSON ({error})") from None
-        if not isinstance(record, dict):
-            raise ValueError(f"{path}: line {number}: expected a JSON object")
-        records.append(record)
-    return records
-
-
 def timeline(records: list[dict[str, Any]], where: str = "metrics") -> dict[str, Any]:
     """A fresh run's start-up and validations from its metrics records (file order).
 
@@ -228,7 +212,9 @@ def run(variant: Variant, seed: int, out: Path, args: argparse.Namespace) -> dic
         result["error"] = f"exit {done.returncode}: {tail[0][:160]} (see {log})"
         return result
     metrics = folder / "exp" / "metrics.jsonl"
-    result.update(timeline(read_records(metrics), str(metrics)))
+    from flamenerf.evaluation import figures
+
+    result.update(timeline(figures.read_records(metrics), str(metrics)))
     result["crossing"] = first_crossing(result["validations"], args.whole, args.face)
     return result
 

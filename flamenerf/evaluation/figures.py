@@ -14,6 +14,7 @@ import json
 import math
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -137,11 +138,8 @@ PSNR_SERIES = (
 )
 
 
-def read_metrics(path: str | Path) -> dict[str, dict[str, list[tuple[int, float]]]]:
-    """metrics.jsonl -> {split: {key: [(step, value), ...]}} (sorted by step, finite only).
-
-    Records are `{"step", "split", ...}` (docs/architecture.md#metrics); a resumed run's repeated
-    step keeps its last value.
+def read_records(path: str | Path) -> list[dict[str, Any]]:
+    """The records of a metrics.jsonl, in file order (blank lines skipped).
 
     Raises:
       FileNotFoundError: no such file. ValueError: a line that is not a JSON object with an
@@ -150,7 +148,7 @@ def read_metrics(path: str | Path) -> dict[str, dict[str, list[tuple[int, float]
     path = paths.as_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: metrics file not found")
-    series: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    records = []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
@@ -160,6 +158,21 @@ def read_metrics(path: str | Path) -> dict[str, dict[str, list[tuple[int, float]
             raise ValueError(f"{path}: line {number}: not JSON ({error})") from None
         if not isinstance(record, dict) or not isinstance(record.get("step"), int):
             raise ValueError(f'{path}: line {number}: expected an object with an integer "step"')
+        records.append(record)
+    return records
+
+
+def read_metrics(path: str | Path) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """metrics.jsonl -> {split: {key: [(step, value), ...]}} (sorted by step, finite only).
+
+    Records are `{"step", "split", ...}` (docs/architecture.md#metrics); a resumed run's repeated
+    step keeps its last value.
+
+    Raises:
+      FileNotFoundError, ValueError: as `read_records`.
+    """
+    series: dict[str, dict[str, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+    for record in read_records(path):
         split = str(record.get("split", "train"))
         for key, value in record.items():
             if key in ("step", "split", "wall_s") or isinstance(value, bool):
