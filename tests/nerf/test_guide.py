@@ -614,24 +614,3 @@ def test_grids_of_some_frames_are_those_of_a_full_build(head_model, frames):
     assert "worst: frame 1" in guide.GuideStats(np.array([np.nan, 0.5]), 1.0).summary()
     with pytest.raises(ValueError, match="outside"):
         guide.build_grids(posed, neutral, SETTINGS, frames=[2])
-
-
-def test_map_frames_runs_every_frame_on_a_thread_pool_and_raises_errors(monkeypatch):
-    import threading
-
-    seen, threads = [], set()
-
-    def work(f):
-        seen.append(f)
-        threads.add(threading.get_ident())
-
-    guide.map_frames(work, [3, 1, 2])
-    assert sorted(seen) == [1, 2, 3] and threading.get_ident() not in threads
-
-    def fail(f):
-        if f == 2:
-            raise RuntimeError("frame 2 failed")
-
-    with pytest.raises(RuntimeError, match="frame 2 failed"):
-        guide.map_frames(fail, range(4))
-    guide.map_frames(work, [])  # nothing to do
