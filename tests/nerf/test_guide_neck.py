@@ -269,7 +269,7 @@ def test_pose_shading_sees_the_rotation_above_the_neck_only():
 
 
 # --------------------------------------------------------------------------------------------
-# Configuration, and the default left as it was.
+# Configuration: the demo's default; the Python default (the ball) left as it was.
 
 
 def test_the_neck_fields_are_checked():
@@ -288,12 +288,14 @@ def test_the_neck_fields_are_checked():
             configs.GuideConfig(**kwargs)
     with pytest.raises(ValueError, match="GuideSettings.rigid_weight"):
         guide.GuideSettings(0.1, 8, 0.0, True, rigid_weight="cone")
-    experiment.parse_gin(["demo.gin", "ablations/neck_rigid.gin"], [])
+    experiment.parse_gin(["demo.gin"], [])  # the demo's default
     built = configs.build_all()["GuideConfig"]
     assert (built.enabled, built.rigid_weight, built.neck_fade_m) == (True, "neck", 0.02)
+    experiment.parse_gin(["demo.gin", "ablations/ball_rigid.gin"], [])
+    assert configs.build_all()["GuideConfig"].rigid_weight == "ball"
 
 
-def test_the_ball_is_still_the_default_and_unchanged(head_model):
+def test_the_ball_is_still_the_python_default_and_unchanged(head_model):
     # The repr keys the grid cache: the "ball" settings' is the one from before the neck.
     assert repr(BALL) == (
         "GuideSettings(sigma=0.008, resolution=16, move_threshold=0.002, undo_rigid=True, "
