@@ -827,7 +827,10 @@ def build_grids(
     lower, upper = grid_box(rest_posed, displacement, settings)
     points = grid_points(lower, upper, settings.resolution)
     spacing = (upper - lower) / (settings.resolution - 1)
-    values = np.full((frames,) + points.shape[:3] + (4,), np.nan, np.float16)
+    # Uninitialised: every chosen frame is written whole by `build`, the others are NaN (the
+    # demo's 285 MB filled with NaN, then written: 0.7-1.9 s in a fresh process; 0.05 s so).
+    values = np.empty((frames,) + points.shape[:3] + (4,), np.float16)
+    values[sorted(set(range(frames)) - set(chosen))] = np.nan
 
     def build(f: int) -> None:
         field = residual_field(
