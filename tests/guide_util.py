@@ -22,3 +22,22 @@ def in_flame_units(head_model):
         bbox=None,
     )
     return Subject(head_model, scene)
+
+
+def build_in_flame_units(head_model, params, settings, frames=None):
+    """Posed and neutral vertices of `params` and their guide grids (numpy), with FLAME space
+    as the normalised frame; `frames`: the frames whose grids to build (default: all)."""
+    from flamenerf.nerf import guide
+
+    subject = in_flame_units(head_model)
+    posed, neutral = subject.posed_and_neutral(params, settings.undo_rigid)
+    grids = guide.build_grids(
+        posed,
+        neutral,
+        settings,
+        transforms=guide.head_transforms(subject, params),
+        head=guide.head_vertices(head_model),
+        frames=frames,
+        neck=guide.neck_frame(subject, params, lambda x: x),
+    )
+    return posed, neutral, grids

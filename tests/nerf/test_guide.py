@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from capture_util import write_capture
-from guide_util import in_flame_units
+from guide_util import build_in_flame_units, in_flame_units
 from scipy.spatial import cKDTree
 from scipy.spatial.transform import Rotation
 
@@ -39,16 +39,7 @@ def turned(degrees=15.0, shift=0.02, jaw=0.35, axis=1, expression=None):
 
 def build(head_model, params, settings=SETTINGS):
     """Posed and neutral vertices of `params` and their grids (FLAME units as the frame)."""
-    subject = in_flame_units(head_model)
-    posed, neutral = subject.posed_and_neutral(params, settings.undo_rigid)
-    grids = guide.build_grids(
-        posed,
-        neutral,
-        settings,
-        transforms=guide.head_transforms(subject, params),
-        head=guide.head_vertices(head_model),
-    )
-    return posed, neutral, grids
+    return build_in_flame_units(head_model, params, settings)
 
 
 APPLY, TO_REST = jax.jit(guide.apply), jax.jit(guide.to_rest)

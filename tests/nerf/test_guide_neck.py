@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 from capture_util import write_capture
-from guide_util import in_flame_units
+from guide_util import build_in_flame_units, in_flame_units
 from scipy.spatial.transform import Rotation
 
 from flamenerf import configs
@@ -31,17 +31,7 @@ TO_REST = jax.jit(guide.to_rest)
 
 def build(head_model, params, settings=NECK, frames=None):
     """Posed and neutral vertices of `params` and their grids (FLAME units as the frame)."""
-    subject = in_flame_units(head_model)
-    posed, neutral = subject.posed_and_neutral(params, settings.undo_rigid)
-    grids = guide.build_grids(
-        posed,
-        neutral,
-        settings,
-        transforms=guide.head_transforms(subject, params),
-        head=guide.head_vertices(head_model),
-        frames=frames,
-        neck=guide.neck_frame(subject, params, lambda x: x),
-    )
+    posed, neutral, grids = build_in_flame_units(head_model, params, settings, frames)
     return posed, neutral, jax.tree.map(jnp.asarray, grids)
 
 
