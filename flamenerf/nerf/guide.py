@@ -124,8 +124,11 @@ box stays tight on the face when the head turns), built with a KD-tree
 beyond 3 of the largest fade lengths from every vertex (where each faded displacement is
 below e^-9 |D_k|), the residual is zero and the distance "far" (FAR; `GuideSettings.reach`
 keeps it exact farther out for the "mesh" prior). The rigid part is evaluated exactly.
-`folded_fraction` measures the result: the share of points near the posed mesh where the
-Jacobian determinant of the whole map (rigid part, then the stored residual) is <= 0.
+`folded_fraction` measures the result: the share of points near the mesh where the Jacobian
+determinant of the whole map (rigid part, then the stored residual) is <= 0. The rigid part's
+determinant is positive wherever its bound is (`rigid_margin`, `neck_margin`), so the
+residual's grid alone decides, near the rest-frame mesh; a frame without that bound is
+measured on the whole map at posed points.
 
 Building is host work, frame by frame, and may be limited to the frames a run reads (the box
 and the rigid part always come from every frame, so a frame's grid does not depend on which
@@ -1066,6 +1069,32 @@ def fold_fraction(
     return float(np.mean(det <= 0))
 
 
+def grid_fold_fraction(values: np.ndarray, spacing: np.ndarray, near: float) -> float:
+    """Share of a residual grid's points near the mesh where z -> z + r(z) folds.
+
+    Args:
+      values: (Gx, Gy, Gz, 4) one frame's grid (`GuideGrids.values`): the residual r (3) and
+        the distance to the rest-frame mesh (1) at the grid points.
+      spacing: (3,) grid steps; near: the distance to the mesh that counts as near.
+
+    Returns:
+      The share of the grid points within `near` of the mesh where the finite-difference
+      Jacobian determinant (`jacobian_determinants`) is <= 0; 0 when none is near.
+    """
+    close = np.asarray(values[..., 3], np.float32) <= near
+    if not close.any():
+        return 0.0
+    where = np.argwhere(close)  # only the near points' box (and one point around) is read
+    lo = np.maximum(where.min(axis=0) - 1, 0)
+    hi = np.minimum(where.max(axis=0) + 2, close.shape)
+    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    axes = [np.arange(b - a) * spacing[i] for i, (a, b) in enumerate(zip(lo, hi, strict=True))]
+    mapped = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
+    mapped += np.asarray(values[box][..., :3], np.float64)
+    det = jacobian_determinants(mapped, spacing, where=close[box])
+    return float(np.mean(det <= 0))
+
+
 def folded_fraction(
     grids: GuideGrids,
     posed: np.ndarray,
@@ -1073,24 +1102,50 @@ def folded_fraction(
     resolution: int | None = None,
     frames: Sequence[int] | None = None,
 ) -> GuideStats:
-    """Folding of the whole guide map (`apply`) on each frame, near the posed mesh.
+    """Folding of the whole guide map (`apply`) on each frame, near the mesh.
+
+    The map is the rigid part R, then the residual: x -> z + r(z) at z = R(x), whose Jacobian
+    determinant is det(I + dr/dz) times R's. Where R's lower bound (`rigid_margin`,
+    `neck_margin`) is positive, R is one-to-one with a positive determinant everywhere, so
+    the map folds exactly where the residual's does: measured on the frame's own grid, the
+    share of grid points within 2 sigma of the rest-frame mesh where it folds
+    (`grid_fold_fraction`, on the float16 values the train step reads). A frame whose
+    bound is not positive is measured on the whole map instead: the share of the points of a
+    `resolution`^3 grid over the posed mesh, within 2 sigma of it, where the map's
+    finite-difference determinant is <= 0 (`fold_fraction`).
 
     Args:
       grids: the frames' grids; posed: (F, V, 3) their posed vertices (normalised).
-      sigma: the residual's fade length: points within 2 sigma of a vertex count.
-      resolution: points per side of each frame's finite-difference grid (default G).
+      sigma: the residual's fade length.
+      resolution: points per side of the whole map's grid (default G).
       frames: the frames to measure (default: all; the others' `folded` is NaN), in a pool
         of threads (`flamenerf.threads.map_threads`).
     """
     resolution = resolution or grids.values.shape[1]
-    device = jax.tree.map(jnp.asarray, grids)
+    as64 = lambda a: np.asarray(a, np.float64)
+    margins = np.ones(len(posed))
+    if grids.neck_axis is not None:
+        margins = neck_margin(
+            as64(grids.rotation),
+            as64(grids.twist),
+            as64(grids.centre),
+            as64(grids.radius),
+            float(grids.fade),
+            as64(grids.neck_origin),
+            as64(grids.neck_axis),
+            float(grids.neck_fade),
+        )
+    elif grids.rigid is not None:
+        margins = rigid_margin(as64(grids.rigid), as64(grids.centre), float(grids.fade))
+    spacing = (as64(grids.upper) - as64(grids.lower)) / (grids.values.shape[1] - 1)
     mapped = jax.jit(lambda g, f, p: apply(g, f, p)[0])
+    device = None
 
     # The near points' count varies by frame: padded to a multiple of an eighth of the grid,
     # so that at most eight shapes are compiled.
     bucket = max(1, resolution**3 // 8)
 
-    def one_frame(f: int) -> Callable[[np.ndarray], np.ndarray]:
+    def whole_map(f: int) -> Callable[[np.ndarray], np.ndarray]:
         def mapping(p: np.ndarray) -> np.ndarray:
             padded = np.zeros((-(-len(p) // bucket) * bucket, 3), np.float32)
             padded[: len(p)] = p
@@ -1100,27 +1155,16 @@ def folded_fraction(
 
         return mapping
 
+    chosen = range(len(posed)) if frames is None else frames
+    if any(margins[f] <= 0 for f in chosen):
+        device = jax.tree.map(jnp.asarray, grids)
     folded = np.full(len(posed), np.nan)
 
     def measure(f: int) -> None:
-        folded[f] = fold_fraction(one_frame(f), posed[f], 2.0 * sigma, resolution)
+        if margins[f] > 0:
+            folded[f] = grid_fold_fraction(grids.values[f], spacing, 2.0 * sigma)
+        else:
+            folded[f] = fold_fraction(whole_map(f), posed[f], 2.0 * sigma, resolution)
 
-    threads.map_threads(measure, range(len(posed)) if frames is None else frames)
-    margin = 1.0
-    as64 = lambda a: np.asarray(a, np.float64)
-    if grids.neck_axis is not None:
-        margin = neck_margin(
-            as64(grids.rotation),
-            as64(grids.twist),
-            as64(grids.centre),
-            as64(grids.radius),
-            float(grids.fade),
-            as64(grids.neck_origin),
-            as64(grids.neck_axis),
-            float(grids.neck_fade),
-        ).min(initial=1.0)
-    elif grids.rigid is not None:
-        margin = rigid_margin(as64(grids.rigid), as64(grids.centre), float(grids.fade)).min(
-            initial=1.0
-        )
-    return GuideStats(folded=folded, rigid_margin=float(margin))
+    threads.map_threads(measure, chosen)
+    return GuideStats(folded=folded, rigid_margin=float(margins.min(initial=1.0)))

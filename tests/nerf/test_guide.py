@@ -381,6 +381,71 @@ def test_fold_fraction_matches_the_whole_grid_by_brute_force():
     assert calls[0] < resolution**3  # only the near points and their neighbours were mapped
 
 
+def folding_residual(grids, rest_vertices):
+    """`grids` on a box around all of `rest_vertices` (3 sigma wider) with a residual that
+    folds in bands across x (det = 1 + 2 cos(k x) <= 0 on a third of space) and the exact
+    distance to them."""
+    lower, upper = rest_vertices.min(axis=0) - 3 * SIGMA, rest_vertices.max(axis=0) + 3 * SIGMA
+    points = guide.grid_points(lower, upper, 48)
+    k = 2 * np.pi / 0.03
+    residual = np.zeros(points.shape)
+    residual[..., 0] = 2.0 / k * np.sin(k * points[..., 0])
+    distance, _ = cKDTree(rest_vertices).query(points.reshape(-1, 3))
+    values = np.concatenate([residual, distance.reshape(points.shape[:3] + (1,))], axis=-1)
+    f32 = lambda a: np.asarray(a, np.float32)
+    return grids.replace(values=values[None].astype(np.float16), lower=f32(lower), upper=f32(upper))
+
+
+def test_grid_measure_agrees_with_the_whole_map_when_the_rigid_part_is_one_to_one(head_model):
+    # A turned, shifted head (the rigid part moves it) whose box holds the whole mesh: the
+    # default measure reads the residual grid, the whole map is measured at posed points.
+    settings = guide.GuideSettings(SIGMA, 32, 0.002, True, rigid_fade=0.06)
+    posed, _, grids = build(head_model, [turned(15.0, 0.02, 0.0)], settings)
+    grids = folding_residual(grids, rest_of(grids, 0, posed[0]))
+    stats = guide.folded_fraction(grids, posed, SIGMA, resolution=48)
+    assert stats.rigid_margin > 0
+    spacing = (np.asarray(grids.upper, np.float64) - grids.lower) / 47
+    assert stats.folded[0] == guide.grid_fold_fraction(grids.values[0], spacing, 2 * SIGMA)
+    mapping = lambda p: canonical(grids, 0, p)
+    whole = guide.fold_fraction(mapping, posed[0], 2 * SIGMA, 48)
+    assert 0.2 < whole < 0.5
+    assert abs(stats.folded[0] - whole) < 0.04, (stats.folded[0], whole)
+
+
+def test_a_frame_whose_rigid_part_may_fold_is_measured_on_the_whole_map(head_model):
+    # A 2 cm shift over a 5 mm fade: the rigid bound is negative, so the grid says nothing.
+    settings = guide.GuideSettings(SIGMA, 32, 0.002, True, rigid_fade=0.005)
+    posed, _, grids = build(head_model, [turned(15.0, 0.02, 0.0)], settings)
+    grids = folding_residual(grids, rest_of(grids, 0, posed[0]))
+    stats = guide.folded_fraction(grids, posed, SIGMA, resolution=24)
+    assert stats.rigid_margin <= 0 and "MAY FOLD" in stats.summary()
+    mapping = lambda p: canonical(grids, 0, p)
+    assert stats.folded[0] == guide.fold_fraction(mapping, posed[0], 2 * SIGMA, 24)
+
+
+def test_grid_measure_reads_the_near_points_of_the_whole_grid():
+    rng = np.random.default_rng(5)
+    spacing = np.array([0.5, 0.4, 0.3])
+    # A linear residual r = A z: det(I + A) everywhere, exactly.
+    a = np.array([[-1.5, 0.2, 0.0], [0.1, 0.3, 0.0], [0.0, 0.4, -0.2]])
+    points = guide.grid_points(np.zeros(3), spacing * 11, 12)
+    values = np.zeros((12, 12, 12, 4))
+    values[..., :3] = points @ a.T
+    values[..., 3] = rng.uniform(0.0, 1.0, (12, 12, 12))
+    assert np.linalg.det(np.eye(3) + a) < 0
+    assert guide.grid_fold_fraction(values, spacing, 0.2) == 1.0
+    values[..., 3] = 1.0
+    assert guide.grid_fold_fraction(values, spacing, 0.2) == 0.0
+    # A random residual: the share among the near points of the whole grid's determinants.
+    values[..., :3] = rng.normal(0.0, 0.3, (12, 12, 12, 3))
+    values[..., 3] = 1.0
+    values[3:7, 2:9, 5:12, 3] = rng.uniform(0.0, 0.4, (4, 7, 7))
+    det = guide.jacobian_determinants(points + values[..., :3], spacing)
+    expected = np.mean(det[values[..., 3] <= 0.2] <= 0)
+    assert 0.05 < expected < 0.95
+    assert guide.grid_fold_fraction(values, spacing, 0.2) == expected
+
+
 def test_turned_head_with_open_jaw_hardly_folds(head_model):
     settings = guide.GuideSettings(SIGMA, 32, 0.002, True, rigid_fade=0.06)
     posed, neutral, grids = build(head_model, [turned(15.0, 0.02, 0.35)], settings)
