@@ -67,12 +67,25 @@ def replace(batch, **fields):
     return batch._replace(**fields)
 
 
+# Compiled, once per distinct model (modules compare and hash by their fields): run op by op,
+# the first initialisation and render of a model took 20 and 15 s.
+@functools.partial(jax.jit, static_argnums=0)
+def _init(model, key):
+    return model_lib.init_params(model, key)
+
+
+def init(model):
+    """The model's parameters from key 0."""
+    return _init(model, jax.random.PRNGKey(0))
+
+
 @pytest.fixture(scope="module")
 def model_and_params():
     model = make()
-    return model, model_lib.init_params(model, jax.random.PRNGKey(0))
+    return model, init(model)
 
 
+@functools.partial(jax.jit, static_argnums=0)
 def render(model, params, batch, grids=None):
     return model.apply({"params": params}, batch, 1.0, False, grids)
 
@@ -128,7 +141,7 @@ def test_gradients_reach_every_parameter_group(model_and_params):
         )
         return jnp.sum(out["fine"]["rgb"] ** 2) + jnp.sum(out["coarse"]["rgb"] ** 2)
 
-    grads = jax.grad(loss)(params)
+    grads = jax.jit(jax.grad(loss))(params)
     groups = {"warp_codes", "warp_field", "appearance_codes", "coarse_field", "fine_field"}
     assert set(grads) == groups
     for name in groups:
@@ -147,7 +160,7 @@ COLOUR_LAYERS = {"bottleneck", "rgb_0", "rgb"}  # the colour branch of a (1-laye
 def proposal_and_params():
     """A proposal model whose conditioning has a learned projection (shared by both levels)."""
     model = make(PROPOSAL, expression=dataclasses.replace(EXPRESSION, projection_dim=3))
-    return model, model_lib.init_params(model, jax.random.PRNGKey(0))
+    return model, init(model)
 
 
 def test_proposal_level_has_no_colour_branch(proposal_and_params):
@@ -194,9 +207,9 @@ def test_proposal_field_learns_from_its_own_weights_alone(proposal_and_params):
         return {k: sum(float(jnp.sum(g**2)) for g in jax.tree.leaves(v)) for k, v in grads.items()}
 
     from_proposal = norms(
-        jax.grad(lambda p: jnp.sum(outputs(p)["coarse"]["weights"] * cotangent))(params)
+        jax.jit(jax.grad(lambda p: jnp.sum(outputs(p)["coarse"]["weights"] * cotangent)))(params)
     )
-    from_fine = norms(jax.grad(lambda p: jnp.sum(outputs(p)["fine"]["rgb"] ** 2))(params))
+    from_fine = norms(jax.jit(jax.grad(lambda p: jnp.sum(outputs(p)["fine"]["rgb"] ** 2)))(params))
     groups = {"warp_codes", "warp_field", "appearance_codes", "projection", "fine_field"}
     assert set(from_proposal) == groups | {"coarse_field"}
     assert from_proposal["coarse_field"] > 0
@@ -207,20 +220,20 @@ def test_proposal_field_learns_from_its_own_weights_alone(proposal_and_params):
 
 def test_ablation_switches_change_only_what_they_should():
     no_expr = make(expression=dataclasses.replace(EXPRESSION, where="none"))
-    params = model_lib.init_params(no_expr, jax.random.PRNGKey(0))
+    params = init(no_expr)
     a = render(no_expr, params, rays(np.zeros(5), np.ones(N)))["fine"]["rgb"]
     b = render(no_expr, params, rays(np.full(5, 3.0), np.ones(N)))["fine"]["rgb"]
     np.testing.assert_array_equal(a, b)  # Nerfies: the expression is ignored
     assert "warp_field" in params and "appearance_codes" in params
 
     no_prior = make(expression=dataclasses.replace(EXPRESSION, spatial_prior="none"))
-    params = model_lib.init_params(no_prior, jax.random.PRNGKey(0))
+    params = init(no_prior)
     a = render(no_prior, params, rays(np.zeros(5), np.zeros(N)))["fine"]["rgb"]
     b = render(no_prior, params, rays(np.full(5, 2.0), np.zeros(N)))["fine"]["rgb"]
     assert np.abs(a - b).max() > 1e-6  # without the prior, outside rays see the expression
 
     static = make(warp=dataclasses.replace(WARP, warp_type="none"))
-    params = model_lib.init_params(static, jax.random.PRNGKey(0))
+    params = init(static)
     assert "warp_field" not in params and "warp_codes" not in params
     assert "coarse_field" in params
 
@@ -236,7 +249,7 @@ def test_warp_starts_as_identity(model_and_params):
 
 def test_configuration_needing_grids_refuses_none():
     guided = make(use_guide=True)
-    params = model_lib.init_params(guided, jax.random.PRNGKey(0))
+    params = init(guided)
     with pytest.raises(ValueError, match="needs guide_grids"):
         render(guided, params, rays(np.zeros(5), np.ones(N)))
 
@@ -261,16 +274,17 @@ def test_pose_shading_reaches_colour_only():
     points = jax.random.normal(jax.random.PRNGKey(1), (N, 4, 3))
     viewdirs = jnp.tile(jnp.array([[0.0, 0.0, 1.0]]), (N, 1))
     shading = jax.random.normal(jax.random.PRNGKey(2), (N, 4, 3))
-    variables = field.init(jax.random.PRNGKey(0), points, viewdirs, None, None, shading)
-    rgb_a, sigma_a = field.apply(variables, points, viewdirs, None, None, shading)
-    rgb_b, sigma_b = field.apply(variables, points, viewdirs, None, None, 0 * shading)
+    variables = jax.jit(field.init)(jax.random.PRNGKey(0), points, viewdirs, None, None, shading)
+    apply = jax.jit(lambda s: field.apply(variables, points, viewdirs, None, None, s))
+    rgb_a, sigma_a = apply(shading)
+    rgb_b, sigma_b = apply(0 * shading)
     np.testing.assert_array_equal(sigma_a, sigma_b)
     assert np.abs(rgb_a - rgb_b).max() > 1e-4
 
 
 def test_pose_shading_changes_nothing_beyond_the_head_ball():
     model = make(model=dataclasses.replace(MODEL, pose_shading=True), use_guide=True)
-    params = model_lib.init_params(model, jax.random.PRNGKey(0))
+    params = init(model)
     batch = rays(np.zeros(5), np.ones(N))
     frame1 = replace(batch, frame=jnp.ones((N,), jnp.int32))
     # The ball about the origin, which every test ray crosses: the turned frame looks different.
@@ -288,13 +302,13 @@ def test_pose_shading_changes_nothing_beyond_the_head_ball():
 def test_pose_shading_needs_the_guides_rigid_part():
     unguided = make(model=dataclasses.replace(MODEL, pose_shading=True))
     with pytest.raises(ValueError, match="pose_shading"):
-        model_lib.init_params(unguided, jax.random.PRNGKey(0))
+        init(unguided)
 
 
 def test_mesh_prior_zeroes_condition_far_from_mesh():
     expression = dataclasses.replace(EXPRESSION, spatial_prior="mesh")
     model = make(expression=expression, mesh_radius=0.2)
-    params = model_lib.init_params(model, jax.random.PRNGKey(0))
+    params = init(model)
     # A "mesh" of one vertex at the origin: grid distance = |x|; the test rays pass near it
     # (rays 0, 2, 4 through the origin region) or not at all (box far away for the others).
     posed = np.zeros((1, 1, 3))
@@ -330,7 +344,7 @@ def test_region_weight_is_one_inside_zero_beyond_fade_and_smooth():
 @pytest.fixture(scope="module")
 def confined_model_and_params():
     model = make(warp_region=REGION, warp_fade=0.1)
-    params = model_lib.init_params(model, jax.random.PRNGKey(0))
+    params = init(model)
     # Make the warp move points visibly (its output layer starts tiny) and the field vary.
     scale = {"warp_field": 300.0, "warp_codes": 100.0, "triplane": 3.0}
     params = jax.tree_util.tree_map_with_path(
@@ -365,10 +379,12 @@ def test_confined_warp_jacobian_matches_autodiff(confined_model_and_params):
             {"params": params}, p[None], ids[:1], alpha, method=model_lib.FlameNerf.warp_points
         )[0]
 
-    expected = jnp.stack([jax.jacfwd(warp_one)(p) for p in points])
-    found = model.apply(
-        {"params": params}, points, ids, alpha, method=model_lib.FlameNerf.warp_jacobian
-    )
+    expected = jax.jit(jax.vmap(jax.jacfwd(warp_one)))(points)
+    found = jax.jit(
+        lambda p: model.apply(
+            {"params": params}, p, ids, alpha, method=model_lib.FlameNerf.warp_jacobian
+        )
+    )(points)
     np.testing.assert_allclose(found, expected, rtol=1e-2, atol=1e-2)
 
 
@@ -395,7 +411,7 @@ def test_static_part_unchanged_by_warp_codes(confined_model_and_params):
 def test_color_appearance_is_affine_and_starts_as_identity():
     model_cfg = dataclasses.replace(MODEL, appearance_mode="color")
     model = make(model=model_cfg)
-    params = model_lib.init_params(model, jax.random.PRNGKey(0))
+    params = init(model)
     batch = rays(np.zeros(5), np.ones(N))
     base = render(model, params, batch)["fine"]
     # Zero-initialised transform: the identity for every code.
@@ -431,7 +447,7 @@ def noisy_condition(noise_scale, spread, n=20000, key=7):
         EXPRESSION, spatial_prior="none", noise_std=0.5, noise_scale=noise_scale
     )
     model = make(expression=expression, condition_spread=spread)
-    params = model_lib.init_params(model, jax.random.PRNGKey(0))
+    params = init(model)
     base = np.array([0.3, -1.0, 0.1, 2.0, 0.0], np.float32)
     batch = rays(base, np.ones(n), n=n)  # the model's conditioning reads condition and inside
     out = model.apply(
