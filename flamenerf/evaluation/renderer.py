@@ -64,11 +64,24 @@ class Renderer:
         `grids` are the FLAME-guide grids indexed by `rays.frame` (when the model uses them).
         """
         padded, n = pad_to_multiple(rays, self.chunk)
+        # Rays in a fixed shuffled order: every block of a chunk then holds as many samples in
+        # the learned warp's region as the frame does on average (a block of a few image rows
+        # across the face holds many more), so the warp runs on those alone more often
+        # (`WarpConfig.coarse_capacity`, nerf/compaction.py). Rays are independent: the
+        # order changes nothing else.
+        order = np.random.default_rng(0).permutation(padded.num_rays)
+        shuffled = RayBatch(*(np.asarray(field)[order] for field in padded))
         parts = [
             jax.device_get(self._render(params, self._place(chunk), np.float32(alpha), grids))
-            for chunk in split_chunks(padded, self.chunk)
+            for chunk in split_chunks(shuffled, self.chunk)
         ]
-        return {k: np.concatenate([p[k] for p in parts])[:n] for k in RENDER_KEYS}
+        out = {}
+        for k in RENDER_KEYS:
+            values = np.concatenate([p[k] for p in parts])
+            out[k] = np.empty_like(values)
+            out[k][order] = values
+            out[k] = out[k][:n]
+        return out
 
     def render_image(
         self, params: Any, rays: RayBatch, alpha: float, shape: tuple[int, int], grids: Any = None

@@ -18,6 +18,7 @@ Ablations are configuration switches: `ExpressionConfig.where = "none"` is Nerfi
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -27,7 +28,7 @@ import numpy as np
 
 from flamenerf.configs import ExpressionConfig, FieldConfig, ModelConfig, WarpConfig
 from flamenerf.datasets.rays import RayBatch
-from flamenerf.nerf import grid, guide, warping
+from flamenerf.nerf import compaction, grid, guide, warping
 from flamenerf.nerf import layers as modules
 from flamenerf.nerf import volume as rendering
 
@@ -217,13 +218,18 @@ class FlameNerf(nn.Module):
             for level, config in (("coarse", self.model.coarse), ("fine", self.model.fine))
         }
 
-    def warp_points(self, points: Array, warp_id: Array, alpha: Array) -> Array:
+    def warp_points(
+        self, points: Array, warp_id: Array, alpha: Array, capacity: float = 0.0
+    ) -> Array:
         """Warps points into the canonical space.
 
         Args:
           points: (N, ..., 3) observation-space points.
           warp_id: (N,) warp-code index of each row.
           alpha: scalar annealing parameter of the warp encoding.
+          capacity: with a warp region and (N, S, 3) points, > 0 runs the warp's MLP on the
+            samples in the region and its fade only, up to this share of each block's
+            samples (nerf/compaction.py; the same result either way); 0: on every sample.
 
         Returns:
           (N, ..., 3) canonical points (the input when there is no warp).
@@ -235,10 +241,24 @@ class FlameNerf(nn.Module):
             code.reshape(code.shape[:1] + (1,) * (points.ndim - 2) + code.shape[1:]),
             points.shape[:-1] + code.shape[-1:],
         )
-        warped = self.warp_field(points, code, alpha)["warped_points"]
         if self.warp_region is None:
-            return warped
-        return confine(points, warped, self._region_weight(points))
+            return self.warp_field(points, code, alpha)["warped_points"]
+        weight = self._region_weight(points)
+        if capacity == 0 or points.ndim != 3 or self.is_initializing():
+            warped = self.warp_field(points, code, alpha)["warped_points"]
+        else:  # the MLP on the samples in the region and its fade only (nerf/compaction.py)
+            index, overflow = compaction.select(weight > 0, capacity)
+
+            def everywhere(module, points, code, alpha, index):
+                return module.warp_field(points, code, alpha)["warped_points"]
+
+            def selected(module, points, code, alpha, index):
+                gather = functools.partial(compaction.gather, index=index)
+                moved = module.warp_field(gather(points), gather(code), alpha)["warped_points"]
+                return compaction.scatter(points, index, moved)
+
+            warped = nn.cond(overflow, everywhere, selected, self, points, code, alpha, index)
+        return confine(points, warped, weight)
 
     def _region_weight(self, points: Array) -> Array:
         return region_weight(points, *self.warp_region, self.warp_fade)
@@ -362,7 +382,8 @@ class FlameNerf(nn.Module):
                     near_mesh = (distance < self.mesh_radius).astype(points.dtype)
                     level_condition = condition[:, None, :] * near_mesh[..., None]
             warp_inputs = canonical
-            canonical = self.warp_points(canonical, rays.warp_id, warp_alpha)
+            capacity = getattr(self.warp, f"{level}_capacity")
+            canonical = self.warp_points(canonical, rays.warp_id, warp_alpha, capacity)
             proposal = self.fields[level].density_only
             if proposal:  # trained by the interlevel loss alone: not the warp, codes, projection
                 canonical = jax.lax.stop_gradient(canonical)

@@ -58,8 +58,13 @@ def test_loss_falls(tmp_path, capture_dir):
 
 @pytest.mark.parametrize(
     "bindings",
-    [[], ["GuideConfig.enabled = True", "ExpressionConfig.spatial_prior = 'mesh'"]],
-    ids=["paper", "flame_guided"],
+    [
+        [],
+        ["GuideConfig.enabled = True", "ExpressionConfig.spatial_prior = 'mesh'"],
+        # The warp confined to the head, its MLP on each device's samples in the region only.
+        ["GuideConfig.enabled = True", "WarpConfig.region = 'head'"],
+    ],
+    ids=["paper", "flame_guided", "head_region"],
 )
 def test_four_devices_equal_one(tmp_path, capture_dir, bindings):
     assert len(jax.devices()) == 4
