@@ -408,37 +408,35 @@ def test_static_part_unchanged_by_warp_codes(confined_model_and_params):
     assert np.abs(outputs[0][0] - outputs[1][0]).max() > 1e-3
 
 
-@pytest.mark.parametrize("capacity", [1.0, 0.01])
-def test_warp_on_the_region_alone_renders_and_trains_the_same(confined_model_and_params, capacity):
+def test_warp_on_the_region_alone_renders_and_trains_the_same(confined_model_and_params):
     """The warp's MLP on the samples in the region only (capacity 1: always; 0.01: every block
     overflows, so it runs everywhere) gives the render and gradients of running it on every
     sample; the rays cross the region, so both branches have samples in it and out of it."""
     model, params = confined_model_and_params
-    full = model.clone(warp=dataclasses.replace(WARP, coarse_capacity=0.0, fine_capacity=0.0))
-    part = model.clone(
-        warp=dataclasses.replace(WARP, coarse_capacity=capacity, fine_capacity=capacity)
+    with_capacity = lambda c: model.clone(
+        warp=dataclasses.replace(WARP, coarse_capacity=c, fine_capacity=c)
     )
+    full, part = with_capacity(0.0), with_capacity(1.0)
     batch = rays(np.zeros(5), np.ones(64), n=64)
-    points = render(full, params, batch)["coarse"]["warp_inputs"]
-    inside = model_lib.region_weight(points, *REGION, 0.1) > 0
+    expected = render(full, params, batch)
+    inside = model_lib.region_weight(expected["coarse"]["warp_inputs"], *REGION, 0.1) > 0
     assert 0 < float(jnp.mean(inside)) < 1
-    for level in ("coarse", "fine"):
-        np.testing.assert_allclose(
-            render(part, params, batch)[level]["rgb"],
-            render(full, params, batch)[level]["rgb"],
-            rtol=1e-6,
-            atol=1e-7,
-        )
+    for other in (part, with_capacity(0.01)):
+        found = render(other, params, batch)
+        for level in ("coarse", "fine"):
+            np.testing.assert_allclose(
+                found[level]["rgb"], expected[level]["rgb"], rtol=1e-6, atol=1e-7
+            )
 
     def gradients(m):
         rngs = {"sampling": jax.random.PRNGKey(1), "condition": jax.random.PRNGKey(2)}
         out = lambda p: m.apply({"params": p}, batch, 1.0, True, rngs=rngs)["fine"]["rgb"]
         return jax.jit(jax.grad(lambda p: jnp.sum(out(p) ** 2)))(params)
 
-    expected, found = gradients(full), gradients(part)
-    for a, b in zip(jax.tree.leaves(expected), jax.tree.leaves(found), strict=True):
+    reference, found = gradients(full), gradients(part)
+    for a, b in zip(jax.tree.leaves(reference), jax.tree.leaves(found), strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6 * float(jnp.abs(a).max()))
-    assert float(jnp.abs(expected["warp_field"]["v"]["output"]["kernel"]).max()) > 0
+    assert float(jnp.abs(reference["warp_field"]["v"]["output"]["kernel"]).max()) > 0
 
 
 def test_color_appearance_is_affine_and_starts_as_identity():

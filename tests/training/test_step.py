@@ -60,11 +60,14 @@ def test_loss_falls(tmp_path, capture_dir):
     "bindings",
     [
         [],
-        ["GuideConfig.enabled = True", "ExpressionConfig.spatial_prior = 'mesh'"],
-        # The warp confined to the head, its MLP on each device's samples in the region only.
-        ["GuideConfig.enabled = True", "WarpConfig.region = 'head'"],
+        # With the warp confined to the head: its MLP on each device's samples in the region.
+        [
+            "GuideConfig.enabled = True",
+            "ExpressionConfig.spatial_prior = 'mesh'",
+            "WarpConfig.region = 'head'",
+        ],
     ],
-    ids=["paper", "flame_guided", "head_region"],
+    ids=["paper", "flame_guided_head_region"],
 )
 def test_four_devices_equal_one(tmp_path, capture_dir, bindings):
     assert len(jax.devices()) == 4
