@@ -813,7 +813,7 @@ def build_grids(
             neck_fade=f32(settings.neck_fade),
         )
         rest_posed = np.asarray(
-            jax.jit(to_rest)(rigid_part, jnp.arange(frames), f32(posed)), np.float64
+            _to_rest_jit(rigid_part, jnp.arange(frames), f32(posed)), np.float64
         )
         displacement = vertex_targets(rigid_part, posed, neutral, rest_posed) - rest_posed
     else:
@@ -889,7 +889,9 @@ def vertex_targets(
         return np.asarray(neutral, np.float64)
     if rest_posed is None:
         points = jnp.asarray(posed, jnp.float32)
-        rest_posed = jax.jit(to_rest)(grids, jnp.arange(len(posed)), points)
+        # The rigid part alone, as `build_grids` passes it: the same compiled program.
+        rigid = grids.replace(values=None, lower=None, upper=None)
+        rest_posed = _to_rest_jit(rigid, jnp.arange(len(posed)), points)
     weight = vertex_weights(grids, neutral)[..., None]
     return weight * neutral + (1.0 - weight) * np.asarray(rest_posed, np.float64)
 
@@ -956,6 +958,9 @@ def to_rest(grids: GuideGrids, frame: Array, points: Array) -> Array:
         per_ray(grids.radius),
         grids.fade,
     )
+
+
+_to_rest_jit = jax.jit(to_rest)  # shared by `build_grids` and `vertex_targets`
 
 
 def head_rotation_feature(grids: GuideGrids, frame: Array, points: Array) -> Array:
