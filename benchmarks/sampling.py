@@ -16,14 +16,14 @@ evaluates it on the validation frames through the project's eval path
 "proposal" (gin/ablations/proposal.gin on top of the demo: the coarse tri-plane gives density
 only and is trained by mip-NeRF 360's interlevel loss). Variants:
 
-    linear_32_24                today's demo: 32 coarse samples linear in depth + 24 fine
+    linear_32_24                the previous demo: 32 coarse samples linear in depth + 24 fine
     contracted_32_24            the same counts, coarse samples evenly in the field's
                                 contracted space
     contracted_16_16            contracted, 16 + 16
-    contracted_24_16            contracted, 24 + 16
-    proposal_32_24              today's counts and spacing with the proposal sampler: the same
-                                budget of samples per ray (the proposal's are cheaper: no
-                                colour branch) and of steps as linear_32_24
+    contracted_24_16            contracted, 24 + 16 (the demo's now)
+    proposal_32_24              the previous demo's counts and spacing with the proposal
+                                sampler: the same budget of samples per ray (the proposal's
+                                are cheaper: no colour branch) and of steps as linear_32_24
     proposal_contracted_32_24   the proposal sampler at contracted_32_24's counts and spacing
 
 The learning rate decays over `--steps` (as the demo's over its 1,000); everything else is the

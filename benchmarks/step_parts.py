@@ -36,7 +36,7 @@ PARTS = {
     "no_guide": ["GuideConfig.enabled = False"],
     "no_expression": ['ExpressionConfig.where = "none"'],
     "fine_triplane_2_levels": ["fine/FieldConfig.triplane_resolutions = (64, 128)"],
-    "half_samples": ["ModelConfig.num_coarse_samples = 16", "ModelConfig.num_fine_samples = 12"],
+    "half_samples": ["ModelConfig.num_coarse_samples = 12", "ModelConfig.num_fine_samples = 8"],
 }
 FRAMES = 5  # --forward: the first validation frame compiles, the next 4 are timed (or it)
 

@@ -239,8 +239,9 @@ class WarpConfig(_Checked):
     # ("head") the warp's MLP runs only on the samples in the region and its fade, up to this
     # share of each block of rays' samples, per level (nerf/compaction.py): a level with a
     # fuller block runs it on every sample, so the result is the same whatever the share; 0:
-    # every sample always. On the demo capture the region holds 13-15% of a block's coarse
-    # samples and, once trained, 44-55% of its fine ones
+    # every sample always. On the demo capture, once trained, the region holds 13-15% of a
+    # block's coarse samples spaced linearly in depth (39-41% with gin/demo.gin's contracted
+    # spacing, whose capacity is 0.5) and 44-57% of its fine ones
     coarse_capacity: Probability = 0.25
     fine_capacity: Probability = 0.65
     code_dim: Size = 8  # warp (GLO) code size

@@ -79,10 +79,13 @@ def test_each_variant_is_the_demo_with_its_sampler_spacing_and_counts(variant):
     train = built["TrainConfig"]
     assert (train.max_steps, train.seed, train.val_every, train.val_frames) == (7, 1, 0, 0)
     assert train.lr_schedule.num_steps == 7
-    assert sampling.VARIANTS["linear_32_24"] == ("linear", 32, 24, "coarse")  # today's demo
+    assert sampling.VARIANTS["linear_32_24"] == ("linear", 32, 24, "coarse")  # the previous demo
     assert sampling.VARIANTS["proposal_32_24"] == ("linear", 32, 24, "proposal")  # same budget
-    assert (demo["ModelConfig"].spacing, demo["ModelConfig"].num_coarse_samples) == ("linear", 32)
-    assert demo["ModelConfig"].num_fine_samples == 24 and demo["ModelConfig"].sampler == "coarse"
+    assert sampling.VARIANTS["contracted_24_16"] == ("contracted", 24, 16, "coarse")  # the demo
+    model = demo["ModelConfig"]
+    counts = (model.spacing, model.num_coarse_samples, model.num_fine_samples)
+    assert counts == ("contracted", 24, 16)
+    assert model.sampler == "coarse"
 
 
 def test_table_rows_means_and_failures():
