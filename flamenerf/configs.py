@@ -372,7 +372,7 @@ class TrainConfig(_Checked):
     max_minutes: NonNegative = 0.0  # stop (and checkpoint) after this wall time (0 = no limit)
     # Compile the train step on another thread while the FLAME guide grids are built (the same
     # program, the same results; start-up time only). Off: on a busy 2-core machine it was
-    # slower (benchmarks/time_to_quality.py compares, e.g. on an idle machine).
+    # slower, on an idle one 2 s of 72 s faster, within the noise (docs/results.md).
     compile_ahead: bool = False
 
 
