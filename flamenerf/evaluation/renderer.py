@@ -37,7 +37,9 @@ class Renderer:
         self.chunk = -(-chunk // devices) * devices
 
         def render(params: Any, rays: RayBatch, alpha: jax.Array, grids: Any) -> dict:
-            out = model.apply({"params": params}, rays, alpha, False, grids)["fine"]
+            # The coarse level only places the fine samples here: its colour is never computed.
+            out = model.apply({"params": params}, rays, alpha, False, grids, coarse_rgb=False)
+            out = out["fine"]
             return {k: out[k] for k in RENDER_KEYS}
 
         rep = replicated(mesh)

@@ -67,6 +67,7 @@ class RadianceField(nn.Module):
         appearance: Array | None,
         condition: Array | None,
         shading: Array | None = None,
+        with_rgb: bool = True,
     ) -> tuple[Array | None, Array]:
         """Evaluates the field.
 
@@ -77,9 +78,12 @@ class RadianceField(nn.Module):
           condition: (N, C) per ray or (N, S, C) per point conditioning, or None.
           shading: (N, S, K) per point inputs of the colour branch only (the head's rotation,
             `ModelConfig.pose_shading`), or None.
+          with_rgb: False skips the colour branch in this call (its parameters, when built,
+            are untouched): rgb is None.
 
         Returns:
-          rgb (N, S, 3) in [0, 1] (None if `density_only`) and sigma (N, S) >= 0.
+          rgb (N, S, 3) in [0, 1] (None if `density_only` or not `with_rgb`) and sigma
+          (N, S) >= 0.
         """
         cfg = self.config
         num_samples = points.shape[1]
@@ -113,7 +117,7 @@ class RadianceField(nn.Module):
         sigma = _density(
             nn.Dense(1, name="sigma")(h)[..., 0], self.density_activation, self.density_bias
         )
-        if self.density_only:
+        if self.density_only or not with_rgb:
             return None, sigma
         bottleneck_width = cfg.width if cfg.field_type == "mlp" else cfg.geometry_features
         h = nn.Dense(bottleneck_width, name="bottleneck")(h)
@@ -312,6 +316,7 @@ class FlameNerf(nn.Module):
         warp_alpha: Array,
         randomized: bool,
         guide_grids: guide.GuideGrids | None = None,
+        coarse_rgb: bool = True,
     ) -> dict[str, dict[str, Array]]:
         """Renders rays coarse then fine.
 
@@ -323,6 +328,9 @@ class FlameNerf(nn.Module):
           randomized: stratified jitter, density noise and conditioning noise (training).
           guide_grids: the frames' FLAME-guide grids (indexed by rays.frame); needed when
             `use_guide` or the "mesh" spatial prior is on.
+          coarse_rgb: False renders the coarse level's weights only, as a proposal level's
+            (its colour branch is skipped: the fine level's outputs are unchanged); for
+            renders that read the fine level alone.
 
         Returns:
           {"coarse": ..., "fine": ...}, each with rgb (N, 3), depth (N,), acc (N,),
@@ -330,7 +338,8 @@ class FlameNerf(nn.Module):
           the points the learned warp sees (N, S, 3) (moved by the FLAME guide if on).
           A proposal level (`ModelConfig.sampler = "proposal"`: the coarse one) has no rgb,
           and only its field's parameters get gradients from its outputs (the warped points
-          and the conditioning it reads are constants to it).
+          and the conditioning it reads are constants to it); nor has the coarse level when
+          `coarse_rgb` is False.
         """
         pose_shading = self.model.pose_shading
         needs_grids = self.use_guide or self.expression.spatial_prior == "mesh"
@@ -385,22 +394,23 @@ class FlameNerf(nn.Module):
             capacity = getattr(self.warp, f"{level}_capacity")
             canonical = self.warp_points(canonical, rays.warp_id, warp_alpha, capacity)
             proposal = self.fields[level].density_only
+            weights_only = proposal or (level == "coarse" and not coarse_rgb)
             if proposal:  # trained by the interlevel loss alone: not the warp, codes, projection
                 canonical = jax.lax.stop_gradient(canonical)
                 if level_condition is not None:
                     level_condition = jax.lax.stop_gradient(level_condition)
             shading = (
                 guide.head_rotation_feature(guide_grids, rays.frame, points)
-                if pose_shading and not proposal
+                if pose_shading and not weights_only
                 else None
             )
             rgb, sigma = self.fields[level](
-                canonical, viewdirs, field_appearance, level_condition, shading
+                canonical, viewdirs, field_appearance, level_condition, shading, not weights_only
             )
             if randomized and self.model.noise_std > 0:
                 noise = jax.random.normal(self.make_rng("sampling"), sigma.shape)
                 sigma = jax.nn.relu(sigma + self.model.noise_std * noise)
-            if proposal:
+            if weights_only:
                 outputs[level] = dict(
                     rendering.density_rendering(sigma, z_vals, directions),
                     z_vals=z_vals,

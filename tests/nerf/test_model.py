@@ -191,6 +191,22 @@ def test_proposal_density_is_the_coarse_fields(model_and_params):
         np.testing.assert_allclose(b["fine"][key], a["fine"][key], rtol=1e-5, atol=1e-6)
 
 
+def test_renders_without_coarse_colour_give_the_same_fine_level(model_and_params):
+    """`coarse_rgb=False` (the renderer's call) skips the coarse colour branch only: the
+    coarse weights, hence the fine samples and everything the fine level renders, agree."""
+    model, params = model_and_params
+    batch = rays(np.full(5, 0.3), np.array([1, 0, 1, 0, 1, 1], np.float32))
+    full = render(model, params, batch)
+    fast = jax.jit(lambda p, b: model.apply({"params": p}, b, 1.0, False, None, coarse_rgb=False))(
+        params, batch
+    )
+    assert "rgb" not in fast["coarse"] and "rgb" in full["coarse"]
+    for key in ("weights", "z_vals", "depth", "acc"):
+        np.testing.assert_allclose(fast["coarse"][key], full["coarse"][key], rtol=1e-6, atol=1e-7)
+    for key in ("rgb", "depth", "acc", "z_vals", "weights"):
+        np.testing.assert_allclose(fast["fine"][key], full["fine"][key], rtol=1e-6, atol=1e-7)
+
+
 def test_proposal_field_learns_from_its_own_weights_alone(proposal_and_params):
     """The proposal's outputs train its field only (not the warp, the codes or the
     conditioning's projection, which the fine level trains); the fine render trains
