@@ -3,6 +3,8 @@
 
     python benchmarks/render_speed.py --base_folder EXP            # a trained experiment
     python benchmarks/render_speed.py --gin_configs gin/demo.gin   # a freshly initialised model
+    python benchmarks/render_speed.py --base_folder EXP --gin_bindings \
+        'ModelConfig.num_coarse_samples = 32'    # the trained model with other samples per ray
 
 Frames are rendered with `evaluation.renderer.Renderer` (chunks sharded over every device) from a
 camera looking at the origin; the first frame of each size (compilation) is not timed. The
@@ -86,7 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     cli_args.add_base_folder(source, local=True, required=False)  # the latest checkpoint
     source.add_argument("--gin_configs", nargs="+", help="gin files of a fresh model")
-    parser.add_argument("--gin_bindings", nargs="*", default=[], help="extra gin bindings")
+    parser.add_argument(
+        "--gin_bindings",
+        nargs="*",
+        default=[],
+        help="extra gin bindings (with --base_folder: after its config, e.g. samples per ray)",
+    )
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128], help="frame sides")
     parser.add_argument("--repeats", type=int, default=3, help="timed frames per size")
     parser.add_argument("--matmul", type=int, default=2048, help="matmul size for the peak")
@@ -103,7 +110,9 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     """Measures and prints; a restored experiment stays open (in `stack`) while it renders."""
     try:
         if args.base_folder:
-            restore = experiment.Experiment.restore(args.base_folder, chunk=args.chunk)
+            restore = experiment.Experiment.restore(
+                args.base_folder, chunk=args.chunk, bindings=args.gin_bindings
+            )
             exp, state, step, _ = stack.enter_context(restore)
             model, params, chunk = exp.model, state.params, exp.renderer.chunk
             grids = exp.extras().guide

@@ -443,6 +443,7 @@ class Experiment:
         *,
         scale: int | None = None,
         chunk: int | None = None,
+        bindings: Sequence[str] = (),
     ) -> Iterator[Restored]:
         """Opens a trained experiment folder (its saved config.gin) at a checkpoint.
 
@@ -455,12 +456,15 @@ class Experiment:
           checkpoint: the step to restore; None for the latest.
           scale: image scale overriding DataConfig.scale; chunk: overrides
             TrainConfig.render_chunk.
+          bindings: gin bindings applied after the saved config.gin (settings that leave the
+            parameters' shapes alone, e.g. `ModelConfig.num_coarse_samples`: the renders'
+            samples per ray; a binding that changes a shape fails to restore).
 
         Raises:
           UserError: no experiment there, no such checkpoint (naming the folder and the steps
             available), a broken capture or configuration, a chunk that is not positive.
         """
-        restored = cls._restore(folder, checkpoint, scale=scale, chunk=chunk)
+        restored = cls._restore(folder, checkpoint, scale=scale, chunk=chunk, bindings=bindings)
         try:
             yield restored
         finally:
@@ -474,6 +478,7 @@ class Experiment:
         *,
         scale: int | None = None,
         chunk: int | None = None,
+        bindings: Sequence[str] = (),
     ) -> Restored:
         """`restore` without the context: the caller closes `Restored.exp`."""
         folder = experiment_folder(folder)
@@ -481,14 +486,14 @@ class Experiment:
             raise UserError(f"{folder}: not an experiment folder (no config.gin)")
         if chunk is not None and chunk <= 0:
             raise UserError(f"--chunk {chunk}: expected a positive number of rays")
-        bindings = []
+        overrides = list(bindings)
         if scale is not None:
-            bindings.append(f"DataConfig.scale = {int(scale)}")
+            overrides.append(f"DataConfig.scale = {int(scale)}")
         if chunk is not None:
-            bindings.append(f"TrainConfig.render_chunk = {int(chunk)}")
+            overrides.append(f"TrainConfig.render_chunk = {int(chunk)}")
         parse_gin([str(folder / "config.gin")], [])
         trained_scale = configs.DataConfig().scale
-        exp = cls.create(folder, [], bindings, write_config=False)
+        exp = cls.create(folder, [], overrides, write_config=False)
         steps = sorted(exp.checkpoints.all_steps())
         if not steps:
             exp.close()

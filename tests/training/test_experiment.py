@@ -3,6 +3,7 @@
 
 import dataclasses
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -188,6 +189,21 @@ def test_restore_overrides_scale_and_chunk_and_closes_on_errors(trained, closed)
             assert restored.exp.train_config.render_chunk == 8
             raise RuntimeError("inside the block")
     assert closed == [restored.exp]
+
+
+def test_restore_applies_bindings_after_the_saved_config(trained, closed):
+    """Render-time settings (samples per ray) override the saved config; the checkpoint's
+    parameters restore unchanged; nothing is written to the folder."""
+    saved = (trained / "config.gin").read_text()
+    with experiment.Experiment.restore(trained) as plain:
+        params = plain.state.params
+        coarse = plain.exp.model.model.num_coarse_samples
+    bindings = [f"ModelConfig.num_coarse_samples = {coarse + 3}"]
+    with experiment.Experiment.restore(trained, bindings=bindings, chunk=8) as restored:
+        assert restored.exp.model.model.num_coarse_samples == coarse + 3
+        assert restored.exp.train_config.render_chunk == 8
+        chex.assert_trees_all_equal(restored.state.params, params)
+    assert (trained / "config.gin").read_text() == saved
 
 
 def test_restore_errors_name_the_folder_and_close_what_they_opened(trained, tmp_path, closed):
