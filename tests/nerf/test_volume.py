@@ -199,6 +199,7 @@ def test_interpolate_rows_is_numpys_interp_row_by_row():
     xp = np.sort(rng.uniform(-1, 3, (3, 9)), axis=1)
     fp = rng.normal(size=(3, 9))
     x = rng.uniform(-2, 4, (3, 40))  # beyond both ends too
+    x = np.concatenate([x, xp], axis=1)  # and exactly at every knot
     got = rendering.interpolate_rows(jnp.asarray(x), jnp.asarray(xp), jnp.asarray(fp))
     for r in range(3):
         np.testing.assert_allclose(got[r], np.interp(x[r], xp[r], fp[r]), atol=1e-5)
