@@ -3,7 +3,8 @@
 
     python benchmarks/sampling.py [--steps 1000] [--seeds 0 1] [--out bench_out/sampling]
         [--variants linear_32_24 contracted_32_24 contracted_16_16 contracted_24_16
-                    proposal_32_24 proposal_contracted_32_24]
+                    proposal_32_24 proposal_contracted_32_24 proposal_contracted_24_16
+                    proposal_contracted_24_8]
         [--bindings 'TrainConfig.batch_size = 1024' ...] [--size 64] [--frames 120] [--val 16]
         [--no_mfu]
 
@@ -25,6 +26,8 @@ only and is trained by mip-NeRF 360's interlevel loss). Variants:
                                 sampler: the same budget of samples per ray (the proposal's
                                 are cheaper: no colour branch) and of steps as linear_32_24
     proposal_contracted_32_24   the proposal sampler at contracted_32_24's counts and spacing
+    proposal_contracted_24_16   the proposal sampler at the demo's counts and spacing
+    proposal_contracted_24_8    the same with half the fine samples (the colour branch's)
 
 The learning rate decays over `--steps` (as the demo's over its 1,000); everything else is the
 demo's. The markdown table has, per variant and seed, the validation PSNR of the whole image
@@ -67,6 +70,8 @@ VARIANTS: dict[str, Variant] = {
     "contracted_24_16": Variant("contracted", 24, 16),
     "proposal_32_24": Variant("linear", 32, 24, "proposal"),
     "proposal_contracted_32_24": Variant("contracted", 32, 24, "proposal"),
+    "proposal_contracted_24_16": Variant("contracted", 24, 16, "proposal"),
+    "proposal_contracted_24_8": Variant("contracted", 24, 8, "proposal"),
 }
 CONFIG = "demo.gin"  # a packaged config: found from any folder
 PROPOSAL_CONFIG = "ablations/proposal.gin"  # applied on top for the proposal sampler

@@ -28,6 +28,8 @@ def test_arguments_and_their_defaults():
         "contracted_24_16",
         "proposal_32_24",
         "proposal_contracted_32_24",
+        "proposal_contracted_24_16",
+        "proposal_contracted_24_8",
     ]
     assert (args.size, args.frames, args.val, args.bindings, args.no_mfu) == (
         None,
