@@ -6,6 +6,7 @@
         [--captures 0:static 1:motion] [--train_seed 0]
         [--bindings 'GuideConfig.sigma_m = 0.008' ...] [--tag _sigma8]
         [--head_motion 3] [--vrig 0] [--normalisation head|room] [--expression_appearance]
+        [--specular]
 
 For each synthetic capture (seed, static head or head motion) it trains every variant on top
 of gin/demo.gin with the same step budget, then reports on the validation frames (novel
@@ -23,7 +24,8 @@ correlation of distance and PSNR), and the same two thirds over the covered pixe
 The generator's options pick the captures: `--head_motion` the
 degrees of the "motion" captures, `--vrig N` second-phone validation frames, `--normalisation room`
 another tool's scene.json, `--expression_appearance` wrinkles, flush, teeth and tongue that no mesh
-deformation explains. Nothing else should run on the machine meanwhile.
+deformation explains, `--specular` a highlight on the head that moves with the camera (view-
+dependent colour). Nothing else should run on the machine meanwhile.
 """
 
 from __future__ import annotations
@@ -184,12 +186,18 @@ def main() -> None:
         action="store_true",
         help="captures with wrinkles, flush, teeth and tongue that follow the expression",
     )
+    parser.add_argument(
+        "--specular",
+        action="store_true",
+        help="captures whose head has a highlight that moves with the camera (view dependence)",
+    )
     args = parser.parse_args()
     out = Path(args.out)
     options = {
         "vrig": args.vrig,
         "normalisation": args.normalisation,
         "expression_appearance": args.expression_appearance,
+        "specular": args.specular,
     }
     for spec in args.captures:
         seed, kind = spec.split(":")
@@ -221,7 +229,8 @@ def main() -> None:
             f"capture {capture_dir.name}: head motion "
             f"{args.head_motion if kind == 'motion' else 0:g} degrees, vrig {args.vrig}, "
             f"{args.normalisation} normalisation, expression appearance "
-            f"{'on' if args.expression_appearance else 'off'}; 'near third' / 'far third': "
+            f"{'on' if args.expression_appearance else 'off'}, specular highlight "
+            f"{'on' if args.specular else 'off'}; 'near third' / 'far third': "
             "mean PSNR of the validation frames nearest to / farthest from their code "
             "frame's camera"
         )

@@ -3,7 +3,8 @@
 
     python -m flamenerf.synthetic --out DIR [--size 64] [--train_frames 120] [--val 16]
         [--seed 0] [--head_motion [DEGREES]] [--num_expression 10] [--vrig N]
-        [--normalisation head|room] [--expression_appearance] [--contact_sheet PNG]
+        [--normalisation head|room] [--expression_appearance] [--specular]
+        [--contact_sheet PNG]
         [--overwrite]
 
     generate(out, size=64, frames=120, val=16, seed=0, ...) -> out
@@ -26,6 +27,9 @@ along +z):
 - a wall: a 6 m x 6 m grid of quads at z = -1.0, coloured tiles and blobs;
 - Lambert shading with ambient light 0.38 and a fixed directional light (0.62) from the
   front, upper left; no shadows, so nothing outside the head depends on the expression.
+  With `specular` the head (skin, hair, eyes, lips) also gets a white Blinn-Phong highlight
+  of that light (strength 0.25, exponent 24), which moves over the face as the camera moves:
+  view-dependent colour, as real skin shows and a Lambertian scene never asks a model for.
 
 Textures (`flamenerf.synthetic.textures`) are solid textures of each surface point's canonical
 position (the rest vertex positions interpolated with the rasteriser's barycentrics), so they
@@ -114,6 +118,7 @@ DEFAULTS: dict[str, Any] = {
     "vrig": 0,
     "normalisation": "head",
     "expression_appearance": False,
+    "specular": False,
 }
 MIN_SIZE = 8
 NORMALISATIONS = ("head", "room")
@@ -129,6 +134,7 @@ WALL_Z = -1.0  # the wall plane, about 1 m behind the head
 WALL_HALF = 3.0  # the wall spans [-3, 3] m in x and y
 LIGHT = np.array([-0.35, 0.55, 0.75]) / np.linalg.norm([-0.35, 0.55, 0.75])  # towards the light
 AMBIENT, DIFFUSE = 0.38, 0.62
+SPECULAR, SHININESS = 0.25, 24.0  # the head's Blinn-Phong highlight (with `specular`)
 BACKGROUND = np.array([0.5, 0.5, 0.5])  # pixels no surface covers (none in practice)
 
 # Cameras.
@@ -165,6 +171,7 @@ def _check_arguments(
     vrig: int = 0,
     normalisation: str = "head",
     expression_appearance: bool = False,
+    specular: bool = False,
 ) -> dict[str, Any]:
     """Validated generator arguments (ValueError names the argument).
 
@@ -184,6 +191,8 @@ def _check_arguments(
         raise ValueError(
             f"--expression_appearance: found {expression_appearance!r}, expected true or false"
         )
+    if not isinstance(specular, bool | np.bool_):
+        raise ValueError(f"--specular: found {specular!r}, expected true or false")
     if normalisation not in NORMALISATIONS:
         raise ValueError(
             f"--normalisation: found {normalisation!r}, expected one of {list(NORMALISATIONS)}"
@@ -198,6 +207,7 @@ def _check_arguments(
         "vrig": integer("vrig", vrig, 0, frames),
         "normalisation": str(normalisation),
         "expression_appearance": bool(expression_appearance),
+        "specular": bool(specular),
     }
 
 
@@ -219,7 +229,8 @@ def head_motion_degrees(head_motion: Any) -> float:
 def capture_key(**kwargs: Any) -> str:
     """The cache key of `default_capture(**kwargs)`: readable arguments, version and a digest.
 
-    Options at their defaults (vrig 0, head normalisation, no expression appearance) are left
+    Options at their defaults (vrig 0, head normalisation, no expression appearance, no
+    specular highlight) are left
     out of the key, and head motion of 0 or HEAD_ROTATION_DEG degrees is keyed as the bool it
     was before it took a magnitude, so the captures generated before those options existed
     keep their keys (their files are unchanged).
@@ -240,6 +251,9 @@ def capture_key(**kwargs: Any) -> str:
     if args["expression_appearance"]:
         keyed["expression_appearance"] = True
         extras += "-appearance"
+    if args["specular"]:
+        keyed["specular"] = True
+        extras += "-specular"
     text = json.dumps({**keyed, "version": GENERATOR_VERSION}, sort_keys=True)
     digest = hashlib.sha256(text.encode()).hexdigest()[:8]
     if degrees == 0.0:
@@ -667,6 +681,7 @@ class SyntheticScene:
         supersample: int,
         expression: Sequence[float] | np.ndarray | None = None,
         jaw: float = 0.0,
+        specular: bool = False,
     ) -> np.ndarray:
         """Renders the scene with the head posed as head_vertices (V, 3), anti-aliased.
 
@@ -674,6 +689,7 @@ class SyntheticScene:
         shape): the image at `supersample` times the resolution, box-downsampled.
         With `expression` (E,) coefficients (and the `jaw` opening, radians) the skin and
         mouth also get `textures.expression_appearance`; None (default): the plain textures.
+        `specular` adds the head's Blinn-Phong highlight (seen from `camera`).
         """
         nv = self.num_head_vertices
         vertices = np.concatenate([head_vertices, self.static_vertices])
@@ -701,6 +717,15 @@ class SyntheticScene:
                 )
             light = AMBIENT + DIFFUSE * np.clip(normal @ LIGHT, 0.0, None)
             image[covered] = albedo * light[:, None]
+            if specular:
+                on_head = face < len(self.head_faces)
+                to_eye = camera.position - blend(vertices)
+                half = LIGHT + to_eye / np.linalg.norm(to_eye, axis=-1, keepdims=True)
+                half /= np.linalg.norm(half, axis=-1, keepdims=True)
+                lit = (normal @ LIGHT > 0.0) & on_head
+                facing = np.clip(np.sum(normal * half, axis=-1), 0.0, None)
+                highlight = np.where(lit, facing**SHININESS, 0.0)
+                image[covered] += SPECULAR * highlight[:, None]
         image = np.clip(image, 0.0, 1.0)
         return rasterize.downsample(image, supersample) if supersample != 1 else image
 
@@ -902,6 +927,7 @@ def generate(
     vrig: int = 0,
     normalisation: str = "head",
     expression_appearance: bool = False,
+    specular: bool = False,
     show_progress: bool = True,
     overwrite: bool = False,
 ) -> Path:
@@ -921,6 +947,7 @@ def generate(
         vrig,
         normalisation,
         expression_appearance,
+        specular,
     )
     out = Path(out)
     _prepare_folder(out, overwrite)
@@ -943,7 +970,7 @@ def generate(
         if args["expression_appearance"]:
             params = timeline.params[i]
             appearance = {"expression": params["expression"], "jaw": params["jaw_pose"][0]}
-        image = scene.render(camera, vertices[i], k, **appearance)
+        image = scene.render(camera, vertices[i], k, specular=args["specular"], **appearance)
         _write_png(out / "rgb" / "1x" / f"{frame_id}.png", _to_uint8(image))
         _write_png(
             out / "mask" / "1x" / f"{frame_id}.png",
@@ -1252,6 +1279,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     )
     parser.add_argument(
+        "--specular",
+        action="store_true",
+        help=(
+            "a white Blinn-Phong highlight on the head that moves with the camera "
+            "(view-dependent colour, as real skin shows)"
+        ),
+    )
+    parser.add_argument(
         "--contact_sheet",
         default=None,
         metavar="PNG",
@@ -1276,6 +1311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             vrig=args.vrig,
             normalisation=args.normalisation,
             expression_appearance=args.expression_appearance,
+            specular=args.specular,
             show_progress=not args.quiet,
             overwrite=args.overwrite,
         )

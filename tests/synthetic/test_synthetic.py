@@ -112,6 +112,11 @@ def test_default_options_keep_the_golden_bytes_and_keys(tiny):
     assert synthetic.capture_key(head_motion=3.0) == _golden("keys")["motion"]
     defaults = {"vrig": 0, "normalisation": "head", "expression_appearance": False}
     assert synthetic.capture_key(**defaults) == _golden("keys")["default"]
+    assert synthetic.capture_key(specular=False) == _golden("keys")["default"]
+    specular = synthetic.capture_key(specular=True)
+    assert specular != _golden("keys")["default"] and "-specular-" in specular
+    with pytest.raises(ValueError, match="--specular"):
+        synthetic.capture_key(specular="yes")
 
 
 def test_same_arguments_give_identical_bytes_and_seeds_differ(tiny, tmp_path):
@@ -401,6 +406,25 @@ def test_expression_appearance_changes_the_face_and_nothing_else():
     vertices = scene.pose([{"jaw_pose": [0.0, 0.0, 0.0]}])[0]
     neutral = scene.render(camera, vertices, k, expression=np.zeros(10), jaw=0.0)
     assert np.array_equal(neutral, scene.render(camera, vertices, k))
+
+
+def test_specular_highlight_is_on_the_head_only_and_follows_the_camera():
+    scene = synthetic.build_scene()
+    size, k = 24, 4
+    vertices = scene.pose([{"jaw_pose": [0.0, 0.0, 0.0]}])[0]
+    changes = []
+    for t in (0.2, 0.7):
+        camera = synthetic.camera_trajectory(0, np.array([t]), size)[0]
+        plain = scene.render(camera, vertices, k)
+        shiny = scene.render(camera, vertices, k, specular=True)
+        inside = _head_pixels(scene, camera, vertices, k)
+        change = shiny - plain
+        assert np.all(change[~inside] == 0.0)  # torso and wall stay Lambertian
+        assert np.all(change >= 0.0) and change.max() > 0.05  # a white highlight, added
+        assert change.max() <= synthetic.SPECULAR + 1e-12  # at most its full strength
+        changes.append(change)
+    # Move the camera and the highlight moves over the face: the colour depends on the view.
+    assert np.abs(changes[0] - changes[1]).max() > 0.02
 
 
 def test_expression_appearance_terms():
