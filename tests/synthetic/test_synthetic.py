@@ -462,7 +462,7 @@ def test_cli_writes_every_option_and_a_contact_sheet(tmp_path, capsys):
     out, sheet = tmp_path / "all", tmp_path / "sheet.png"
     argv = ["--out", str(out), "--size", "16", "--train_frames", "4", "--val", "2", "--seed", "2"]
     argv += ["--vrig", "2", "--head_motion", "20", "--normalisation", "room"]
-    argv += ["--expression_appearance", "--quiet", "--contact_sheet", str(sheet)]
+    argv += ["--expression_appearance", "--specular", "--quiet", "--contact_sheet", str(sheet)]
     code, output = _run(argv, capsys)
     assert code == 0, output.err
     assert "2 vrig" in output.out and sheet.is_file()
@@ -485,6 +485,7 @@ def test_cli_writes_every_option_and_a_contact_sheet(tmp_path, capsys):
         head_motion=20.0,
         normalisation="room",
         expression_appearance=True,
+        specular=True,
         show_progress=False,
     )
     assert _files(again) == _files(out)
@@ -614,6 +615,7 @@ def test_cli_help_documents_every_flag(capsys):
         "--vrig",
         "--normalisation",
         "--expression_appearance",
+        "--specular",
         "--contact_sheet",
         "--overwrite",
         "--quiet",
