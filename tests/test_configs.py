@@ -289,3 +289,15 @@ def test_training_cli_reports_a_misspelt_binding_in_one_line(tmp_path):
         "'trunk', 'skip', 'color', got 'trunc'\n"
     )
     assert not folder.exists()
+
+
+def test_no_view_dependence_ablation_removes_the_view_direction_from_both_levels():
+    demo = str(ROOT / "gin" / "demo.gin")
+    experiment.parse_gin([demo], [])
+    base = configs.build_all()["ModelConfig"]
+    experiment.parse_gin([demo, str(ROOT / "gin" / "ablations" / "no_view_dependence.gin")], [])
+    model = configs.build_all()["ModelConfig"]
+    assert base.fine.viewdir_freqs == base.coarse.viewdir_freqs == 4
+    assert model.fine.viewdir_freqs == model.coarse.viewdir_freqs == 0
+    assert model.fine == dataclasses.replace(base.fine, viewdir_freqs=0)
+    assert model.coarse == dataclasses.replace(base.coarse, viewdir_freqs=0)
