@@ -230,10 +230,9 @@ def capture_key(**kwargs: Any) -> str:
     """The cache key of `default_capture(**kwargs)`: readable arguments, version and a digest.
 
     Options at their defaults (vrig 0, head normalisation, no expression appearance, no
-    specular highlight) are left
-    out of the key, and head motion of 0 or HEAD_ROTATION_DEG degrees is keyed as the bool it
-    was before it took a magnitude, so the captures generated before those options existed
-    keep their keys (their files are unchanged).
+    specular highlight) are left out of the key, and head motion of 0 or HEAD_ROTATION_DEG
+    degrees is keyed as the bool it was before it took a magnitude, so the captures generated
+    before those options existed keep their keys (their files are unchanged).
     """
     args = _check_arguments(**{**DEFAULTS, **kwargs})
     degrees = args["head_motion"]
