@@ -13,21 +13,22 @@ Each variant trains gin/demo.gin with its sampler, `ModelConfig.spacing` and sam
 (the demo capture; `--size`, `--frames`, `--val` pick a smaller one for a smoke run), then
 evaluates it on the validation frames through the project's eval path
 (`flamenerf.evaluation.evaluate`: novel cameras and expressions). The sampler is "coarse"
-(today's: a coarse tri-plane radiance field trained on colour places the fine samples) or
-"proposal" (gin/ablations/proposal.gin on top of the demo: the coarse tri-plane gives density
-only and is trained by mip-NeRF 360's interlevel loss). Variants:
+(gin/ablations/coarse_sampler.gin on top of the demo: a coarse tri-plane radiance field
+trained on colour places the fine samples) or "proposal" (gin/ablations/proposal.gin, the
+demo's: the coarse tri-plane gives density only and is trained by mip-NeRF 360's interlevel
+loss). Variants:
 
-    linear_32_24                the previous demo: 32 coarse samples linear in depth + 24 fine
+    linear_32_24                an earlier demo: 32 coarse samples linear in depth + 24 fine
     contracted_32_24            the same counts, coarse samples evenly in the field's
                                 contracted space
     contracted_16_16            contracted, 16 + 16
-    contracted_24_16            contracted, 24 + 16 (the demo's now)
-    proposal_32_24              the previous demo's counts and spacing with the proposal
+    contracted_24_16            contracted, 24 + 16 (the demo's before the proposal sampler)
+    proposal_32_24              linear_32_24's counts and spacing with the proposal
                                 sampler: the same budget of samples per ray (the proposal's
                                 are cheaper: no colour branch) and of steps as linear_32_24
     proposal_contracted_32_24   the proposal sampler at contracted_32_24's counts and spacing
-    proposal_contracted_24_16   the proposal sampler at the demo's counts and spacing
-    proposal_contracted_24_8    the same with half the fine samples (the colour branch's)
+    proposal_contracted_24_16   the proposal sampler at contracted_24_16's counts and spacing
+    proposal_contracted_24_8    the same with half the fine samples (the demo's now)
 
 The learning rate decays over `--steps` (as the demo's over its 1,000); everything else is the
 demo's. The markdown table has, per variant and seed, the validation PSNR of the whole image
@@ -60,7 +61,7 @@ class Variant(NamedTuple):
     spacing: str  # ModelConfig.spacing
     coarse: int  # ModelConfig.num_coarse_samples
     fine: int  # ModelConfig.num_fine_samples
-    sampler: str = "coarse"  # ModelConfig.sampler ("proposal": gin/ablations/proposal.gin)
+    sampler: str = "coarse"  # ModelConfig.sampler: its gin file in SAMPLER_CONFIGS
 
 
 VARIANTS: dict[str, Variant] = {
@@ -74,13 +75,14 @@ VARIANTS: dict[str, Variant] = {
     "proposal_contracted_24_8": Variant("contracted", 24, 8, "proposal"),
 }
 CONFIG = "demo.gin"  # a packaged config: found from any folder
-PROPOSAL_CONFIG = "ablations/proposal.gin"  # applied on top for the proposal sampler
+# Applied on top of the demo's for each sampler (each sets the sampler and its losses).
+SAMPLER_CONFIGS = {"coarse": "ablations/coarse_sampler.gin", "proposal": "ablations/proposal.gin"}
 COLUMNS = ("psnr", "psnr_face", "rays_per_s", "wall_s", "mfu")
 
 
 def variant_configs(variant: str) -> list[str]:
-    """The gin files of `variant`: the demo's, and the proposal sampler's on top if it has it."""
-    return [CONFIG] + ([PROPOSAL_CONFIG] if VARIANTS[variant].sampler == "proposal" else [])
+    """The gin files of `variant`: the demo's, and its sampler's on top."""
+    return [CONFIG, SAMPLER_CONFIGS[VARIANTS[variant].sampler]]
 
 
 def variant_bindings(variant: str) -> list[str]:

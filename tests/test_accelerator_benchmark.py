@@ -91,7 +91,7 @@ def test_gpu_gin_is_the_demo_with_its_documented_overrides():
     assert (model.fine.triplane_features, model.fine.width, model.fine.rgb_width) == (16, 128, 128)
     assert (model.num_coarse_samples, model.num_fine_samples) == (128, 128)
     assert (
-        dataclasses.replace(model, fine=demo_model.fine, num_coarse_samples=24, num_fine_samples=16)
+        dataclasses.replace(model, fine=demo_model.fine, num_coarse_samples=24, num_fine_samples=8)
         == demo_model
     )
     train = gpu["TrainConfig"]

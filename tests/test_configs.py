@@ -211,17 +211,25 @@ def test_the_proposal_sampler_needs_its_loss_weights():
     ):
         configs.check_losses(proposal, configs.LossConfig(coarse_weight=0.0))
     # Through gin: one line, when the configuration is parsed.
-    demo = str(ROOT / "gin" / "demo.gin")
+    paper, demo = str(ROOT / "gin" / "paper.gin"), str(ROOT / "gin" / "demo.gin")
     with pytest.raises(experiment.UserError) as info:
-        experiment.parse_gin([demo], ['ModelConfig.sampler = "proposal"'])
+        experiment.parse_gin([paper], ['ModelConfig.sampler = "proposal"'])
     assert str(info.value) == (
         "bad gin configuration: LossConfig.coarse_weight: expected 0 with ModelConfig.sampler = "
         "'proposal' (the proposal field renders no colour), got 1.0"
     )
-    experiment.parse_gin([demo, str(ROOT / "gin" / "ablations" / "proposal.gin")], [])
-    built = configs.build_all()
-    assert built["ModelConfig"].sampler == "proposal"
-    assert (built["LossConfig"].coarse_weight, built["LossConfig"].interlevel_weight) == (0, 1)
+    ablations = ROOT / "gin" / "ablations"
+    for files, sampler, weights in (
+        ([paper], "coarse", (1, 0)),
+        ([paper, ablations / "proposal.gin"], "proposal", (0, 1)),
+        ([demo], "proposal", (0, 1)),  # the demo's sampler
+        ([demo, ablations / "coarse_sampler.gin"], "coarse", (1, 0)),
+    ):
+        experiment.parse_gin([str(f) for f in files], [])
+        built = configs.build_all()
+        assert built["ModelConfig"].sampler == sampler
+        assert (built["LossConfig"].coarse_weight, built["LossConfig"].interlevel_weight) == weights
+    assert built["ModelConfig"].num_fine_samples == 16  # the demo's before the proposal sampler
     with pytest.raises(experiment.UserError, match=r"ModelConfig\.sampler: .*got 'nerf'"):
         experiment.parse_gin([demo], ['ModelConfig.sampler = "nerf"'])
 
@@ -291,13 +299,19 @@ def test_training_cli_reports_a_misspelt_binding_in_one_line(tmp_path):
     assert not folder.exists()
 
 
-def test_no_view_dependence_ablation_removes_the_view_direction_from_both_levels():
-    demo = str(ROOT / "gin" / "demo.gin")
-    experiment.parse_gin([demo], [])
-    base = configs.build_all()["ModelConfig"]
-    experiment.parse_gin([demo, str(ROOT / "gin" / "ablations" / "no_view_dependence.gin")], [])
+@pytest.mark.parametrize(
+    "base, ablation, before, after",
+    [("demo", "view_dependence", 0, 4), ("paper", "no_view_dependence", 4, 0)],
+)
+def test_view_dependence_ablations_change_both_levels_and_nothing_else(
+    base, ablation, before, after
+):
+    base_file = str(ROOT / "gin" / f"{base}.gin")
+    experiment.parse_gin([base_file], [])
+    built = configs.build_all()["ModelConfig"]
+    experiment.parse_gin([base_file, str(ROOT / "gin" / "ablations" / f"{ablation}.gin")], [])
     model = configs.build_all()["ModelConfig"]
-    assert base.fine.viewdir_freqs == base.coarse.viewdir_freqs == 4
-    assert model.fine.viewdir_freqs == model.coarse.viewdir_freqs == 0
-    assert model.fine == dataclasses.replace(base.fine, viewdir_freqs=0)
-    assert model.coarse == dataclasses.replace(base.coarse, viewdir_freqs=0)
+    assert built.fine.viewdir_freqs == built.coarse.viewdir_freqs == before
+    assert model.fine.viewdir_freqs == model.coarse.viewdir_freqs == after
+    assert model.fine == dataclasses.replace(built.fine, viewdir_freqs=after)
+    assert model.coarse == dataclasses.replace(built.coarse, viewdir_freqs=after)

@@ -74,20 +74,23 @@ def test_each_variant_is_the_demo_with_its_sampler_spacing_and_counts(variant):
     )
     for name in ("WarpConfig", "ExpressionConfig", "GuideConfig", "DataConfig"):
         assert built[name] == demo[name], name
-    loss = demo["LossConfig"]
-    if sampler == "proposal":  # gin/ablations/proposal.gin
-        loss = dataclasses.replace(loss, coarse_weight=0.0, interlevel_weight=1.0)
-    assert built["LossConfig"] == loss
+    weights = (1.0, 0.0) if sampler == "coarse" else (0.0, 1.0)  # the sampler's gin file
+    loss = built["LossConfig"]
+    assert (loss.coarse_weight, loss.interlevel_weight) == weights
+    assert loss == dataclasses.replace(
+        demo["LossConfig"], coarse_weight=weights[0], interlevel_weight=weights[1]
+    )
     train = built["TrainConfig"]
     assert (train.max_steps, train.seed, train.val_every, train.val_frames) == (7, 1, 0, 0)
     assert train.lr_schedule.num_steps == 7
     assert sampling.VARIANTS["linear_32_24"] == ("linear", 32, 24, "coarse")  # the previous demo
     assert sampling.VARIANTS["proposal_32_24"] == ("linear", 32, 24, "proposal")  # same budget
-    assert sampling.VARIANTS["contracted_24_16"] == ("contracted", 24, 16, "coarse")  # the demo
-    model = demo["ModelConfig"]
+    assert sampling.VARIANTS["contracted_24_16"] == ("contracted", 24, 16, "coarse")  # demo before
+    assert sampling.VARIANTS["proposal_contracted_24_8"] == ("contracted", 24, 8, "proposal")
+    model = demo["ModelConfig"]  # the demo is proposal_contracted_24_8
     counts = (model.spacing, model.num_coarse_samples, model.num_fine_samples)
-    assert counts == ("contracted", 24, 16)
-    assert model.sampler == "coarse"
+    assert counts == ("contracted", 24, 8)
+    assert model.sampler == "proposal"
 
 
 def test_table_rows_means_and_failures():
