@@ -210,6 +210,10 @@ class ModelConfig(_Checked):
     # loss alone (LossConfig.interlevel_weight > 0, coarse_weight = 0; check_losses). Either
     # way its weights place the fine samples.
     sampler: Sampler = "coarse"
+    # ("proposal") the learned warp also moves the proposal level's samples; False (only with
+    # the proposal sampler): the proposal field reads the points before it (FLAME-guided if the
+    # guide is on), which skips the warp's encoding and MLP on the coarse samples
+    proposal_warp: bool = True
     appearance_dim: Count = 8  # appearance (GLO) code size; 0 disables appearance codes
     # How the appearance code acts: "field" feeds it to the colour branch (Nerfies: it can
     # change any colour, view-dependent detail included); "color" maps it to a per-frame gain
@@ -222,6 +226,16 @@ class ModelConfig(_Checked):
     # FLAME guide's head ball): a light fixed in the room shades a turning head differently,
     # which the canonical (head at rest) colour cannot explain. Needs the guide's rigid part.
     pose_shading: bool = False
+
+    def _check_more(self, owner: str) -> None:
+        check(
+            owner,
+            "proposal_warp",
+            self.proposal_warp,
+            "True unless sampler = 'proposal' (a coarse radiance field renders colour, which "
+            "needs the warped points)",
+            self.proposal_warp or self.sampler == "proposal",
+        )
 
 
 @gin.configurable

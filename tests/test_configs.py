@@ -196,6 +196,14 @@ def test_checks_across_fields():
         configs.FieldConfig(triplane_resolutions=())
 
 
+def test_only_a_proposal_level_may_skip_the_warp():
+    assert configs.ModelConfig(sampler="proposal", proposal_warp=False).proposal_warp is False
+    with pytest.raises(
+        ValueError, match=r"^ModelConfig\.proposal_warp: expected True unless sampler = 'proposal'"
+    ):
+        configs.ModelConfig(proposal_warp=False)
+
+
 def test_the_proposal_sampler_needs_its_loss_weights():
     proposal = configs.ModelConfig(sampler="proposal")
     assert configs.ModelConfig().sampler == "coarse"  # today's coarse field, unchanged

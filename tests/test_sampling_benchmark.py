@@ -71,6 +71,8 @@ def test_each_variant_is_the_demo_with_its_sampler_spacing_and_counts(variant):
         spacing=spacing,
         num_coarse_samples=coarse,
         num_fine_samples=fine,
+        # a coarse radiance field renders colour from the warped points (coarse_sampler.gin)
+        proposal_warp=demo["ModelConfig"].proposal_warp or sampler == "coarse",
     )
     for name in ("WarpConfig", "ExpressionConfig", "GuideConfig", "DataConfig"):
         assert built[name] == demo[name], name

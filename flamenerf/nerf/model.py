@@ -392,8 +392,9 @@ class FlameNerf(nn.Module):
                     level_condition = condition[:, None, :] * near_mesh[..., None]
             warp_inputs = canonical
             capacity = getattr(self.warp, f"{level}_capacity")
-            canonical = self.warp_points(canonical, rays.warp_id, warp_alpha, capacity)
             proposal = self.fields[level].density_only
+            if not proposal or self.model.proposal_warp:
+                canonical = self.warp_points(canonical, rays.warp_id, warp_alpha, capacity)
             weights_only = proposal or (level == "coarse" and not coarse_rgb)
             if proposal:  # trained by the interlevel loss alone: not the warp, codes, projection
                 canonical = jax.lax.stop_gradient(canonical)

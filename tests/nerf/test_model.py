@@ -207,6 +207,40 @@ def test_renders_without_coarse_colour_give_the_same_fine_level(model_and_params
         np.testing.assert_allclose(fast["fine"][key], full["fine"][key], rtol=1e-6, atol=1e-7)
 
 
+def test_proposal_without_the_warp_reads_the_points_before_it(proposal_and_params):
+    """`ModelConfig.proposal_warp = False`: the proposal level's weights do not depend on the
+    warp codes (the fine level's still do), and equal the proposal's of a model without a
+    learned warp whose proposal field has the same parameters."""
+    model, params = proposal_and_params
+    # Codes and warp away from their initial (identity) values, so that the warp moves points.
+    keys = iter(jax.random.split(jax.random.PRNGKey(7), 64))
+    params = dict(params)
+    for name in ("warp_codes", "warp_field"):
+        params[name] = jax.tree.map(
+            lambda v: v + 0.3 * jax.random.normal(next(keys), v.shape), params[name]
+        )
+    unwarped = make(
+        dataclasses.replace(PROPOSAL, proposal_warp=False),
+        expression=dataclasses.replace(EXPRESSION, projection_dim=3),
+    )
+    batch = rays(np.ones(5), np.ones(N))
+    other = replace(batch, warp_id=(batch.warp_id + 1) % 4)
+    for m, coarse_moves in ((model, True), (unwarped, False)):
+        a, b = render(m, params, batch), render(m, params, other)
+        moved = np.abs(a["coarse"]["weights"] - b["coarse"]["weights"]).max()
+        assert (moved > 1e-6) == coarse_moves, moved
+        assert np.abs(a["fine"]["rgb"] - b["fine"]["rgb"]).max() > 1e-6
+    static = make(
+        PROPOSAL,
+        warp=dataclasses.replace(WARP, warp_type="none"),
+        expression=dataclasses.replace(EXPRESSION, projection_dim=3),
+    )
+    static_params = {k: v for k, v in params.items() if k not in ("warp_codes", "warp_field")}
+    a, b = render(unwarped, params, batch), render(static, static_params, batch)
+    np.testing.assert_allclose(a["coarse"]["weights"], b["coarse"]["weights"], rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(a["coarse"]["z_vals"], b["coarse"]["z_vals"])
+
+
 def test_proposal_field_learns_from_its_own_weights_alone(proposal_and_params):
     """The proposal's outputs train its field only (not the warp, the codes or the
     conditioning's projection, which the fine level trains); the fine render trains
