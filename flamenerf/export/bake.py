@@ -79,7 +79,9 @@ class BakeOptions:
       level: ("density") the density's iso-level (1 / model unit).
       views: training cameras carving the surface and colouring it.
       quorum: ("transmittance") a point is free space when at least this many views see
-        it with less than the surface's optical depth in front of it (1: any view).
+        it with less than the surface's optical depth in front of it (1: any view; points
+        fewer views see are left out); 3 (docs/export.md): one or two views whose rays pass
+        through a soft silhouette no longer carve it away.
       fog: density subtracted (floored at 0) before the optical depths are integrated: the
         untrained field's haze, which adds up along long rays; < 0: the median density of the
         grid (most of a scene's box is empty).
@@ -116,7 +118,7 @@ class BakeOptions:
     opacity: float = 0.3
     level: float = 20.0
     views: int = 24
-    quorum: int = 1
+    quorum: int = 3
     fog: float = -1.0
     room: str = "backdrop"
     backdrop_pixels: int = 128
