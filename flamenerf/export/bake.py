@@ -63,6 +63,7 @@ from flamenerf.geometry.camera import Camera
 BAKE_VERSION = 2
 SURFACES = ("transmittance", "density")
 ROOMS = ("backdrop", "surface")
+EXPRESSIONS = ("mean", "zero")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +96,10 @@ class BakeOptions:
       colouring: "camera" or "point"; colour_samples: coarse and fine samples per ray each;
         colour_behind: how far beyond a vertex its "camera" ray goes, in the finest cells.
       appearance: "mean" or "frame".
+      expression: the conditioning vector the canonical field is baked at: "mean", the
+        training frames' mean, inside the body's box (zero outside it, where training zeroed
+        it); "zero", zero everywhere (docs/export.md: the demo's vector is never near zero
+        in training, and its asset lost 4.5 dB in the face at zero).
       box_margin_m: margin around the scene's box (metres).
       thickness_m: (transmittance) grid points farther than this (metres) behind the surface
         of every view that sees them are left out of marching cubes: what no camera saw is
@@ -130,6 +135,7 @@ class BakeOptions:
     colour_samples: int = 64
     colour_behind: float = 4.0
     appearance: str = "mean"
+    expression: str = "mean"
     box_margin_m: float = 0.015
     thickness_m: float = 0.08
     grow_m: float = 0.001
@@ -143,6 +149,7 @@ class BakeOptions:
             ("surface", SURFACES),
             ("colouring", COLOURINGS),
             ("appearance", APPEARANCES),
+            ("expression", EXPRESSIONS),
             ("room", ROOMS),
         ):
             if getattr(self, name) not in allowed:

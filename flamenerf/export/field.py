@@ -41,6 +41,10 @@ class CanonicalField:
       appearance: "mean" (the mean of every training frame's code) or "frame".
       frame: the appearance-code index used with "frame".
       chunk: points per jitted evaluation.
+      condition: (C,) the conditioning vector the field sees (None: zeros, the neutral face).
+      condition_box: (lower (3,), upper (3,)): the conditioning applies inside this box only,
+        zero outside it (training zeroed it on rays outside the FLAME silhouette, so the room
+        was learnt at zero); None: everywhere.
     """
 
     def __init__(
@@ -50,6 +54,8 @@ class CanonicalField:
         appearance: str = "mean",
         frame: int = 0,
         chunk: int = POINT_CHUNK,
+        condition: np.ndarray | None = None,
+        condition_box: tuple[np.ndarray, np.ndarray] | None = None,
     ):
         if appearance not in APPEARANCES:
             raise ValueError(f"appearance: found {appearance!r}, expected one of {APPEARANCES}")
@@ -61,13 +67,31 @@ class CanonicalField:
             table = np.asarray(params["appearance_codes"]["embed"]["embedding"], np.float32)
             code = table.mean(axis=0) if appearance == "mean" else table[frame]
         self.code = jnp.asarray(code)
-        self.condition = jnp.zeros((model.condition_dim,), jnp.float32)
+        if condition is None:
+            condition = np.zeros((model.condition_dim,), np.float32)
+        condition = np.asarray(condition, np.float32)
+        if condition.shape != (model.condition_dim,) or not np.all(np.isfinite(condition)):
+            raise ValueError(
+                f"condition: expected {model.condition_dim} finite values, found shape "
+                f"{condition.shape}"
+            )
+        self.condition = jnp.asarray(condition)
+        if condition_box is None:
+            box = np.full(3, -np.inf, np.float32), np.full(3, np.inf, np.float32)
+        else:
+            box = tuple(np.asarray(b, np.float32).reshape(3) for b in condition_box)
+        self.condition_box = tuple(jnp.asarray(b) for b in box)
         conditioned = model.expression.where != "none"
+        lower_c, upper_c = self.condition_box
         projected = model.expression.projection_dim > 0
 
         def field(module, points, viewdirs, codes, cond):
             if cond is not None and projected:
                 cond = module.projection(cond)
+            if cond is not None:  # zero outside the box after the projection, as the model's
+                # silhouette prior zeroes it outside the silhouette
+                inside = jnp.all((points >= lower_c) & (points <= upper_c), axis=-1)
+                cond = cond[:, None, :] * inside[..., None].astype(cond.dtype)
             rgb, sigma = module.fields["fine"](
                 points, viewdirs, codes if mode == "field" else None, cond
             )

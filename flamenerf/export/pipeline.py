@@ -157,14 +157,31 @@ def build_asset(
     ]  # read first: a bad folder fails before the bake
 
     appearance_frame = capture.frames[frame].appearance_id
+    units = scene.units_per_metre
+    head_points = rest.vertices[rest.head]
+    head_box = (
+        head_points.min(axis=0) - HEAD_MARGIN_M * units,
+        head_points.max(axis=0) + HEAD_MARGIN_M * units,
+    )
+    body_box = body_region(head_box, capture.subject, units)
+    condition = None
+    if options.bake.expression == "mean":
+        use_jaw = exp.expression_config.use_jaw
+        condition = np.mean([capture.condition(i, use_jaw) for i in capture.train_ids], axis=0)
     canonical = field.CanonicalField(
-        exp.model, state.params, options.bake.appearance, frame=appearance_frame
+        exp.model,
+        state.params,
+        options.bake.appearance,
+        frame=appearance_frame,
+        condition=condition,
+        condition_box=body_box if condition is not None else None,
     )
     key = {
         "experiment": str(Path(exp.base_folder).resolve()),
         "checkpoint": int(restored.checkpoint),
         "appearance": options.bake.appearance,
         "appearance_frame": int(appearance_frame),
+        "expression": options.bake.expression,
     }
     train_cameras = [capture.cameras[i] for i in capture.train_ids]
     chosen = np.linspace(0, len(train_cameras) - 1, min(MAX_BOX_CAMERAS, len(train_cameras)))
@@ -178,13 +195,6 @@ def build_asset(
         key,
         show_progress,
     )
-    units = scene.units_per_metre
-    head_points = rest.vertices[rest.head]
-    head_box = (
-        head_points.min(axis=0) - HEAD_MARGIN_M * units,
-        head_points.max(axis=0) + HEAD_MARGIN_M * units,
-    )
-    body_box = body_region(head_box, capture.subject, units)
     baked = bake.bake(
         canonical,
         box,

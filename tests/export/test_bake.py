@@ -95,6 +95,8 @@ def test_bake_with_a_backdrop(tmp_path):
 def test_options_are_checked():
     with pytest.raises(ValueError, match="surface"):
         bake.BakeOptions(surface="mesh")
+    with pytest.raises(ValueError, match=r"BakeOptions\.expression: found 'neutral'"):
+        bake.BakeOptions(expression="neutral")
     with pytest.raises(ValueError, match="opacity"):
         bake.BakeOptions(opacity=1.0)
     with pytest.raises(ValueError, match="views"):

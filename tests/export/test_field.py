@@ -16,9 +16,10 @@ def restored(tmp_path_factory):
         yield restored
 
 
-def test_canonical_density_is_the_models(restored):
-    """The model's own forward pass (no warp, no guide in this experiment) gives weights;
-    the densities they imply at its fine samples are the canonical field's there."""
+def _implied_and_canonical(restored, ray_condition, inside, **canonical_args):
+    """The densities the model's own forward pass (no warp, no guide in this experiment)
+    implies at its fine samples, for rays with `ray_condition` and silhouette flag `inside`, and
+    the canonical field's densities there; and where they are comparable."""
     import jax.numpy as jnp
 
     from flamenerf.datasets import rays
@@ -28,7 +29,10 @@ def test_canonical_density_is_the_models(restored):
     frame = capture.train_ids[0]
     batch = rays.frame_rays(capture, frame, exp.expression_config.use_jaw)
     batch = rays.RayBatch(*[np.asarray(f)[:8] for f in batch])
-    batch = batch._replace(condition=np.zeros_like(batch.condition))
+    batch = batch._replace(
+        condition=np.broadcast_to(ray_condition, batch.condition.shape).astype(np.float32),
+        inside=np.full_like(batch.inside, inside),
+    )
     out = exp.model.apply({"params": state.params}, jax_tree(batch), jnp.zeros(()), False)["fine"]
     z, weights = np.asarray(out["z_vals"]), np.asarray(out["weights"])
     delta = np.diff(z, axis=1) * np.linalg.norm(batch.directions, axis=1)[:, None]
@@ -36,13 +40,50 @@ def test_canonical_density_is_the_models(restored):
     alpha = weights / np.maximum(transmittance, 1e-12)
     implied = -np.log(np.clip(1 - alpha[:, :-1], 1e-12, 1)) / delta
     canonical = field.CanonicalField(
-        exp.model, state.params, "frame", frame=capture.frames[frame].appearance_id
+        exp.model,
+        state.params,
+        "frame",
+        frame=capture.frames[frame].appearance_id,
+        **canonical_args,
     )
     sigma = canonical.density(np.asarray(out["points"])[:, :-1].reshape(-1, 3)).reshape(
         implied.shape
     )
     ok = (transmittance[:, :-1] > 1e-3) & (alpha[:, :-1] < 0.999)
+    return implied, sigma, ok
+
+
+def test_canonical_density_is_the_models(restored):
+    """The neutral canonical field's densities are those the model's forward pass implies
+    for rays with the zero conditioning vector."""
+    dim = restored.exp.model.condition_dim
+    implied, sigma, ok = _implied_and_canonical(restored, np.zeros(dim), 1.0)
     np.testing.assert_allclose(sigma[ok], implied[ok], rtol=2e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("inside", [1.0, 0.0])
+def test_a_conditioned_canonical_field_is_the_models_inside_its_box(restored, inside):
+    """With a conditioning vector, the canonical field inside its box is the model's forward
+    pass on rays with that vector inside the FLAME silhouette; outside the box, the model's
+    on rays outside the silhouette (the spatial prior zeroes the conditioning there)."""
+    dim = restored.exp.model.condition_dim
+    condition = np.random.default_rng(0).normal(0.0, 1.0, dim).astype(np.float32)
+    everywhere = (np.full(3, -1e6), np.full(3, 1e6))
+    nowhere = (np.full(3, 1e5), np.full(3, 1e6))
+    implied, sigma, ok = _implied_and_canonical(
+        restored,
+        condition,
+        inside,
+        condition=condition,
+        condition_box=everywhere if inside else nowhere,
+    )
+    np.testing.assert_allclose(sigma[ok], implied[ok], rtol=2e-3, atol=1e-3)
+    # and the conditioning matters here (the test could fail)
+    _, neutral, _ = _implied_and_canonical(restored, np.zeros(dim), 1.0)
+    if inside:
+        assert np.abs(neutral[ok] - sigma[ok]).max() > 1e-3
+    with pytest.raises(ValueError, match="condition: expected"):
+        field.CanonicalField(restored.exp.model, restored.state.params, condition=np.ones(dim + 1))
 
 
 def jax_tree(batch):
