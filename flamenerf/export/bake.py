@@ -98,8 +98,10 @@ class BakeOptions:
       appearance: "mean" or "frame".
       expression: the conditioning vector the canonical field is baked at: "mean", the
         training frames' mean, inside the body's box (zero outside it, where training zeroed
-        it); "zero", zero everywhere (docs/export.md: the demo's vector is never near zero
-        in training, and its asset lost 4.5 dB in the face at zero).
+        it with the "silhouette" spatial prior of every shipped config; with the "mesh" or
+        "none" prior the box is not what training did); "zero", zero everywhere
+        (docs/export.md: the demo's vector is never near zero in training, and its asset
+        lost 4.5 dB in the face at zero).
       box_margin_m: margin around the scene's box (metres).
       thickness_m: (transmittance) grid points farther than this (metres) behind the surface
         of every view that sees them are left out of marching cubes: what no camera saw is
