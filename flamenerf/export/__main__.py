@@ -77,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--default_frame)",
     )
     parser.add_argument(
+        "--expression",
+        choices=bake.EXPRESSIONS,
+        default=options.expression,
+        help="conditioning vector the canonical field is baked at: mean (of the training "
+        "frames' vectors, inside the body's box; zero outside it, as the silhouette prior "
+        "trained it) or zero (everywhere)",
+    )
+    parser.add_argument(
         "--room",
         choices=bake.ROOMS,
         default=options.room,
@@ -136,6 +144,7 @@ def run(args: argparse.Namespace) -> dict:
             body_resolution=args.body_resolution,
             head_resolution=args.head_resolution,
             appearance=args.appearance,
+            expression=args.expression,
             room=args.room,
             refine_frames=args.refine_frames,
         )

@@ -268,3 +268,24 @@ def test_urls_are_refused_and_nothing_is_made(tmp_path, capsys, monkeypatch, fla
     assert exit_info.value.code == 2
     assert f"argument {flag}: gs://bucket/thing" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_expression_flag_reaches_the_bake(trained, tmp_path, monkeypatch, capsys):
+    """--expression picks `BakeOptions.expression`; a misspelt value is refused by argparse."""
+    seen = []
+
+    def export(restored, out, options, overwrite, show_progress):
+        seen.append(options.bake.expression)
+        return {"triangles": {"room": 1, "head": 1}, "bytes": {"avatar.glb": 1}}
+
+    monkeypatch.setattr(pipeline, "export", export)
+    base = ["--base_folder", str(trained), "--out", str(tmp_path / "o"), *FLAGS]
+    assert cli.main(base) == 0
+    assert cli.main([*base, "--expression", "zero"]) == 0
+    assert seen == [bake.BakeOptions().expression, "zero"] == ["mean", "zero"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*base, "--expression", "neutral"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--expression" in err and "'mean', 'zero'" in err
