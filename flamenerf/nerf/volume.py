@@ -124,8 +124,15 @@ def contracted_distance(
     near, far = _per_ray(near, num_rays), _per_ray(far, num_rays)
     steps = jnp.linspace(0.0, 1.0, num_knots + 1)
     z_knots = (1.0 - steps) * near + steps * far  # (N, K + 1)
-    contracted = grid.contract(points_along_rays(origins, directions, z_knots), inner_radius)
-    lengths = jnp.linalg.norm(contracted[:, 1:] - contracted[:, :-1], axis=-1)
+    # `grid.contract` written per coordinate: (N, K + 1) arrays only, so that XLA fuses the
+    # whole table into one loop (on (N, K + 1, 3) arrays the norms are separate reductions).
+    y = [(origins[:, None, a] + z_knots * directions[:, None, a]) / inner_radius for a in range(3)]
+    sq_norm = y[0] * y[0] + y[1] * y[1] + y[2] * y[2]
+    outside = sq_norm > 1.0
+    norm = jnp.sqrt(jnp.where(outside, sq_norm, 1.0))
+    scale = 0.5 * jnp.where(outside, (2.0 - 1.0 / norm) / norm, 1.0)
+    steps_3d = [scale[:, 1:] * c[:, 1:] - scale[:, :-1] * c[:, :-1] for c in y]
+    lengths = jnp.sqrt(sum(d * d for d in steps_3d))
     s_knots = jnp.concatenate([jnp.zeros_like(z_knots[:, :1]), jnp.cumsum(lengths, -1)], -1)
     return z_knots, s_knots
 

@@ -329,6 +329,40 @@ def test_grid_reproduces_the_field_at_grid_points(frames):
     np.testing.assert_allclose(distance[0], expected[:, 3], rtol=2e-3, atol=1e-4)
 
 
+def test_lookup_is_scipys_trilinear_interpolation_of_each_rays_frame():
+    """Random fields of 3 frames on an anisotropic box, read at points of mixed frames."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    rng = np.random.default_rng(7)
+    size, lower, upper = 9, np.array([-0.3, -0.2, -0.1]), np.array([0.2, 0.4, 0.3])
+    values = rng.normal(size=(3, size, size, size, 4)).astype(np.float16)
+    grids = guide.GuideGrids(values=jnp.asarray(values), lower=lower, upper=upper)
+    frame = np.array([2, 0, 1, 2])
+    points = rng.uniform(lower - 0.05, upper + 0.05, (4, 50, 3)).astype(np.float32)
+    residual, distance = guide.lookup(grids, jnp.asarray(frame), jnp.asarray(points))
+    axes = [np.linspace(lower[a], upper[a], size) for a in range(3)]
+    inside = np.all((points >= lower) & (points <= upper), axis=-1)
+    assert 0 < inside.mean() < 1
+    for ray, f in enumerate(frame):
+        expected = RegularGridInterpolator(axes, values[f].astype(np.float64))(
+            np.clip(points[ray], lower, upper)
+        )
+        ok = inside[ray]
+        np.testing.assert_allclose(residual[ray][ok], expected[ok, :3], atol=1e-5)
+        np.testing.assert_allclose(distance[ray][ok], expected[ok, 3], atol=1e-5)
+        assert np.all(np.asarray(residual[ray])[~ok] == 0)
+        assert np.all(np.asarray(distance[ray])[~ok] == guide.FAR)
+
+
+def test_lookup_refuses_grids_beyond_one_gathers_index():
+    """Checked when traced: nothing of the (never allocated) grids is read."""
+    values = jax.ShapeDtypeStruct((8193, 64, 64, 64, 4), jnp.float16)
+    grids = guide.GuideGrids(values=values, lower=np.zeros(3), upper=np.ones(3))
+    points = jax.ShapeDtypeStruct((2, 3, 3), jnp.float32)
+    with pytest.raises(ValueError, match="8193 frames of 64\\^3 points.*GuideConfig.resolution"):
+        jax.eval_shape(guide.lookup, grids, jax.ShapeDtypeStruct((2,), jnp.int32), points)
+
+
 def test_far_point_does_not_move(frames):
     _, posed, neutral, grids = frames
     far = jnp.array([[[0.0, 0.0, 1.0], [0.5, 0.5, 0.5]]])

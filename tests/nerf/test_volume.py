@@ -184,6 +184,11 @@ def test_contracted_distance_matches_the_arc_length_and_inverts_exactly():
     assert np.all(np.diff(np.asarray(s_knots), axis=1) > 0)  # strictly increasing
     reference = _reference_distance(origins, directions, near, far, z_knots)
     np.testing.assert_allclose(s_knots, reference, rtol=2e-3, atol=1e-5)
+    # The polyline through the field's own contraction (`grid.contract`) of the knots.
+    knots = grid.contract(rendering.points_along_rays(origins, directions, z_knots), 1.0)
+    polyline = np.cumsum(np.linalg.norm(np.diff(np.asarray(knots), axis=1), axis=-1), axis=1)
+    np.testing.assert_allclose(s_knots[:, 1:], polyline, rtol=1e-5)
+    assert np.all(np.asarray(s_knots[:, 0]) == 0)
     # s -> z -> s and z -> s -> z: one map is the other's inverse (to float rounding).
     rng = np.random.default_rng(3)
     s = jnp.asarray(rng.uniform(0, 1, (8, 50)), jnp.float32) * s_knots[:, -1:]
