@@ -24,8 +24,6 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 
-from flamenerf.nerf import grid
-
 Array = jax.Array
 
 Spacing = Literal["linear", "disparity", "contracted"]
