@@ -97,11 +97,11 @@ class BakeOptions:
         colour_behind: how far beyond a vertex its "camera" ray goes, in the finest cells.
       appearance: "mean" or "frame".
       expression: the conditioning vector the canonical field is baked at: "mean", the
-        training frames' mean, inside the body's box (zero outside it, where training zeroed
-        it with the "silhouette" spatial prior of every shipped config; with the "mesh" or
-        "none" prior the box is not what training did); "zero", zero everywhere
-        (docs/export.md: the demo's vector is never near zero in training, and its asset
-        lost 4.5 dB in the face at zero).
+        training frames' mean, where training fed the vector and zero elsewhere, by the
+        model's spatial prior (`pipeline.conditioning_region`: "silhouette", every shipped
+        config: the body's box; "mesh": within `mesh_radius` of the default frame's mesh;
+        "none": everywhere); "zero", zero everywhere (docs/export.md: the demo's vector is
+        never near zero in training, and its asset lost 4.5 dB in the face at zero).
       box_margin_m: margin around the scene's box (metres).
       thickness_m: (transmittance) grid points farther than this (metres) behind the surface
         of every view that sees them are left out of marching cubes: what no camera saw is

@@ -3,9 +3,10 @@
 
 The canonical field is the model's fine field in the canonical space: the template at rest,
 with no learned per-frame warp and no FLAME guide (the guide maps posed points INTO this
-space; the rig, `flamenerf.export.rig`, maps it back out). It sees a neutral conditioning
-vector (zero expression and jaw, when the configuration conditions on one) and one appearance
-code: the mean of the training frames' codes ("mean", the default) or one frame's ("frame").
+space; the rig, `flamenerf.export.rig`, maps it back out). It sees one conditioning vector
+(when the configuration conditions on one: zero, or what the bake chooses, in a region where
+training fed it, `condition_region`) and one appearance code: the mean of the training
+frames' codes ("mean", the default) or one frame's ("frame").
 
 Three reads, each jitted and run in chunks of `POINT_CHUNK` field evaluations: `evaluate`
 (colour and density at points, (N, 3) -> (N, 3), (N,)), `weights` (volume-rendering weights
@@ -20,6 +21,7 @@ instead (tests/export_util.py, `SoftSphere`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -33,6 +35,14 @@ APPEARANCES = ("mean", "frame")
 POINT_CHUNK = 1 << 16  # field evaluations per jitted call
 
 
+def box_region(lower: np.ndarray, upper: np.ndarray) -> Callable[[jax.Array], jax.Array]:
+    """A `condition_region`: (N, S, 3) points -> (N, S) inside the box [lower, upper] ((3,)
+    each)."""
+    lower_j = jnp.asarray(np.asarray(lower, np.float32).reshape(3))
+    upper_j = jnp.asarray(np.asarray(upper, np.float32).reshape(3))
+    return lambda points: jnp.all((points >= lower_j) & (points <= upper_j), axis=-1)
+
+
 class CanonicalField:
     """The model's fine field in the canonical space, with one appearance code.
 
@@ -42,9 +52,10 @@ class CanonicalField:
       frame: the appearance-code index used with "frame".
       chunk: points per jitted evaluation.
       condition: (C,) the conditioning vector the field sees (None: zeros, the neutral face).
-      condition_box: (lower (3,), upper (3,)): the conditioning applies inside this box only,
-        zero outside it (training zeroed it on rays outside the FLAME silhouette, so the room
-        was learnt at zero); None: everywhere.
+      condition_region: where the conditioning applies, zero elsewhere (after the projection,
+        as the model's spatial prior zeroes it): a jittable map of (N, S, 3) canonical points
+        to (N, S) booleans (`box_region`; the export pipeline's `conditioning_region` follows
+        the model's prior); None: everywhere.
     """
 
     def __init__(
@@ -55,7 +66,7 @@ class CanonicalField:
         frame: int = 0,
         chunk: int = POINT_CHUNK,
         condition: np.ndarray | None = None,
-        condition_box: tuple[np.ndarray, np.ndarray] | None = None,
+        condition_region: Callable[[jax.Array], jax.Array] | None = None,
     ):
         if appearance not in APPEARANCES:
             raise ValueError(f"appearance: found {appearance!r}, expected one of {APPEARANCES}")
@@ -76,21 +87,15 @@ class CanonicalField:
                 f"{condition.shape}"
             )
         self.condition = jnp.asarray(condition)
-        if condition_box is None:
-            box = np.full(3, -np.inf, np.float32), np.full(3, np.inf, np.float32)
-        else:
-            box = tuple(np.asarray(b, np.float32).reshape(3) for b in condition_box)
-        self.condition_box = tuple(jnp.asarray(b) for b in box)
+        self.condition_region = condition_region
         conditioned = model.expression.where != "none"
-        lower_c, upper_c = self.condition_box
         projected = model.expression.projection_dim > 0
 
         def field(module, points, viewdirs, codes, cond):
             if cond is not None and projected:
                 cond = module.projection(cond)
-            if cond is not None:  # zero outside the box after the projection, as the model's
-                # silhouette prior zeroes it outside the silhouette
-                inside = jnp.all((points >= lower_c) & (points <= upper_c), axis=-1)
+            if cond is not None and condition_region is not None:
+                inside = condition_region(points)  # (N, S): zero outside, after the projection
                 cond = cond[:, None, :] * inside[..., None].astype(cond.dtype)
             rgb, sigma = module.fields["fine"](
                 points, viewdirs, codes if mode == "field" else None, cond

@@ -89,6 +89,33 @@ def world_camera(camera: Camera, scene: Any) -> Camera:
     return dataclasses.replace(camera, position=camera.position / scene.scale + scene.center)
 
 
+def conditioning_region(exp: Any, body_box: tuple[np.ndarray, np.ndarray], frame_id: str):
+    """Where the canonical field sees the bake's conditioning vector: where training fed it.
+
+    By the model's spatial prior (`ExpressionConfig.spatial_prior`): "silhouette" (rays
+    inside the FLAME silhouette) -> the body's box (`field.box_region`); "mesh" (within
+    `mesh_radius` of the frame's FLAME mesh) -> within it of `frame_id`'s mesh, read from its
+    guide grid's distance field as the model reads it; "none" -> None (everywhere).
+    """
+    prior = exp.model.expression.spatial_prior
+    if prior == "none":
+        return None
+    if prior == "silhouette":
+        return field.box_region(*body_box)
+    import jax.numpy as jnp
+
+    from flamenerf.nerf import guide
+
+    grids = exp.guide_grids(show_progress=False, frames=[frame_id])
+    index, radius = exp.capture.ids.index(frame_id), float(exp.model.mesh_radius)
+
+    def near_mesh(points):  # (N, S, 3) -> (N, S)
+        frames = jnp.full(points.shape[:1], index, jnp.int32)
+        return guide.lookup(grids, frames, points)[1] < radius
+
+    return near_mesh
+
+
 def camera_extras(camera: Camera, near: float, far: float, frame_id: str) -> dict[str, Any]:
     """asset.extras.flamenerf.default_camera: OpenGL matrices, column-major."""
     return {
@@ -174,7 +201,9 @@ def build_asset(
         options.bake.appearance,
         frame=appearance_frame,
         condition=condition,
-        condition_box=body_box if condition is not None else None,
+        condition_region=conditioning_region(exp, body_box, frame)
+        if condition is not None
+        else None,
     )
     key = {
         "experiment": str(Path(exp.base_folder).resolve()),

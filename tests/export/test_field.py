@@ -68,14 +68,14 @@ def test_a_conditioned_canonical_field_is_the_models_inside_its_box(restored, in
     on rays outside the silhouette (the spatial prior zeroes the conditioning there)."""
     dim = restored.exp.model.condition_dim
     condition = np.random.default_rng(0).normal(0.0, 1.0, dim).astype(np.float32)
-    everywhere = (np.full(3, -1e6), np.full(3, 1e6))
-    nowhere = (np.full(3, 1e5), np.full(3, 1e6))
+    everywhere = field.box_region(np.full(3, -1e6), np.full(3, 1e6))
+    nowhere = field.box_region(np.full(3, 1e5), np.full(3, 1e6))
     implied, sigma, ok = _implied_and_canonical(
         restored,
         condition,
         inside,
         condition=condition,
-        condition_box=everywhere if inside else nowhere,
+        condition_region=everywhere if inside else nowhere,
     )
     np.testing.assert_allclose(sigma[ok], implied[ok], rtol=2e-3, atol=1e-3)
     # and the conditioning matters here (the test could fail)
@@ -92,3 +92,39 @@ def jax_tree(batch):
     from flamenerf.datasets import rays
 
     return rays.RayBatch(*[jnp.asarray(f) for f in batch])
+
+
+def _fake_experiment(prior: str, grids=None):
+    from types import SimpleNamespace
+
+    expression = SimpleNamespace(spatial_prior=prior)
+    return SimpleNamespace(
+        model=SimpleNamespace(expression=expression, mesh_radius=0.3),
+        capture=SimpleNamespace(ids=["a", "b"]),
+        guide_grids=lambda show_progress, frames: grids if frames == ["b"] else None,
+    )
+
+
+def test_the_conditioning_region_follows_the_models_spatial_prior():
+    """silhouette: the body's box; none: everywhere; mesh: within mesh_radius of the frame's
+    mesh by its guide grid's distance (here a hand-made field: distance = x + 1 in frame "b",
+    NaN in frame "a", which must not be read)."""
+    import jax.numpy as jnp
+
+    from flamenerf.export import pipeline
+    from flamenerf.nerf import guide
+
+    points = jnp.asarray([[[-0.9, 0.0, 0.0], [-0.6, 0.2, 0.1], [0.5, 0.0, 0.0], [0.0, 0.0, 0.9]]])
+    box = (np.array([-1.0, -1.0, -1.0]), np.array([0.0, 1.0, 0.5]))
+    region = pipeline.conditioning_region(_fake_experiment("silhouette"), box, "b")
+    np.testing.assert_array_equal(region(points), [[True, True, False, False]])
+    assert pipeline.conditioning_region(_fake_experiment("none"), box, "b") is None
+    size = 5
+    x = np.linspace(-1.0, 1.0, size)[:, None, None] * np.ones((size, size, size))
+    values = np.zeros((2, size, size, size, 4), np.float16)
+    values[0] = np.nan
+    values[1, ..., 3] = x + 1.0
+    grids = guide.GuideGrids(values=jnp.asarray(values), lower=-np.ones(3), upper=np.ones(3))
+    region = pipeline.conditioning_region(_fake_experiment("mesh", grids), box, "b")
+    # distances 0.1, 0.4, 1.5, 1.0 against mesh_radius 0.3
+    np.testing.assert_array_equal(region(points), [[True, False, False, False]])
