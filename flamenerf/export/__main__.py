@@ -81,8 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=bake.EXPRESSIONS,
         default=options.expression,
         help="conditioning vector the canonical field is baked at: mean (of the training "
-        "frames' vectors, inside the body's box; zero outside it, as the silhouette prior "
-        "trained it) or zero (everywhere)",
+        "frames' vectors, where the model's spatial prior fed it in training, zero elsewhere) "
+        "or zero (everywhere)",
     )
     parser.add_argument(
         "--room",
