@@ -20,6 +20,7 @@ import dataclasses
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,9 @@ def world_camera(camera: Camera, scene: Any) -> Camera:
     return dataclasses.replace(camera, position=camera.position / scene.scale + scene.center)
 
 
-def conditioning_region(exp: Any, body_box: tuple[np.ndarray, np.ndarray], frame_id: str):
+def conditioning_region(
+    exp: Any, body_box: tuple[np.ndarray, np.ndarray], frame_id: str
+) -> Callable[[Any], Any] | None:
     """Where the canonical field sees the bake's conditioning vector: where training fed it.
 
     By the model's spatial prior (`ExpressionConfig.spatial_prior`): "silhouette" (rays
