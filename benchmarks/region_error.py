@@ -10,10 +10,14 @@ scene for the same frames, and splits the pixels into the head (the FLAME mesh),
 (torso pixels within `--collar_px` pixels of the head), the rest of the torso and the wall.
 Prints, per region, the pixels per frame, the PSNR and the region's share of the squared error:
 a region with a small share of the pixels and a large share of the error is what the model
-cannot explain (for example a torso dragged along by the head's motion). With the FLAME guide
-on it also prints how far the head's ball reaches into the torso and, for the rigid weight the
-experiment selects (`GuideConfig.rigid_weight`), the shares of torso vertices it moves and of
-head vertices it does not fully move at rest (`rigid_weight_shares`).
+cannot explain (for example a torso dragged along by the head's motion); and how far the
+rendered depth is from the scene's surface there (the model's expected distance along each
+ray against the distance from the camera to the rasterised surface point, in cm: the median
+signed difference, positive where the model's surface lies behind the scene's, and the median
+and 90th percentile of its size), which tells a wrong surface from a wrong colour. With the
+FLAME guide on it also prints how far the head's ball reaches into the torso and, for the
+rigid weight the experiment selects (`GuideConfig.rigid_weight`), the shares of torso vertices
+it moves and of head vertices it does not fully move at rest (`rigid_weight_shares`).
 """
 
 from __future__ import annotations
@@ -21,9 +25,11 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from free_view_coverage import surface_points
 from scipy import ndimage
 
 from flamenerf import cli_args
+from flamenerf.datasets import rays
 from flamenerf.datasets.capture import read_camera, read_json
 from flamenerf.evaluation import metrics
 from flamenerf.evaluation.evaluate import evaluate_frame
@@ -71,6 +77,51 @@ def region_table(errors: list[np.ndarray], masks: list[dict[str, np.ndarray]]) -
         pixels = sum(int(m[name].sum()) for m in masks)
         psnr = float(metrics.mse_to_psnr(squared / pixels)) if pixels else float("nan")
         table[name] = (pixels / len(errors), psnr, squared / total if total else float("nan"))
+    return table
+
+
+def surface_distance(vertices: np.ndarray, fragments, camera) -> np.ndarray:
+    """(H, W) metres from `camera`'s centre to the surface point rasterised at each pixel.
+
+    vertices: (V, 3) world (metres) positions the `fragments` were rasterised from. NaN where
+    no triangle covers the pixel.
+    """
+    return np.linalg.norm(surface_points(fragments, vertices) - camera.position, axis=-1)
+
+
+def rendered_distance(
+    depth: np.ndarray, directions: np.ndarray, units_per_metre: float
+) -> np.ndarray:
+    """The renderer's depth as metres along the ray from its origin (the camera's centre).
+
+    depth: (...) expected ray parameter t (the ray is origin + t * direction, normalised scene
+    units); directions: (..., 3) the rays' directions (not unit length); units_per_metre: the
+    capture's normalised units per metre (`Scene.units_per_metre`).
+    """
+    return depth * np.linalg.norm(directions, axis=-1) / units_per_metre
+
+
+def depth_table(
+    differences: list[np.ndarray], masks: list[dict[str, np.ndarray]]
+) -> dict[str, tuple[float, float, float]]:
+    """{region: (median, median of the size, 90th percentile of the size)} in cm.
+
+    differences: per frame (H, W) rendered minus true distance, metres (NaN where the scene
+    has no surface: never counted); masks: `region_masks`. NaNs for a region without pixels.
+    """
+    table = {}
+    for name in REGIONS:
+        values = np.concatenate([d[m[name]] for d, m in zip(differences, masks, strict=True)])
+        values = 100.0 * values[np.isfinite(values)]
+        if values.size == 0:
+            table[name] = (float("nan"),) * 3
+            continue
+        size = np.abs(values)
+        table[name] = (
+            float(np.median(values)),
+            float(np.median(size)),
+            float(np.quantile(size, 0.9)),
+        )
     return table
 
 
@@ -145,7 +196,8 @@ def main() -> None:
         ids = capture.train_ids[:: args.every] if args.frames == "train" else capture.val_ids
         grids = exp.extras(frames=ids).guide
         alpha = exp.warp_alpha(restored.checkpoint)
-        errors, masks = [], []
+        units = capture.scene.units_per_metre
+        errors, masks, differences = [], [], []
         for frame_id in ids:
             frame = evaluate_frame(
                 exp.renderer,
@@ -163,13 +215,26 @@ def main() -> None:
                 read_json(capture.root / "flame" / f"{frame_id}.json")
             )
             vertices = np.concatenate([scene.pose([params])[0], scene.static_vertices])
-            index = rasterize(vertices, faces, camera.scale(capture.scale)).face_index
-            masks.append(region_masks(index, scene, args.collar_px))
+            camera = camera.scale(capture.scale)
+            fragments = rasterize(vertices, faces, camera)
+            masks.append(region_masks(fragments.face_index, scene, args.collar_px))
+            batch = rays.frame_rays(capture, frame_id, exp.expression_config.use_jaw)
+            directions = np.asarray(batch.directions).reshape(fragments.face_index.shape + (3,))
+            rendered = rendered_distance(np.asarray(frame.render["depth"]), directions, units)
+            differences.append(rendered - surface_distance(vertices, fragments, camera))
     print(f"{args.base_folder}: {len(ids)} {args.frames} frames, step {restored.checkpoint}")
-    print("| region | pixels per frame | PSNR | share of the squared error |")
-    print("| --- | --- | --- | --- |")
+    print(
+        "| region | pixels per frame | PSNR | share of the squared error | depth error, cm: "
+        "median | median size | 90th percentile size |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    depths = depth_table(differences, masks)
     for name, (pixels, psnr, share) in region_table(errors, masks).items():
-        print(f"| {name} | {pixels:.1f} | {psnr:.2f} | {share:.2f} |")
+        median, size, p90 = depths[name]
+        print(
+            f"| {name} | {pixels:.1f} | {psnr:.2f} | {share:.2f} | {median:+.2f} | {size:.2f} "
+            f"| {p90:.2f} |"
+        )
     if fade_m is not None:
         radius, inside, faded = torso_in_head_ball(scene, fade_m, shape)
         print(

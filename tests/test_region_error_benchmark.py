@@ -117,3 +117,54 @@ def test_the_rigid_weights_shares_of_torso_and_head(tmp_path):
     # The neck cut leaves less of the torso to follow the head, and some of the neck's base.
     assert neck["torso_moved"] < ball["torso_moved"] and neck["torso_half"] < ball["torso_half"]
     assert 0 < neck["head_partial"] < 0.05
+
+
+def test_surface_distance_of_a_plane_is_the_pinhole_rays_length():
+    # A camera 2 m above the plane z = 0 looking straight at it: the pixel (i, j)'s ray
+    # meets the plane 2 sqrt(1 + u^2 + v^2) from the centre, u and v the pixel centre's offsets
+    # from the principal point over the focal length (whatever the image's orientation).
+    from flamenerf.geometry.camera import look_at
+    from flamenerf.geometry.rasterize import rasterize
+
+    size, focal = 16, 12.0
+    camera = look_at(
+        np.array([0.0, 0.0, 2.0]),
+        np.zeros(3),
+        np.array([0.0, 1.0, 0.0]),
+        focal_length=focal,
+        image_size=(size, size),
+    )
+    vertices = np.array([[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.5, 0.5, 0.0], [-0.5, 0.5, 0.0]])
+    faces = np.array([[0, 1, 2], [0, 2, 3]])
+    fragments = rasterize(vertices, faces, camera)
+    distance = region_error.surface_distance(vertices, fragments, camera)
+    hit = fragments.face_index >= 0
+    assert hit.any() and (~hit).any()
+    j, i = np.mgrid[0:size, 0:size]
+    u = (i + 0.5 - camera.principal_point[0]) / focal
+    v = (j + 0.5 - camera.principal_point[1]) / focal
+    np.testing.assert_allclose(distance[hit], (2.0 * np.sqrt(1 + u**2 + v**2))[hit], rtol=1e-9)
+    assert np.isnan(distance[~hit]).all()
+
+
+def test_rendered_distance_is_metres_along_the_ray():
+    depth = np.array([2.0, 0.5])
+    directions = np.array([[0.0, 0.0, 3.0], [3.0, 4.0, 0.0]])  # lengths 3 and 5
+    np.testing.assert_allclose(
+        region_error.rendered_distance(depth, directions, units_per_metre=3.5),
+        [6.0 / 3.5, 2.5 / 3.5],
+    )
+
+
+def test_depth_table_medians_per_region_in_cm():
+    index = np.array([[0, 0, 0, 2, 4, 4]])
+    masks = [region_error.region_masks(index, _scene(), collar_px=0)]
+    # Head: +1, +2, -3 cm; torso: +0.5 cm; wall: 2 cm and a pixel without a surface (NaN).
+    differences = [np.array([[0.01, 0.02, -0.03, 0.005, 0.02, np.nan]])]
+    table = region_error.depth_table(differences, masks)
+    assert table["head"][0] == pytest.approx(1.0)  # median of +1, +2, -3
+    assert table["head"][1] == pytest.approx(2.0)  # median of 1, 2, 3
+    assert table["head"][2] == pytest.approx(np.quantile([1.0, 2.0, 3.0], 0.9))
+    assert table["torso"] == pytest.approx((0.5, 0.5, 0.5))
+    assert table["wall"] == pytest.approx((2.0, 2.0, 2.0))  # the NaN is not counted
+    assert all(np.isnan(table["collar"]))  # no pixels
