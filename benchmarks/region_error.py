@@ -29,7 +29,6 @@ from free_view_coverage import surface_points
 from scipy import ndimage
 
 from flamenerf import cli_args
-from flamenerf.datasets import rays
 from flamenerf.datasets.capture import read_camera, read_json
 from flamenerf.evaluation import metrics
 from flamenerf.evaluation.evaluate import evaluate_frame
@@ -218,8 +217,8 @@ def main() -> None:
             camera = camera.scale(capture.scale)
             fragments = rasterize(vertices, faces, camera)
             masks.append(region_masks(fragments.face_index, scene, args.collar_px))
-            batch = rays.frame_rays(capture, frame_id, exp.expression_config.use_jaw)
-            directions = np.asarray(batch.directions).reshape(fragments.face_index.shape + (3,))
+            model_camera = capture.cameras[frame_id]  # the normalised frame the rays are in
+            _, directions = model_camera.pixels_to_rays(model_camera.get_pixel_centers())
             rendered = rendered_distance(np.asarray(frame.render["depth"]), directions, units)
             differences.append(rendered - surface_distance(vertices, fragments, camera))
     print(f"{args.base_folder}: {len(ids)} {args.frames} frames, step {restored.checkpoint}")

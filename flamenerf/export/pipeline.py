@@ -24,12 +24,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
 from flamenerf.errors import UserError
 from flamenerf.export import animation as animation_lib
 from flamenerf.export import bake, field, gltf, preview, refine, rig, scene_box
 from flamenerf.geometry.camera import Camera
+from flamenerf.nerf import guide
 
 CACHE_FOLDER = ".export"
 MAX_BOX_CAMERAS = 32  # training cameras whose rays find the scene's box
@@ -97,18 +99,16 @@ def conditioning_region(
 
     By the model's spatial prior (`ExpressionConfig.spatial_prior`): "silhouette" (rays
     inside the FLAME silhouette) -> the body's box (`field.box_region`); "mesh" (within
-    `mesh_radius` of the frame's FLAME mesh) -> within it of `frame_id`'s mesh, read from its
-    guide grid's distance field as the model reads it; "none" -> None (everywhere).
+    `mesh_radius` of the frame's FLAME mesh) -> within it of `frame_id`'s mesh by its guide
+    grid's distance field, read at the canonical points (the model reads it at the rest-frame
+    points, before the guide's residual: they differ by that residual, millimetres); "none" ->
+    None (everywhere).
     """
     prior = exp.model.expression.spatial_prior
     if prior == "none":
         return None
     if prior == "silhouette":
         return field.box_region(*body_box)
-    import jax.numpy as jnp
-
-    from flamenerf.nerf import guide
-
     grids = exp.guide_grids(show_progress=False, frames=[frame_id])
     index, radius = exp.capture.ids.index(frame_id), float(exp.model.mesh_radius)
 
