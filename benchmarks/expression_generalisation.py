@@ -5,8 +5,8 @@
         [--variants no_expression paper_conditioning flame_guided both]
         [--captures 0:static 1:motion] [--train_seed 0]
         [--bindings 'GuideConfig.sigma_m = 0.008' ...] [--tag _sigma8]
-        [--head_motion 3] [--vrig 0] [--normalisation head|room] [--expression_appearance]
-        [--specular]
+        [--head_motion 3] [--head_joint root|neck] [--vrig 0] [--normalisation head|room]
+        [--expression_appearance] [--specular]
 
 For each synthetic capture (seed, static head or head motion) it trains every variant on top
 of gin/demo.gin with the same step budget, then reports on the validation frames (novel
@@ -21,11 +21,12 @@ they use (`evaluation.distance.distance_report`; `near - far` is their differenc
 correlation of distance and PSNR), and the same two thirds over the covered pixels only
 (`free_view_coverage.py`: surface points at least two training frames saw; `far cov.`,
 `near - far cov.`), so content no training camera saw is told apart from the model's error.
-The generator's options pick the captures: `--head_motion` the
-degrees of the "motion" captures, `--vrig N` second-phone validation frames, `--normalisation room`
-another tool's scene.json, `--expression_appearance` wrinkles, flush, teeth and tongue that no mesh
-deformation explains, `--specular` a highlight on the head that moves with the camera (view-
-dependent colour). Nothing else should run on the machine meanwhile.
+The generator's options pick the captures: `--head_motion` the degrees of the "motion" captures
+and `--head_joint` what turns their head, `--vrig N` second-phone validation frames,
+`--normalisation room` another tool's scene.json, `--expression_appearance` wrinkles, flush,
+teeth and tongue that no mesh deformation explains, `--specular` a highlight on the head that
+moves with the camera (view-dependent colour). Nothing else should run on the machine
+meanwhile.
 """
 
 from __future__ import annotations
@@ -173,6 +174,15 @@ def main() -> None:
         help="head motion of the 'motion' captures (0..30 degrees; default 3)",
     )
     parser.add_argument(
+        "--head_joint",
+        choices=synthetic.HEAD_JOINTS,
+        default="root",
+        help=(
+            "what turns the head of the 'motion' captures: 'root' (default: the whole FLAME "
+            "mesh, its neck sliding through the collar) or 'neck' (FLAME's neck joint)"
+        ),
+    )
+    parser.add_argument(
         "--vrig", type=int, default=0, help="second-phone validation frames per capture"
     )
     parser.add_argument(
@@ -201,8 +211,9 @@ def main() -> None:
     }
     for spec in args.captures:
         seed, kind = spec.split(":")
+        motion = {"head_motion": args.head_motion, "head_joint": args.head_joint}
         capture_dir = synthetic.default_capture(
-            seed=int(seed), head_motion=args.head_motion if kind == "motion" else False, **options
+            seed=int(seed), **(motion if kind == "motion" else {}), **options
         )
         exp = experiment.Experiment.create(
             out / "baselines", ["gin/demo.gin"], [], data_dir=str(capture_dir), write_config=False
@@ -227,7 +238,9 @@ def main() -> None:
         )
         print(
             f"capture {capture_dir.name}: head motion "
-            f"{args.head_motion if kind == 'motion' else 0:g} degrees, vrig {args.vrig}, "
+            f"{args.head_motion if kind == 'motion' else 0:g} degrees"
+            f"{f' (about the {args.head_joint} joint)' if kind == 'motion' else ''}, "
+            f"vrig {args.vrig}, "
             f"{args.normalisation} normalisation, expression appearance "
             f"{'on' if args.expression_appearance else 'off'}, specular highlight "
             f"{'on' if args.specular else 'off'}; 'near third' / 'far third': "

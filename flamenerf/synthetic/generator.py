@@ -4,7 +4,7 @@
     python -m flamenerf.synthetic --out DIR [--size 64] [--train_frames 120] [--val 16]
         [--seed 0] [--head_motion [DEGREES]] [--num_expression 10] [--vrig N]
         [--normalisation head|room] [--expression_appearance] [--specular]
-        [--contact_sheet PNG]
+        [--head_joint root|neck] [--contact_sheet PNG]
         [--overwrite]
 
     generate(out, size=64, frames=120, val=16, seed=0, ...) -> out
@@ -14,8 +14,8 @@ The defaults are the pinned demo capture (docs/architecture.md#the-demo-capture)
 training and 16 validation frames, seed 0, static head. The output follows `docs/capture-format.md`
 and is self-contained (the procedural head is written into it as `flame_model.npz`); the same
 arguments give byte-identical files. Every option added later (`vrig`, a head motion's
-magnitude, `normalisation`, `expression_appearance`) leaves the files of the captures made
-without it unchanged, and out of their cache key.
+magnitude, `normalisation`, `expression_appearance`, `specular`, `head_joint`) leaves the files
+of the captures made without it unchanged, and out of their cache key.
 
 Scene (metres; world = FLAME space, `flame.to_world` is the identity; y up, the face looks
 along +z):
@@ -57,6 +57,11 @@ of the nearest training frame in time. Ids are the zero-padded time index.
   to 5 mm, smooth; `head_motion=DEGREES` (0..30) scales the same curves: nods, turns and
   tilts up to DEGREES (peaks 0.5, 0.83, 0.33 x DEGREES), translation up to
   max(1 mm x DEGREES, min(5 mm, 5 mm x DEGREES / 3)) (1 cm at 10 degrees, 2 cm at 20).
+  The whole FLAME mesh turns about its root joint and shifts, the neck's base included, while
+  the torso stays (the neck slides through the collar). With `head_joint="neck"` the same
+  rotation curves turn the head through FLAME's neck joint instead (`neck_pose`, no global
+  pose or translation): the neck's base stays with the torso, as a person's does, and the
+  head still moves by centimetres about the neck.
 - Vrig (`vrig=N`, Nerfies' second phone): N more validation frames at the times of N evenly
   spread training frames (so with their expression, jaw and head pose), seen by a second
   phone held like the first (same motion statistics) but moving independently (seed stream
@@ -119,9 +124,15 @@ DEFAULTS: dict[str, Any] = {
     "normalisation": "head",
     "expression_appearance": False,
     "specular": False,
+    "head_joint": "root",
 }
 MIN_SIZE = 8
 NORMALISATIONS = ("head", "room")
+# What turns the head (with head motion): "root": the whole FLAME mesh turns about its root
+# joint and shifts, the neck's base included, while the torso stays (the neck slides through
+# the collar); "neck": FLAME's neck joint turns the head, no translation, and the neck's base
+# stays with the torso, as a person's does.
+HEAD_JOINTS = ("root", "neck")
 
 # Scene (metres, world = FLAME space).
 SCENE_CENTER = np.array([0.0, -0.02, -0.01])  # scene.json center: the head's centre
@@ -172,6 +183,7 @@ def _check_arguments(
     normalisation: str = "head",
     expression_appearance: bool = False,
     specular: bool = False,
+    head_joint: str = "root",
 ) -> dict[str, Any]:
     """Validated generator arguments (ValueError names the argument).
 
@@ -197,17 +209,23 @@ def _check_arguments(
         raise ValueError(
             f"--normalisation: found {normalisation!r}, expected one of {list(NORMALISATIONS)}"
         )
+    if head_joint not in HEAD_JOINTS:
+        raise ValueError(f"--head_joint: found {head_joint!r}, expected one of {list(HEAD_JOINTS)}")
+    degrees = head_motion_degrees(head_motion)
+    if head_joint != DEFAULTS["head_joint"] and degrees == 0.0:
+        raise ValueError(f"--head_joint {head_joint}: needs --head_motion (the head is static)")
     return {
         "size": integer("size", size, MIN_SIZE),
         "frames": frames,
         "val": integer("val", val, 0, frames),
         "seed": integer("seed", seed, 0),
-        "head_motion": head_motion_degrees(head_motion),
+        "head_motion": degrees,
         "num_expression": integer("num_expression", num_expression, 0, head.NUM_EXPRESSION),
         "vrig": integer("vrig", vrig, 0, frames),
         "normalisation": str(normalisation),
         "expression_appearance": bool(expression_appearance),
         "specular": bool(specular),
+        "head_joint": str(head_joint),
     }
 
 
@@ -229,10 +247,11 @@ def head_motion_degrees(head_motion: Any) -> float:
 def capture_key(**kwargs: Any) -> str:
     """The cache key of `default_capture(**kwargs)`: readable arguments, version and a digest.
 
-    Options at their defaults (vrig 0, head normalisation, no expression appearance, no
-    specular highlight) are left out of the key, and head motion of 0 or HEAD_ROTATION_DEG
-    degrees is keyed as the bool it was before it took a magnitude, so the captures generated
-    before those options existed keep their keys (their files are unchanged).
+    Options at their defaults (vrig 0, head normalisation, no expression appearance, no specular
+    highlight, the head turning about the root joint) are left out of the key, and head motion
+    of 0 or HEAD_ROTATION_DEG degrees is keyed as the bool it was before it took a magnitude, so
+    the captures generated before those options existed keep their keys (their files are
+    unchanged).
     """
     args = _check_arguments(**{**DEFAULTS, **kwargs})
     degrees = args["head_motion"]
@@ -253,6 +272,9 @@ def capture_key(**kwargs: Any) -> str:
     if args["specular"]:
         keyed["specular"] = True
         extras += "-specular"
+    if args["head_joint"] != DEFAULTS["head_joint"]:
+        keyed["head_joint"] = args["head_joint"]
+        extras += f"-{args['head_joint']}joint"
     text = json.dumps({**keyed, "version": GENERATOR_VERSION}, sort_keys=True)
     digest = hashlib.sha256(text.encode()).hexdigest()[:8]
     if degrees == 0.0:
@@ -520,10 +542,13 @@ def make_timeline(
     head_motion: bool | float,
     num_expression: int,
     vrig: int = 0,
+    head_joint: str = "root",
 ) -> Timeline:
     """Cameras and FLAME parameters of every frame (see the module docstring).
 
     `head_motion`: degrees (see `head_motion_curves`); True is HEAD_ROTATION_DEG.
+    `head_joint` (`HEAD_JOINTS`): "root" writes the rotation curves as `global_pose` with the
+    translation; "neck" writes them as `neck_pose`, with zero global pose and translation.
     """
     degrees = head_motion_degrees(head_motion)
     total = frames + val
@@ -535,16 +560,20 @@ def make_timeline(
     shape = identity_shape(seed)
     expression = expression_curves(seed, t, num_expression)
     jaw = jaw_curve(seed, t)
+    global_pose, neck_pose = np.zeros((total, 3)), np.zeros((total, 3))
+    translation = np.zeros((total, 3))
     if degrees > 0.0:
-        global_pose, translation = head_motion_curves(seed, t, degrees)
-    else:
-        global_pose, translation = np.zeros((total, 3)), np.zeros((total, 3))
+        rotation, shift = head_motion_curves(seed, t, degrees)
+        if head_joint == "neck":
+            neck_pose = rotation
+        else:
+            global_pose, translation = rotation, shift
     params = [
         {
             "shape": _rounded(shape),
             "expression": _rounded(expression[i]),
             "global_pose": _rounded(global_pose[i]),
-            "neck_pose": [0.0, 0.0, 0.0],
+            "neck_pose": _rounded(neck_pose[i]),
             "jaw_pose": _rounded([jaw[i], 0.0, 0.0]),
             "eye_pose": [0.0] * 6,
             "translation": _rounded(translation[i]),
@@ -927,6 +956,7 @@ def generate(
     normalisation: str = "head",
     expression_appearance: bool = False,
     specular: bool = False,
+    head_joint: str = "root",
     show_progress: bool = True,
     overwrite: bool = False,
 ) -> Path:
@@ -947,12 +977,13 @@ def generate(
         normalisation,
         expression_appearance,
         specular,
+        head_joint,
     )
     out = Path(out)
     _prepare_folder(out, overwrite)
     scene = build_scene()
     timeline = make_timeline(
-        size, frames, val, seed, args["head_motion"], num_expression, args["vrig"]
+        size, frames, val, seed, args["head_motion"], num_expression, args["vrig"], head_joint
     )
     vertices = scene.pose(timeline.params)
     scales = extra_scales(size)
@@ -1286,6 +1317,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     )
     parser.add_argument(
+        "--head_joint",
+        choices=HEAD_JOINTS,
+        default=DEFAULTS["head_joint"],
+        help=(
+            "what turns the head (with --head_motion): 'root' (default: the whole FLAME mesh "
+            "turns about its root joint and shifts, neck included, while the torso stays, so "
+            "the neck slides through the collar) or 'neck' (FLAME's neck joint turns the head, "
+            "no translation: the neck's base stays with the torso, as a person's does)"
+        ),
+    )
+    parser.add_argument(
         "--contact_sheet",
         default=None,
         metavar="PNG",
@@ -1311,6 +1353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             normalisation=args.normalisation,
             expression_appearance=args.expression_appearance,
             specular=args.specular,
+            head_joint=args.head_joint,
             show_progress=not args.quiet,
             overwrite=args.overwrite,
         )

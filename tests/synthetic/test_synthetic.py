@@ -244,6 +244,42 @@ def test_head_motion_magnitude_scales_the_bare_flags_curves(degrees):
     )
 
 
+def test_head_turning_through_the_neck_joint_keeps_the_neck_base_still():
+    """`head_joint="neck"` writes the rotation curves as FLAME's neck pose: the head turns by
+    centimetres while the neck's base (in the torso) stays; "root" moves that base as well."""
+    neck = synthetic.make_timeline(8, 20, 0, 1, 15.0, 10, head_joint="neck")
+    root = synthetic.make_timeline(8, 20, 0, 1, 15.0, 10)
+    for n, r in zip(neck.params, root.params, strict=True):
+        assert n["neck_pose"] == r["global_pose"]
+        assert n["global_pose"] == [0.0, 0.0, 0.0] and n["translation"] == [0.0, 0.0, 0.0]
+        assert {k: v for k, v in n.items() if "pose" not in k and k != "translation"} == {
+            k: v for k, v in r.items() if "pose" not in k and k != "translation"
+        }
+    scene = synthetic.build_scene()
+    moved = {}
+    for name, timeline in (("neck", neck), ("root", root)):
+        vertices = scene.pose(timeline.params)  # (T, V, 3)
+        rest = scene.pose(
+            [
+                {
+                    **timeline.params[0],
+                    "global_pose": [0.0] * 3,
+                    "neck_pose": [0.0] * 3,
+                    "translation": [0.0] * 3,
+                }
+            ]
+        )[0]
+        base = rest[:, 1] < rest[:, 1].min() + 0.01  # the neck's lowest centimetre
+        top = rest[:, 1] > rest[:, 1].max() - 0.01  # the top of the head
+        moved[name] = (
+            np.linalg.norm(vertices[:, base] - rest[base], axis=-1).max(),
+            np.linalg.norm(vertices[:, top] - rest[top], axis=-1).max(),
+        )
+    assert moved["neck"][0] < 1e-4  # metres: the base stays with the torso
+    assert moved["neck"][1] > 0.02  # the head turns by centimetres about the neck
+    assert moved["root"][0] > 0.005  # the whole mesh turns: the base slides
+
+
 def test_textures_are_deterministic_noise():
     rng = np.random.default_rng(0)
     points = rng.uniform(-10, 10, (5000, 3))
@@ -537,8 +573,13 @@ def test_default_capture_is_cached_and_keyed(tmp_path, monkeypatch):
         synthetic.capture_key(vrig=4),
         synthetic.capture_key(normalisation="room"),
         synthetic.capture_key(expression_appearance=True),
+        synthetic.capture_key(head_motion=10.0, head_joint="neck"),
     }
-    assert len(keys) == 10
+    assert len(keys) == 11
+    assert "-neckjoint-" in synthetic.capture_key(head_motion=10.0, head_joint="neck")
+    assert synthetic.capture_key(head_motion=10.0, head_joint="root") == (
+        synthetic.capture_key(head_motion=10.0)
+    )
     assert "-motion10deg-" in synthetic.capture_key(head_motion=10)
     assert synthetic.capture_key(head_motion=0.0) == synthetic.capture_key()
     with pytest.raises(TypeError, match="unknown arguments"):
@@ -575,6 +616,8 @@ def _run(argv, capsys):
         (["--head_motion", "nan"], "--head_motion"),
         (["--head_motion", "lots"], "--head_motion"),
         (["--normalisation", "world"], "--normalisation"),
+        (["--head_joint", "spine"], "--head_joint"),
+        (["--head_joint", "neck"], "--head_joint"),  # a static head has nothing to turn
     ],
 )
 def test_cli_rejects_bad_arguments(tmp_path, capsys, extra, message):
@@ -616,6 +659,7 @@ def test_cli_help_documents_every_flag(capsys):
         "--normalisation",
         "--expression_appearance",
         "--specular",
+        "--head_joint",
         "--contact_sheet",
         "--overwrite",
         "--quiet",
@@ -631,6 +675,9 @@ def test_cli_help_documents_every_flag(capsys):
         ({"vrig": 1.5}, "--vrig"),
         ({"normalisation": "Head"}, "--normalisation"),
         ({"expression_appearance": 1}, "--expression_appearance"),
+        ({"head_joint": "Neck", "head_motion": 10.0}, "--head_joint"),
+        ({"head_joint": ["neck"], "head_motion": 10.0}, "--head_joint"),
+        ({"head_joint": "neck"}, "needs --head_motion"),
     ],
 )
 def test_generate_rejects_bad_options_before_writing(tmp_path, kwargs, message):
