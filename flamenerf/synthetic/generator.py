@@ -209,8 +209,7 @@ def _check_arguments(
         raise ValueError(
             f"--normalisation: found {normalisation!r}, expected one of {list(NORMALISATIONS)}"
         )
-    if head_joint not in HEAD_JOINTS:
-        raise ValueError(f"--head_joint: found {head_joint!r}, expected one of {list(HEAD_JOINTS)}")
+    _check_head_joint(head_joint)
     degrees = head_motion_degrees(head_motion)
     if head_joint != DEFAULTS["head_joint"] and degrees == 0.0:
         raise ValueError(f"--head_joint {head_joint}: needs --head_motion (the head is static)")
@@ -227,6 +226,12 @@ def _check_arguments(
         "specular": bool(specular),
         "head_joint": str(head_joint),
     }
+
+
+def _check_head_joint(head_joint: Any) -> None:
+    """ValueError naming --head_joint unless it is one of HEAD_JOINTS."""
+    if not isinstance(head_joint, str) or head_joint not in HEAD_JOINTS:
+        raise ValueError(f"--head_joint: found {head_joint!r}, expected one of {list(HEAD_JOINTS)}")
 
 
 def head_motion_degrees(head_motion: Any) -> float:
@@ -551,6 +556,7 @@ def make_timeline(
     translation; "neck" writes them as `neck_pose`, with zero global pose and translation.
     """
     degrees = head_motion_degrees(head_motion)
+    _check_head_joint(head_joint)
     total = frames + val
     t = np.linspace(0.0, 1.0, total)
     is_val = np.zeros(total, dtype=bool)
@@ -983,7 +989,14 @@ def generate(
     _prepare_folder(out, overwrite)
     scene = build_scene()
     timeline = make_timeline(
-        size, frames, val, seed, args["head_motion"], num_expression, args["vrig"], head_joint
+        size,
+        frames,
+        val,
+        seed,
+        args["head_motion"],
+        num_expression,
+        args["vrig"],
+        args["head_joint"],
     )
     vertices = scene.pose(timeline.params)
     scales = extra_scales(size)

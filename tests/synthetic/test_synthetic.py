@@ -278,6 +278,8 @@ def test_head_turning_through_the_neck_joint_keeps_the_neck_base_still():
     assert moved["neck"][0] < 1e-4  # metres: the base stays with the torso
     assert moved["neck"][1] > 0.02  # the head turns by centimetres about the neck
     assert moved["root"][0] > 0.005  # the whole mesh turns: the base slides
+    with pytest.raises(ValueError, match="--head_joint"):
+        synthetic.make_timeline(8, 20, 0, 1, 15.0, 10, head_joint="nek")
 
 
 def test_textures_are_deterministic_noise():
