@@ -282,6 +282,23 @@ def test_head_turning_through_the_neck_joint_keeps_the_neck_base_still():
         synthetic.make_timeline(8, 20, 0, 1, 15.0, 10, head_joint="nek")
 
 
+def test_a_neck_joint_capture_reads_back_as_written(tmp_path):
+    """The capture reader poses the written neck pose as the generator rendered it."""
+    out = synthetic.generate(
+        tmp_path / "neck", **MOTION8, head_motion=15.0, head_joint="neck", show_progress=False
+    )
+    capture = capture_lib.load_capture(out)
+    scene = synthetic.build_scene()
+    for frame_id in capture.ids:
+        raw = _read(out / "flame" / f"{frame_id}.json")
+        assert raw["global_pose"] == [0.0, 0.0, 0.0] and np.linalg.norm(raw["neck_pose"]) > 0
+        np.testing.assert_allclose(
+            capture.vertices(frame_id),
+            capture.scene.flame_to_scene(scene.pose([raw])[0]),
+            atol=1e-5,
+        )
+
+
 def test_textures_are_deterministic_noise():
     rng = np.random.default_rng(0)
     points = rng.uniform(-10, 10, (5000, 3))
