@@ -224,7 +224,9 @@ class ModelConfig(_Checked):
     noise_std: NonNegative = 0.0  # density noise during training (NeRF's regulariser)
     # The colour branch also sees the head's rotation (axis-angle, faded to zero outside the
     # FLAME guide's head ball): a light fixed in the room shades a turning head differently,
-    # which the canonical (head at rest) colour cannot explain. Needs the guide's rigid part.
+    # which the canonical (head at rest) colour cannot explain. It enters through a layer of
+    # its own, zero at the start. Needs the guide's rigid part; on in gin/demo.gin
+    # (gin/ablations/no_pose_shading.gin turns it off).
     pose_shading: bool = False
 
     def _check_more(self, owner: str) -> None:
@@ -310,7 +312,7 @@ class GuideConfig(_Checked):
     # (it holds every head vertex, so it reaches the top of the torso); "neck": in the ball
     # but only above the neck: from neck_level_m above FLAME's root joint up (along FLAME's
     # up axis), fading to none over neck_fade_m below that, so the torso stays put
-    # (nerf/guide.py; gin/ablations/neck_rigid.gin)
+    # (nerf/guide.py; gin/demo.gin sets "neck", gin/ablations/ball_rigid.gin restores "ball")
     rigid_weight: RigidWeight = "ball"
     # ("neck") metres above the root joint from which the head moves exactly (within 10 cm)
     neck_level_m: Annotated[float, Range(-0.1, 0.1)] = 0.0

@@ -270,6 +270,10 @@ def test_every_gin_file_builds_every_config(files):
     model = built["ModelConfig"]
     assert isinstance(model.coarse, configs.FieldConfig)
     assert isinstance(model.fine, configs.FieldConfig)
+    guide = built["GuideConfig"]
+    # What Experiment.create would refuse: the colour reads the head's rotation from the
+    # guide's rigid part.
+    assert not model.pose_shading or (guide.enabled and guide.undo_rigid)
 
 
 def test_incomplete_gin_file_is_reported_in_one_line():

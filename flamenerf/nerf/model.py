@@ -77,7 +77,8 @@ class RadianceField(nn.Module):
           appearance: (N, A) appearance codes, or None.
           condition: (N, C) per ray or (N, S, C) per point conditioning, or None.
           shading: (N, S, K) per point inputs of the colour branch only (the head's rotation,
-            `ModelConfig.pose_shading`), or None.
+            `ModelConfig.pose_shading`), or None: they enter through a linear layer of their
+            own (no bias, zero at initialisation) added to the branch's first layer.
           with_rgb: False skips the colour branch in this call (its parameters, when built,
             are untouched): rgb is None.
 
@@ -127,12 +128,21 @@ class RadianceField(nn.Module):
             branch.append(modules.broadcast_to_samples(view, num_samples))
         if appearance is not None:
             branch.append(modules.broadcast_to_samples(appearance, num_samples))
-        if shading is not None:
-            branch.append(shading)
         h = with_cond(jnp.concatenate(branch, -1), ("color",))
-        for i in range(cfg.rgb_depth):
-            h = nn.relu(nn.Dense(cfg.rgb_width, name=f"rgb_{i}")(h))
-        rgb = nn.sigmoid(nn.Dense(3, name="rgb")(h))
+        names = [f"rgb_{i}" for i in range(cfg.rgb_depth)] + ["rgb"]
+        widths = [cfg.rgb_width] * cfg.rgb_depth + [3]
+        for i, (name, width) in enumerate(zip(names, widths, strict=True)):
+            h = nn.Dense(width, name=name)(h)
+            if i == 0 and shading is not None:
+                # Its own layer added to the colour branch's first, zero at the start: the
+                # other layers' initial values are those of a field without it, and a head at
+                # rest (or `shading` None, as `export` bakes) gives that field's colour exactly.
+                h = h + nn.Dense(
+                    width, use_bias=False, kernel_init=nn.initializers.zeros, name="pose_shading"
+                )(shading)
+            if i < len(names) - 1:
+                h = nn.relu(h)
+        rgb = nn.sigmoid(h)
         return rgb, sigma
 
 

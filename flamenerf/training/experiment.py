@@ -391,7 +391,9 @@ class Experiment:
         if model_config.pose_shading and not (guide_config.enabled and guide_config.undo_rigid):
             raise UserError(
                 "ModelConfig.pose_shading = True needs the FLAME guide's rigid part: "
-                "GuideConfig.enabled = True and GuideConfig.undo_rigid = True"
+                "GuideConfig.enabled = True and GuideConfig.undo_rigid = True (found "
+                f"{guide_config.enabled} and {guide_config.undo_rigid}); without the guide, "
+                "also bind ModelConfig.pose_shading = False"
             )
         region, fade = warp_region(capture, warp_config, guide_config)
         spread = None

@@ -128,3 +128,63 @@ def test_the_conditioning_region_follows_the_models_spatial_prior():
     region = pipeline.conditioning_region(_fake_experiment("mesh", grids), box, "b")
     # distances 0.1, 0.4, 1.5, 1.0 against mesh_radius 0.3
     np.testing.assert_array_equal(region(points), [[True, False, False, False]])
+
+
+def test_a_pose_shading_model_bakes_its_colour_at_rest():
+    """`ModelConfig.pose_shading` adds a layer that reads the head's rotation; the canonical
+    field (the head at rest) evaluates without it, as the fine field with zero rotation."""
+    import jax
+    import jax.numpy as jnp
+
+    from flamenerf import configs
+    from flamenerf.nerf import model as model_lib
+
+    tiny = configs.FieldConfig(
+        field_type="triplane",
+        depth=1,
+        width=16,
+        skips=(),
+        rgb_width=16,
+        viewdir_freqs=0,
+        triplane_resolutions=(8, 16),
+        triplane_features=4,
+        geometry_features=7,
+    )
+    model = model_lib.make_model(
+        configs.ModelConfig(
+            coarse=tiny, fine=tiny, appearance_dim=3, appearance_mode="color", pose_shading=True
+        ),
+        configs.WarpConfig(
+            warp_type="translation", code_dim=2, num_freqs=2, depth=1, width=8, skips=()
+        ),
+        configs.ExpressionConfig(where="trunk", use_jaw=True, spatial_prior="silhouette"),
+        num_codes=4,
+        condition_dim=5,
+        near=0.5,
+        far=2.0,
+        use_guide=True,
+    )
+    params = model_lib.init_params(model, jax.random.PRNGKey(0))
+    kernel = params["fine_field"]["pose_shading"]["kernel"]
+    trained = jax.random.normal(jax.random.PRNGKey(1), kernel.shape)  # as training leaves it
+    params = {**params, "fine_field": {**params["fine_field"], "pose_shading": {"kernel": trained}}}
+    points = np.asarray(jax.random.uniform(jax.random.PRNGKey(2), (50, 3), minval=-1, maxval=1))
+    rgb, sigma = field.CanonicalField(model, params, "frame", frame=1).evaluate(points)
+
+    def fine(module, shading):
+        code = module.appearance_codes(jnp.ones((50,), jnp.int32))
+        rgb, sigma = module.fields["fine"](
+            jnp.asarray(points)[:, None],
+            jnp.tile(jnp.float32([[0, 0, 1]]), (50, 1)),
+            None,
+            jnp.zeros((50, 5)),
+            shading,
+        )
+        gain_bias = module.color_transform(code)[:, None, :]
+        return rgb * (1.0 + gain_bias[..., :3]) + gain_bias[..., 3:], sigma
+
+    at_rest = model.apply({"params": params}, jnp.zeros((50, 1, 3)), method=fine)
+    turned = model.apply({"params": params}, jnp.full((50, 1, 3), 0.2), method=fine)
+    np.testing.assert_allclose(rgb, np.asarray(at_rest[0])[:, 0], atol=1e-6)
+    np.testing.assert_allclose(sigma, np.asarray(at_rest[1])[:, 0], rtol=1e-5, atol=1e-6)
+    assert np.abs(rgb - np.asarray(turned[0])[:, 0]).max() > 1e-3  # the layer matters

@@ -4,6 +4,7 @@
 import dataclasses
 import functools
 
+import chex
 import gin
 import jax
 import jax.numpy as jnp
@@ -325,6 +326,10 @@ def test_pose_shading_reaches_colour_only():
     viewdirs = jnp.tile(jnp.array([[0.0, 0.0, 1.0]]), (N, 1))
     shading = jax.random.normal(jax.random.PRNGKey(2), (N, 4, 3))
     variables = jax.jit(field.init)(jax.random.PRNGKey(0), points, viewdirs, None, None, shading)
+    # Its layer starts at zero; give it values as training would.
+    kernel = variables["params"]["pose_shading"]["kernel"]
+    trained = jax.random.normal(jax.random.PRNGKey(3), kernel.shape)
+    variables = {"params": {**variables["params"], "pose_shading": {"kernel": trained}}}
     apply = jax.jit(lambda s: field.apply(variables, points, viewdirs, None, None, s))
     rgb_a, sigma_a = apply(shading)
     rgb_b, sigma_b = apply(0 * shading)
@@ -332,9 +337,45 @@ def test_pose_shading_reaches_colour_only():
     assert np.abs(rgb_a - rgb_b).max() > 1e-4
 
 
+def test_pose_shading_starts_as_the_field_without_it():
+    """Its layer is the only new parameter (the others initialise to the same values) and
+    starts at zero: the colour equals the plain field's for any rotation, and a call without
+    shading (as `export` bakes) uses the same parameters."""
+    field = model_lib.RadianceField(FIELD)
+    points = jax.random.normal(jax.random.PRNGKey(1), (N, 4, 3))
+    viewdirs = jnp.tile(jnp.array([[0.0, 0.0, 1.0]]), (N, 1))
+    shading = jax.random.normal(jax.random.PRNGKey(2), (N, 4, 3))
+    key = jax.random.PRNGKey(0)
+    plain = field.init(key, points, viewdirs, None, None)
+    shaded = field.init(key, points, viewdirs, None, None, shading)
+    assert set(shaded["params"]) - set(plain["params"]) == {"pose_shading"}
+    assert shaded["params"]["pose_shading"]["kernel"].shape == (3, FIELD.rgb_width)
+    np.testing.assert_array_equal(shaded["params"]["pose_shading"]["kernel"], 0.0)
+    chex.assert_trees_all_equal(
+        {k: v for k, v in shaded["params"].items() if k != "pose_shading"}, plain["params"]
+    )
+    rgb_plain, sigma_plain = field.apply(plain, points, viewdirs, None, None)
+    rgb_shaded, sigma_shaded = field.apply(shaded, points, viewdirs, None, None, shading)
+    rgb_none, _ = field.apply(shaded, points, viewdirs, None, None)
+    np.testing.assert_array_equal(sigma_shaded, sigma_plain)
+    np.testing.assert_array_equal(rgb_shaded, rgb_plain)
+    np.testing.assert_array_equal(rgb_none, rgb_plain)
+
+
 def test_pose_shading_changes_nothing_beyond_the_head_ball():
     model = make(model=dataclasses.replace(MODEL, pose_shading=True), use_guide=True)
     params = init(model)
+    # Its layers start at zero; give them values as training would.
+    params = jax.tree_util.tree_map_with_path(
+        lambda path, leaf: (
+            jax.random.normal(jax.random.PRNGKey(4), leaf.shape)
+            if "pose_shading" in jax.tree_util.keystr(path)
+            else leaf
+        ),
+        params,
+    )
+    paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    assert sum("pose_shading" in p for p in paths) == 2  # the coarse and the fine field
     batch = rays(np.zeros(5), np.ones(N))
     frame1 = replace(batch, frame=jnp.ones((N,), jnp.int32))
     # The ball about the origin, which every test ray crosses: the turned frame looks different.
