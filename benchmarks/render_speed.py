@@ -37,6 +37,7 @@ def fresh_model(gin_configs: list[str], gin_bindings: list[str], condition_dim: 
     """A model built from gin files, freshly initialised (no capture needed)."""
     experiment.parse_gin(gin_configs, gin_bindings)
     expression = configs.ExpressionConfig()
+    spread = (1.0,) * condition_dim if expression.noise_scale == "spread" else None
     model = make_model(
         configs.ModelConfig(),
         configs.WarpConfig(),
@@ -45,6 +46,8 @@ def fresh_model(gin_configs: list[str], gin_bindings: list[str], condition_dim: 
         condition_dim=condition_dim,
         near=0.2,
         far=2.0,
+        use_guide=configs.GuideConfig().enabled,
+        condition_spread=spread,  # no capture: every component's spread 1 (noise is off here)
     )
     params = jax.jit(lambda key: init_params(model, key))(jax.random.PRNGKey(0))
     chunk = configs.TrainConfig().render_chunk
@@ -124,7 +127,7 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
             chunk = args.chunk or chunk
             condition_dim, mesh = args.condition_dim, sharding.make_mesh()
             needs = model.use_guide or model.expression.spatial_prior == "mesh"
-            grids = dummy_grids() if needs else None
+            grids = dummy_grids(rigid=model.model.pose_shading) if needs else None
     except (experiment.UserError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

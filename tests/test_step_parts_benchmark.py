@@ -30,9 +30,15 @@ def test_arguments_defaults_and_errors():
 
 
 def test_every_part_is_valid_gin_on_the_demo():
+    from flamenerf import configs
+
     for name, bindings in step_parts.PARTS.items():
         experiment.parse_gin(["demo.gin"], bindings)  # a misspelt binding raises
         assert name == "config" or bindings
+        built = configs.build_all()
+        guide = built["GuideConfig"]
+        # What Experiment.create would refuse: the colour reads the guide's rigid part.
+        assert not built["ModelConfig"].pose_shading or (guide.enabled and guide.undo_rigid), name
 
 
 def test_table_gives_means_and_ratios_to_the_config():

@@ -337,11 +337,14 @@ def test_pose_shading_reaches_colour_only():
     assert np.abs(rgb_a - rgb_b).max() > 1e-4
 
 
-def test_pose_shading_starts_as_the_field_without_it():
+@pytest.mark.parametrize("rgb_depth", [1, 0])
+def test_pose_shading_starts_as_the_field_without_it(rgb_depth):
     """Its layer is the only new parameter (the others initialise to the same values) and
     starts at zero: the colour equals the plain field's for any rotation, and a call without
-    shading (as `export` bakes) uses the same parameters."""
-    field = model_lib.RadianceField(FIELD)
+    shading (as `export` bakes) uses the same parameters. With no hidden colour layer it adds
+    to the colour's logits."""
+    config = dataclasses.replace(FIELD, rgb_depth=rgb_depth)
+    field = model_lib.RadianceField(config)
     points = jax.random.normal(jax.random.PRNGKey(1), (N, 4, 3))
     viewdirs = jnp.tile(jnp.array([[0.0, 0.0, 1.0]]), (N, 1))
     shading = jax.random.normal(jax.random.PRNGKey(2), (N, 4, 3))
@@ -349,7 +352,8 @@ def test_pose_shading_starts_as_the_field_without_it():
     plain = field.init(key, points, viewdirs, None, None)
     shaded = field.init(key, points, viewdirs, None, None, shading)
     assert set(shaded["params"]) - set(plain["params"]) == {"pose_shading"}
-    assert shaded["params"]["pose_shading"]["kernel"].shape == (3, FIELD.rgb_width)
+    width = FIELD.rgb_width if rgb_depth else 3
+    assert shaded["params"]["pose_shading"]["kernel"].shape == (3, width)
     np.testing.assert_array_equal(shaded["params"]["pose_shading"]["kernel"], 0.0)
     chex.assert_trees_all_equal(
         {k: v for k, v in shaded["params"].items() if k != "pose_shading"}, plain["params"]
