@@ -451,9 +451,32 @@ VRIG_VERSION = "flamenerf.synthetic.generator.VRIG_VERSION"
 VRIG_FRAMES = "vrig frames"  # the part of every file of the second phone's frames
 
 
+JSON_DIGITS = 10  # significant digits of the numbers in a capture's JSON files, as digested
+
+
+def _rounded_json(value: Any) -> Any:
+    """value (parsed JSON) with every float rounded to JSON_DIGITS significant digits."""
+    if isinstance(value, float):
+        return float(f"{value:.{JSON_DIGITS}g}")
+    if isinstance(value, list):
+        return [_rounded_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _rounded_json(v) for k, v in value.items()}
+    return value
+
+
+def _digest_bytes(path: Path) -> bytes:
+    """What part_digests hashes of a file: its bytes, or for a .json file its numbers rounded
+    to JSON_DIGITS significant digits (cameras come from numpy's trigonometry, whose last
+    bits differ between CPUs: the same generator gives the same capture to 1e-10)."""
+    if path.suffix != ".json":
+        return path.read_bytes()
+    return json.dumps(_rounded_json(json.loads(path.read_text())), sort_keys=True).encode()
+
+
 def part_digests(root: Path) -> dict[str, str]:
-    """sha256 of each top-level file or folder (its files' relative paths and bytes); the
-    files of vrig frames ("vrig_*") form their own part, VRIG_FRAMES."""
+    """sha256 of each top-level file or folder (its files' relative paths and `_digest_bytes`);
+    the files of vrig frames ("vrig_*") form their own part, VRIG_FRAMES."""
     parts: dict[str, Any] = {}
     for path in sorted(root.rglob("*")):
         if path.is_file():
@@ -461,7 +484,7 @@ def part_digests(root: Path) -> dict[str, str]:
             part = VRIG_FRAMES if path.name.startswith("vrig_") else rel.parts[0]
             h = parts.setdefault(part, hashlib.sha256())
             h.update(str(rel).encode())
-            h.update(path.read_bytes())
+            h.update(_digest_bytes(path))
     return {name: h.hexdigest() for name, h in parts.items()}
 
 
