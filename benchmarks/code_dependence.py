@@ -23,14 +23,10 @@ import numpy as np
 
 from flamenerf import cli_args
 from flamenerf.datasets import rays
+from flamenerf.evaluation import distance, evaluate
 from flamenerf.training.experiment import Experiment
 
 VARIANTS = ("own codes", "nearest camera's codes", "farthest camera's codes")
-
-
-def _psnr(pred: np.ndarray, target: np.ndarray, mask: np.ndarray | None = None) -> float:
-    err = (np.asarray(pred, np.float64) - target) ** 2
-    return float(-10.0 * np.log10(err[mask].mean() if mask is not None else err.mean()))
 
 
 def _thirds(values: np.ndarray, order: np.ndarray) -> tuple[float, float]:
@@ -44,41 +40,41 @@ def measure(folder: Path) -> list[str]:
     with Experiment.restore(folder) as restored:
         exp = restored.exp
         capture = exp.capture
+        ids = list(capture.val_ids)
         alpha = exp.warp_alpha(restored.checkpoint)
         grids = exp.extras().guide
-        use_jaw = exp.expression_config.use_jaw
         source = rays.CaptureSource(capture)
         train = list(capture.train_ids)
-        centres = np.stack([capture.cameras[i].position for i in train])
         by_code = {capture.frames[i].warp_id: i for i in train}
-        metres = 1.0 / capture.scene.units_per_metre
+        to_code = distance.code_frame_distances(capture, ids)
+        nearest = distance.nearest_training_frames(capture, ids)
         psnr = {name: [] for name in VARIANTS}
         outside = {name: [] for name in VARIANTS}
-        to_code, to_train = [], []
-        for frame_id in capture.val_ids:
-            batch = rays.frame_rays(capture, frame_id, use_jaw, source)
-            shape = capture.cameras[frame_id].image_shape
-            target = np.asarray(batch.rgb, np.float64).reshape(shape + (3,))
-            beyond = ~(np.asarray(batch.inside).reshape(shape) > 0.5)
+        for frame_id in ids:
             position = capture.cameras[frame_id].position
-            gaps = np.linalg.norm(centres - position, axis=1)
-            code_frame = by_code[capture.frames[frame_id].warp_id]
-            to_code.append(np.linalg.norm(capture.cameras[code_frame].position - position))
-            to_train.append(gaps.min())
-            donors = (code_frame, train[int(np.argmin(gaps))], train[int(np.argmax(gaps))])
+            gaps = [np.linalg.norm(capture.cameras[i].position - position) for i in train]
+            donors = (
+                by_code[capture.frames[frame_id].warp_id],
+                nearest[frame_id][0],
+                train[int(np.argmax(gaps))],
+            )
             for name, donor in zip(VARIANTS, donors, strict=True):
-                info = capture.frames[donor]
-                swapped = batch._asdict()
-                swapped["warp_id"] = np.full_like(np.asarray(batch.warp_id), info.warp_id)
-                swapped["appearance_id"] = np.full_like(
-                    np.asarray(batch.appearance_id), info.appearance_id
+                frame = evaluate.evaluate_frame(
+                    exp.renderer,
+                    capture,
+                    frame_id,
+                    restored.state.params,
+                    alpha,
+                    grids,
+                    use_jaw=exp.expression_config.use_jaw,
+                    source=source,
+                    names=["psnr", "psnr_outside"],
+                    codes_from=donor,
                 )
-                out = exp.renderer.render_image(
-                    restored.state.params, rays.RayBatch(**swapped), alpha, shape, grids
-                )
-                psnr[name].append(_psnr(out["rgb"], target))
-                outside[name].append(_psnr(out["rgb"], target, beyond))
-    to_code_m, to_train_m = np.array(to_code) * metres, np.array(to_train) * metres
+                psnr[name].append(frame.metrics["psnr"])
+                outside[name].append(frame.metrics["psnr_outside"])
+    to_code_m = np.array([to_code[i] for i in ids])
+    to_train_m = np.array([nearest[i][1] for i in ids])
     order = np.argsort(to_code_m)
     rows = []
     for name in VARIANTS:

@@ -20,7 +20,10 @@ of the frames by the distance from their camera to the camera of the training fr
 they use (`evaluation.distance.distance_report`; `near - far` is their difference, `r` the Pearson
 correlation of distance and PSNR), and the same two thirds over the covered pixels only
 (`free_view_coverage.py`: surface points at least two training frames saw; `far cov.`,
-`near - far cov.`), so content no training camera saw is told apart from the model's error.
+`near - far cov.`), so content no training camera saw is told apart from the model's error,
+and `eval`'s code dependence (`code dep.`: the farthest third rendered with the codes of the
+training frame whose camera is nearest to each, minus with their own codes; near 0 when what
+a view shows does not depend on whose codes render it).
 The generator's options pick the captures: `--head_motion` the degrees of the "motion" captures
 and `--head_joint` what turns their head, `--vrig N` second-phone validation frames,
 `--normalisation room` another tool's scene.json, `--expression_appearance` wrinkles, flush,
@@ -138,6 +141,7 @@ def run_variant(
     covered = covered_report(folder / "eval" / f"step_{step}", counts, min_views=2)
     result["far cov."] = covered["far_covered"]
     result["near - far cov."] = covered["near_covered"] - covered["far_covered"]
+    result["code dep."] = report["distance"]["code_swap"]["code_dependence_db"]
     result["minutes"] = minutes
     return result
 
@@ -260,6 +264,7 @@ def main() -> None:
             "far cov.",
             "near - far cov.",
             "r",
+            "code dep.",
             "minutes",
         ]
         print("| variant | " + " | ".join(keys) + " |")

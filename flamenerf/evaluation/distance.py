@@ -4,6 +4,15 @@
 A validation frame is rendered with the warp and appearance codes of a training frame (its
 `warp_id`); the farther its camera is from that frame's, the more the render extrapolates.
 `distance_report` relates the frames' PSNR to that distance (metrics.json's "distance").
+
+A frame far from its code frame's camera is often far from every training camera too, and a
+NeRF without any per-frame code also loses quality there (it interpolates between fewer
+views). Two figures tell the two apart: the distance to the nearest training camera
+(`nearest_training_frames`; `distance_report`'s "nearest_train" figures), and the code swap
+(`code_swap_report`): the farthest third rendered again with the codes of the training frame
+whose camera is nearest to each. If the codes tie what a view shows to their own frame's
+camera (the failure `eval` is built to catch), the nearest camera's codes render it better;
+if the scene does not depend on the codes, both renders score the same.
 """
 
 from __future__ import annotations
@@ -48,8 +57,46 @@ def code_frame_distances(capture: Any, ids: Sequence[str]) -> dict[str, float]:
     return distances
 
 
+def nearest_training_frames(capture: Any, ids: Sequence[str]) -> dict[str, tuple[str, float]]:
+    """The training frame whose camera is nearest to each frame's camera (by position).
+
+    Args:
+      capture: a `flamenerf.datasets.capture.Capture` (distances in metres of FLAME space, as
+        in `code_frame_distances`); ids: the frames (a training frame's own is itself, 0).
+
+    Returns:
+      {id: (training frame id, metres)}, in the order of `ids`; ties go to the earlier
+      training frame of `capture.train_ids`.
+
+    Raises:
+      ValueError: an id the capture does not have, or a capture without training frames.
+    """
+    if not capture.train_ids:
+        raise ValueError(f"{capture.root / 'dataset.json'}: no training frames (train_ids)")
+    train = list(capture.train_ids)
+    positions = np.stack([capture.cameras[i].position for i in train])  # (T, 3)
+    nearest = {}
+    for frame_id in ids:
+        if frame_id not in capture.frames:
+            raise ValueError(f"{capture.root / 'dataset.json'}: no frame '{frame_id}'")
+        gaps = np.linalg.norm(positions - capture.cameras[frame_id].position, axis=-1)
+        k = int(np.argmin(gaps))  # the first of equal minima
+        nearest[frame_id] = (train[k], float(gaps[k]) / capture.scene.units_per_metre)
+    return nearest
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation of two (n,) arrays; NaN for n < 2 or a constant."""
+    if x.size < 2 or x.std() == 0 or y.std() == 0:
+        return math.nan
+    dx, dy = x - x.mean(), y - y.mean()
+    return float((dx * dy).sum() / math.sqrt((dx * dx).sum() * (dy * dy).sum()))
+
+
 def distance_report(
-    psnr_by_id: Mapping[str, float], distance_by_id: Mapping[str, float]
+    psnr_by_id: Mapping[str, float],
+    distance_by_id: Mapping[str, float],
+    nearest_by_id: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """PSNR against the distance to the code frame's camera, over the frames of `psnr_by_id`.
 
@@ -58,6 +105,8 @@ def distance_report(
 
     Args:
       psnr_by_id: {id: PSNR (dB)}; distance_by_id: {id: metres}, holding every id of it.
+      nearest_by_id: optional {id: metres} from each frame's camera to the nearest training
+        camera (`nearest_training_frames`), holding every id of psnr_by_id.
 
     Returns:
       {"count": n, "pearson": Pearson correlation of distance and PSNR (NaN for fewer than 2
@@ -65,11 +114,15 @@ def distance_report(
        "far_third_psnr": mean PSNR of the nearest / farthest third, "near_minus_far": their
        difference (dB), "near_third_distance_m" / "far_third_distance_m": the thirds' mean
        distances, "pairs": [{"id", "distance_m", "psnr"}] sorted by distance}; the means are
-       NaN when no frame has a finite PSNR.
+       NaN when no frame has a finite PSNR. With nearest_by_id also "pearson_nearest_train"
+       (PSNR against the distance to the nearest training camera),
+       "near_third_nearest_train_m" / "far_third_nearest_train_m" (that distance's mean over
+       the thirds above) and each pair's "nearest_train_m".
     """
-    missing = [i for i in psnr_by_id if i not in distance_by_id]
-    if missing:
-        raise ValueError(f"distance_report: no distance for frames {missing[:5]}")
+    for name, table in (("distance", distance_by_id), ("nearest", nearest_by_id)):
+        missing = [i for i in psnr_by_id if table is not None and i not in table]
+        if missing:
+            raise ValueError(f"distance_report: no {name} for frames {missing[:5]}")
     ids = [i for i in psnr_by_id if math.isfinite(float(psnr_by_id[i]))]
     ids.sort(key=lambda i: float(distance_by_id[i]))
     distance = np.array([float(distance_by_id[i]) for i in ids])
@@ -77,14 +130,10 @@ def distance_report(
     n = len(ids)
     third = max(1, round(n / 3))
     mean = lambda v: float(v.mean()) if v.size else math.nan
-    pearson = math.nan
-    if n >= 2 and distance.std() > 0 and psnr.std() > 0:
-        d, p = distance - distance.mean(), psnr - psnr.mean()
-        pearson = float((d * p).sum() / math.sqrt((d * d).sum() * (p * p).sum()))
     near, far = slice(0, third), slice(max(n - third, 0), n)
-    return {
+    report = {
         "count": n,
-        "pearson": pearson,
+        "pearson": _pearson(distance, psnr),
         "third": min(third, n),
         "near_third_psnr": mean(psnr[near]),
         "far_third_psnr": mean(psnr[far]),
@@ -95,4 +144,53 @@ def distance_report(
             {"id": i, "distance_m": float(d), "psnr": float(p)}
             for i, d, p in zip(ids, distance, psnr, strict=True)
         ],
+    }
+    if nearest_by_id is not None:
+        nearest = np.array([float(nearest_by_id[i]) for i in ids])
+        report["pearson_nearest_train"] = _pearson(nearest, psnr)
+        report["near_third_nearest_train_m"] = mean(nearest[near])
+        report["far_third_nearest_train_m"] = mean(nearest[far])
+        for pair, metres in zip(report["pairs"], nearest, strict=True):
+            pair["nearest_train_m"] = float(metres)
+    return report
+
+
+def far_third_ids(report: Mapping[str, Any]) -> list[str]:
+    """The ids of a `distance_report`'s farthest third (farthest last)."""
+    pairs = report["pairs"]
+    return [p["id"] for p in pairs[max(len(pairs) - report["third"], 0) :]] if pairs else []
+
+
+def code_swap_report(
+    own_psnr: Mapping[str, float],
+    swapped_psnr: Mapping[str, float],
+    codes_from: Mapping[str, str],
+) -> dict[str, Any]:
+    """The code swap over some frames (`evaluate` passes the farthest third).
+
+    Args:
+      own_psnr: {id: PSNR with the frame's own codes}; swapped_psnr: {id: PSNR rendered with
+        the codes of training frame codes_from[id]} (the same ids in each).
+
+    Returns:
+      {"ids": the frames, "codes_from": {id: training frame}, "own_psnr" / "swapped_psnr":
+       their mean PSNR, "code_dependence_db": swapped minus own (dB; NaN without frames)}.
+       Near 0: what the frames show does not depend on whose codes render them; clearly
+       positive: the nearest camera's codes render them better, so the codes carry what
+       each training camera saw.
+
+    Raises:
+      ValueError: the three mappings do not hold the same ids.
+    """
+    ids = list(own_psnr)
+    if set(ids) != set(swapped_psnr) or set(ids) != set(codes_from):
+        raise ValueError("code_swap_report: own_psnr, swapped_psnr and codes_from differ in ids")
+    own = float(np.mean([own_psnr[i] for i in ids])) if ids else math.nan
+    swapped = float(np.mean([swapped_psnr[i] for i in ids])) if ids else math.nan
+    return {
+        "ids": ids,
+        "codes_from": {i: codes_from[i] for i in ids},
+        "own_psnr": own,
+        "swapped_psnr": swapped,
+        "code_dependence_db": swapped - own,
     }

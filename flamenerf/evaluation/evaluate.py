@@ -40,7 +40,13 @@ from flamenerf.datasets import rays
 from flamenerf.errors import UserError
 from flamenerf.evaluation import figures, metrics, report_html
 from flamenerf.evaluation.disentanglement import disentanglement_pair, driver_frame
-from flamenerf.evaluation.distance import code_frame_distances, distance_report
+from flamenerf.evaluation.distance import (
+    code_frame_distances,
+    code_swap_report,
+    distance_report,
+    far_third_ids,
+    nearest_training_frames,
+)
 from flamenerf.evaluation.renderer import Renderer
 from flamenerf.io import paths
 from flamenerf.io.media import write_png
@@ -77,6 +83,7 @@ def evaluate_frame(
     use_jaw: bool,
     source: rays.FrameSource | None = None,
     names: Iterable[str] | None = None,
+    codes_from: str | None = None,
 ) -> FrameEvaluation:
     """Renders frame `frame_id` of the capture and computes its metrics.
 
@@ -87,8 +94,16 @@ def evaluate_frame(
       use_jaw: the conditioning includes the jaw pose (`ExpressionConfig.use_jaw`).
       source: where the frame's image and mask are read (default: the capture folder).
       names: the frame metrics to compute (default: every registered one).
+      codes_from: render with the warp and appearance codes of this frame (a training frame)
+        instead of the frame's own; its camera, FLAME parameters and image stay its own.
     """
     batch = rays.frame_rays(capture, frame_id, use_jaw, source)
+    if codes_from is not None:
+        info = capture.frames[codes_from]
+        batch = batch._replace(
+            warp_id=np.full_like(batch.warp_id, info.warp_id),
+            appearance_id=np.full_like(batch.appearance_id, info.appearance_id),
+        )
     shape = capture.cameras[frame_id].image_shape
     out = renderer.render_image(params, batch, alpha, shape, grids)
     target = batch.rgb.reshape(shape + (3,))
@@ -142,7 +157,10 @@ def evaluate(
     For each frame: `evaluate_frame`, then the disentanglement metrics of the frame rendered
     with its own expression and with the next evaluated frame's (`driver_frame`; recorded as
     `disent_driver`). `distance` is `distance.distance_report` of the frames' PSNR against
-    the distance to their code frame's camera.
+    the distance to their code frame's camera (and to the nearest training camera), with
+    its "code_swap" (`distance.code_swap_report`): the farthest third rendered again with the
+    codes of the training frame whose camera is nearest to each (a frame whose nearest
+    training frame has its own codes keeps its PSNR, unrendered).
 
     Args:
       exp: the `flamenerf.training.experiment.Experiment`; state: its restored train state;
@@ -211,15 +229,31 @@ def evaluate(
             figure = figures.disentanglement_figure(rgb_a, rgb_b, mask_a, mask_b)
             write_png(f"{stem}_disent.png", figure)
     bar.close()
+    nearest = nearest_training_frames(capture, ids)
+    distance = distance_report(
+        {i: results[i]["psnr"] for i in ids},
+        code_frame_distances(capture, ids),
+        {i: metres for i, (_, metres) in nearest.items()},
+    )
+    distance["code_swap"] = _code_swap(
+        exp,
+        capture,
+        state.params,
+        alpha,
+        grids,
+        far_third_ids(distance),
+        nearest,
+        results,
+        show_progress and chief,
+        source,
+    )
     report = {
         "step": int(state.step),
         "checkpoint": str(paths.resolve(exp.base_folder / "checkpoints" / str(checkpoint))),
         "scale": capture.scale,
         "frames": results,
         "mean": mean_metrics(results),
-        "distance": distance_report(
-            {i: results[i]["psnr"] for i in ids}, code_frame_distances(capture, ids)
-        ),
+        "distance": distance,
     }
     if chief:
         write_report(out_dir / "metrics.json", report)
@@ -228,6 +262,45 @@ def evaluate(
         log_report(writer, report, checkpoint)
         writer.close()
     return report
+
+
+def _code_swap(
+    exp: Any,
+    capture: Any,
+    params: Any,
+    alpha: float,
+    grids: Any,
+    ids: list[str],
+    nearest: dict[str, tuple[str, float]],
+    results: dict[str, dict[str, Any]],
+    show_progress: bool,
+    source: rays.FrameSource,
+) -> dict[str, Any]:
+    """`distance.code_swap_report` of `ids` rendered with their nearest training frame's codes."""
+    from tqdm.auto import tqdm
+
+    swapped, codes_from = {}, {}
+    for frame_id in tqdm(ids, desc="eval: nearest camera's codes", disable=not show_progress):
+        partner = nearest[frame_id][0]
+        own, other = capture.frames[frame_id], capture.frames[partner]
+        codes_from[frame_id] = partner
+        if (own.warp_id, own.appearance_id) == (other.warp_id, other.appearance_id):
+            swapped[frame_id] = results[frame_id]["psnr"]  # the same codes: the same render
+            continue
+        frame = evaluate_frame(
+            exp.renderer,
+            capture,
+            frame_id,
+            params,
+            alpha,
+            grids,
+            use_jaw=exp.expression_config.use_jaw,
+            source=source,
+            names=["psnr"],
+            codes_from=partner,
+        )
+        swapped[frame_id] = frame.metrics["psnr"]
+    return code_swap_report({i: results[i]["psnr"] for i in ids}, swapped, codes_from)
 
 
 def write_report(path: paths.AnyPath, report: dict[str, Any]) -> None:

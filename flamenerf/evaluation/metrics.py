@@ -536,3 +536,13 @@ register(
 # PSNR of the frames nearest to / farthest from their code frame's camera.
 register(Metric("psnr_near_third", "report", _distance_value("near_third_psnr"), format=".2f"))
 register(Metric("psnr_far_third", "report", _distance_value("far_third_psnr"), format=".2f"))
+# The farthest third rendered with the nearest training camera's codes, minus with its own
+# (dB): near 0 when the scene does not depend on whose codes render it.
+register(
+    Metric(
+        "code_dependence",
+        "report",
+        lambda report: report.get("distance", {}).get("code_swap", {}).get("code_dependence_db"),
+        format=".2f",
+    )
+)

@@ -151,7 +151,12 @@ def html_page(
         for name, metric in metrics.METRICS.items()
         if metric.kind == "report" and metric.fn(report) is not None
     ]
-    for key, label in (("pearson", "Pearson r"), ("near_minus_far", "near_minus_far (dB)")):
+    for key, label in (
+        ("pearson", "Pearson r"),
+        ("near_minus_far", "near_minus_far (dB)"),
+        ("pearson_nearest_train", "Pearson r, distance to the nearest training camera"),
+        ("far_third_nearest_train_m", "far third: distance to the nearest training camera (m)"),
+    ):
         if key in distance:
             summary.append((label, format_cell("", distance[key])))
     if summary:

@@ -48,3 +48,59 @@ def test_distance_report_against_scipy_and_by_hand():
     assert np.isnan(flat["pearson"]) and flat["near_minus_far"] == 0.0
     with pytest.raises(ValueError, match="no distance"):
         distance_lib.distance_report({"zz": 1.0}, distance)
+    assert "pearson_nearest_train" not in report and "nearest_train_m" not in report["pairs"][0]
+
+
+def test_distance_report_with_the_nearest_training_camera():
+    from scipy import stats
+
+    distance = {"a": 0.30, "b": 0.10, "c": 0.20, "d": 0.05, "e": 0.25, "f": 0.15}
+    nearest = {"a": 0.04, "b": 0.01, "c": 0.03, "d": 0.0, "e": 0.02, "f": 0.05}
+    psnr = {"a": 20.0, "b": 27.0, "c": 24.0, "d": 29.0, "e": 22.0, "f": 25.0}
+    report = distance_lib.distance_report(psnr, distance, nearest)
+    ids = list(psnr)
+    r = stats.pearsonr([nearest[i] for i in ids], [psnr[i] for i in ids]).statistic
+    assert report["pearson_nearest_train"] == pytest.approx(r, abs=1e-12)
+    # Thirds by code-frame distance: d, b near; e, a far.
+    assert report["near_third_nearest_train_m"] == pytest.approx(0.005)
+    assert report["far_third_nearest_train_m"] == pytest.approx(0.03)
+    assert report["pairs"][-1] == {
+        "id": "a",
+        "distance_m": 0.30,
+        "psnr": 20.0,
+        "nearest_train_m": 0.04,
+    }
+    assert distance_lib.far_third_ids(report) == ["e", "a"]
+    assert distance_lib.far_third_ids(distance_lib.distance_report({}, distance)) == []
+    with pytest.raises(ValueError, match="no nearest for frames"):
+        distance_lib.distance_report(psnr, distance, {"a": 0.1})
+
+
+def test_nearest_training_frames_by_hand(tmp_path):
+    from flamenerf.datasets.capture import load_capture
+
+    # Cameras at x = 0.01 k m (k: the frame's index): t00 t01 t02, then v00 at 0.03, v01 at 0.04.
+    capture = load_capture(write_capture(tmp_path / "cap", num_train=3, num_val=2))
+    nearest = distance_lib.nearest_training_frames(capture, ["v01", "t01", "v00"])
+    assert list(nearest) == ["v01", "t01", "v00"]
+    assert nearest["v01"][0] == "t02" and nearest["v01"][1] == pytest.approx(0.02)
+    assert nearest["v00"][0] == "t02" and nearest["v00"][1] == pytest.approx(0.01)
+    assert nearest["t01"] == ("t01", 0.0)
+    with pytest.raises(ValueError, match=r"dataset\.json: no frame 'x9'"):
+        distance_lib.nearest_training_frames(capture, ["x9"])
+
+
+def test_code_swap_report_by_hand():
+    own = {"a": 20.0, "b": 24.0}
+    report = distance_lib.code_swap_report(own, {"b": 25.0, "a": 22.0}, {"a": "t1", "b": "t2"})
+    assert report == {
+        "ids": ["a", "b"],
+        "codes_from": {"a": "t1", "b": "t2"},
+        "own_psnr": 22.0,
+        "swapped_psnr": 23.5,
+        "code_dependence_db": 1.5,
+    }
+    empty = distance_lib.code_swap_report({}, {}, {})
+    assert empty["ids"] == [] and np.isnan(empty["code_dependence_db"])
+    with pytest.raises(ValueError, match="differ in ids"):
+        distance_lib.code_swap_report(own, {"a": 1.0}, {"a": "t1", "b": "t2"})

@@ -66,6 +66,62 @@ def test_evaluate_frame_scores_its_render(restored):
     assert only.metrics == {"psnr": frame.metrics["psnr"]}
 
 
+def _with_distinct_appearance(params, row: int):
+    """params with appearance code `row` set far from every other (any other code renders
+    differently)."""
+    import flax
+    import jax.numpy as jnp
+
+    flat = flax.traverse_util.flatten_dict(flax.core.unfreeze(params))
+    keys = [k for k in flat if "appearance_codes" in k]
+    assert len(keys) == 1, keys
+    flat[keys[0]] = jnp.asarray(flat[keys[0]]).at[row].set(3.0)
+    return flax.traverse_util.unflatten_dict(flat)
+
+
+def test_evaluate_frame_with_another_frames_codes(restored):
+    exp = restored.exp
+    capture = exp.capture
+    # The tiny capture: t00..t05, then v00, v01, both using t05's codes.
+    assert capture.frames["v01"].warp_id == capture.frames["t05"].warp_id == 5
+    assert capture.frames["t00"].appearance_id == 0
+    params = _with_distinct_appearance(restored.state.params, 0)
+
+    def render(codes_from):
+        return evaluate.evaluate_frame(
+            exp.renderer,
+            capture,
+            "v01",
+            params,
+            exp.warp_alpha(restored.checkpoint),
+            exp.extras().guide,
+            use_jaw=exp.expression_config.use_jaw,
+            codes_from=codes_from,
+        )
+
+    own, same, other = render(None), render("t05"), render("t00")
+    np.testing.assert_array_equal(same.render["rgb"], own.render["rgb"])
+    assert np.abs(other.render["rgb"] - own.render["rgb"]).max() > 1e-3
+    np.testing.assert_array_equal(other.target, own.target)  # its own image and silhouette
+    np.testing.assert_array_equal(other.mask, own.mask)
+    # The code swap renders a frame with its nearest camera's codes unless they are its own.
+    grids = exp.extras().guide
+    alpha = exp.warp_alpha(restored.checkpoint)
+    results = {"v00": {"psnr": 10.0}, "v01": {"psnr": own.metrics["psnr"]}}
+    nearest = {"v00": ("t05", 0.01), "v01": ("t00", 0.07)}
+    source = evaluate.rays.CaptureSource(capture)
+    swap = evaluate._code_swap(
+        exp, capture, params, alpha, grids, ["v00", "v01"], nearest, results, False, source
+    )
+    assert swap["codes_from"] == {"v00": "t05", "v01": "t00"}
+    assert swap["own_psnr"] == pytest.approx((10.0 + own.metrics["psnr"]) / 2)
+    # v00 keeps its PSNR (its codes are t05's, unrendered); v01 is rendered with t00's.
+    assert swap["swapped_psnr"] == pytest.approx((10.0 + other.metrics["psnr"]) / 2, abs=1e-6)
+    assert swap["code_dependence_db"] == pytest.approx(
+        (other.metrics["psnr"] - own.metrics["psnr"]) / 2, abs=1e-6
+    )
+
+
 def test_evaluate_needs_a_frame(restored, tmp_path):
     with pytest.raises(UserError, match=r"^--val_frames 0: expected at least 1$"):
         evaluate.evaluate(
@@ -104,7 +160,11 @@ REPORTS = {
             "disent_outside": 1.5e-7,
             "disent_inside": 0.0123,
         },
-        "distance": {"near_third_psnr": 26.0, "far_third_psnr": 24.5},
+        "distance": {
+            "near_third_psnr": 26.0,
+            "far_third_psnr": 24.5,
+            "code_swap": {"code_dependence_db": -0.0421},
+        },
     },
     "b": {"step": 10, "mean": {"psnr": 10.0, "ms_ssim_scales": 2.5}},
 }
@@ -114,11 +174,11 @@ def test_markdown_table_cells_by_hand():
     lines = evaluate.markdown_table(REPORTS).splitlines()
     assert lines == [
         "| experiment | step | psnr | psnr_face | psnr_outside | ssim | ms_ssim | ms_ssim_scales"
-        " | disent_outside | disent_inside | psnr_near_third | psnr_far_third |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " | disent_outside | disent_inside | psnr_near_third | psnr_far_third | code_dependence |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         f"| a | {STEPS} | 25.13 | nan | 20.00 | 0.9123 | 0.8000 | 1 | 1.50e-07 | 1.23e-02"
-        " | 26.00 | 24.50 |",
-        "| b | 10 | 10.00 |  |  |  |  | 2.50 |  |  |  |  |",
+        " | 26.00 | 24.50 | -0.04 |",
+        "| b | 10 | 10.00 |  |  |  |  | 2.50 |  |  |  |  |  |",
     ]
 
 
@@ -141,8 +201,9 @@ def test_csv_table_has_full_precision_and_empty_nans(tmp_path):
         "0.0123",
         "26.0",
         "24.5",
+        "-0.0421",
     ]
-    assert rows[2] == ["b", "10", "10.0", "", "", "", "", "2.5", "", "", "", ""]
+    assert rows[2] == ["b", "10", "10.0", "", "", "", "", "2.5", "", "", "", "", ""]
 
 
 def test_format_value():

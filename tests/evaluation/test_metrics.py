@@ -314,12 +314,19 @@ def test_registry_order_kinds_and_flags():
         "ms_ssim_scales",
     ]
     assert metrics.metric_names("disentanglement") == ["disent_outside", "disent_inside"]
-    assert metrics.metric_names("report") == ["psnr_near_third", "psnr_far_third"]
+    assert metrics.metric_names("report") == [
+        "psnr_near_third",
+        "psnr_far_third",
+        "code_dependence",
+    ]
     assert metrics.metric_names(validation=True) == ["psnr", "psnr_face", "psnr_outside"]
     assert [m.name for m in metrics.METRICS.values() if m.integer] == ["ms_ssim_scales"]
     report = {"distance": {"near_third_psnr": 21.5, "far_third_psnr": 19.0}}
     assert metrics.METRICS["psnr_near_third"].fn(report) == 21.5
     assert metrics.METRICS["psnr_far_third"].fn({}) is None
+    swap = {"distance": {"code_swap": {"code_dependence_db": 0.7}}}
+    assert metrics.METRICS["code_dependence"].fn(swap) == 0.7
+    assert metrics.METRICS["code_dependence"].fn(report) is None
 
 
 def test_register_refuses_a_second_metric_of_a_name_and_unknown_kinds(monkeypatch):
