@@ -4,14 +4,16 @@
     python benchmarks/code_dependence.py --base_folder EXP [EXP ...]
 
 For every validation frame of each trained experiment, renders the frame's own camera three
-times, changing only the per-frame codes (warp and appearance ids): its own codes (those of
-its code frame, as evaluation does), the codes of the training frame whose camera is nearest
-to this camera, and the codes of the training frame whose camera is farthest from it. If the
-codes carried the view (the failure "Free view for real" describes: a training view explained
-by its codes instead of by the scene), the second would beat the first on frames far from
-their code frame, and the third would collapse. The table also reports how PSNR follows
-two distances: from the camera to its code frame's camera, and to the nearest training
-camera (extrapolation).
+times, changing only the per-frame codes (warp and appearance ids): its own codes (its
+metadata's, as evaluation does), the codes of the training frame whose camera is nearest to
+this camera, and the codes of the training frame whose camera is farthest from it. If the
+codes carried the view (the failure issue 14, "Free view for real", describes: a training
+view explained by its codes instead of by the scene), the second would beat the first on
+frames far from their code frame, and the third would collapse. The thirds and correlations
+are `flamenerf.evaluation.distance.distance_report`'s, as `eval` computes them (whose code
+swap is this script's second row restricted to the farthest third): how PSNR follows two
+distances, from the camera to its code frame's camera and to the nearest training camera
+(extrapolation).
 """
 
 from __future__ import annotations
@@ -29,14 +31,8 @@ from flamenerf.training.experiment import Experiment
 VARIANTS = ("own codes", "nearest camera's codes", "farthest camera's codes")
 
 
-def _thirds(values: np.ndarray, order: np.ndarray) -> tuple[float, float]:
-    k = max(1, len(values) // 3)
-    ranked = values[order]
-    return float(ranked[:k].mean()), float(ranked[-k:].mean())
-
-
 def measure(folder: Path) -> list[str]:
-    """Markdown rows for one experiment: one per variant."""
+    """Markdown rows for one experiment: one per variant, then the distances' ranges."""
     with Experiment.restore(folder) as restored:
         exp = restored.exp
         capture = exp.capture
@@ -45,19 +41,14 @@ def measure(folder: Path) -> list[str]:
         grids = exp.extras().guide
         source = rays.CaptureSource(capture)
         train = list(capture.train_ids)
-        by_code = {capture.frames[i].warp_id: i for i in train}
         to_code = distance.code_frame_distances(capture, ids)
         nearest = distance.nearest_training_frames(capture, ids)
-        psnr = {name: [] for name in VARIANTS}
+        psnr = {name: {} for name in VARIANTS}
         outside = {name: [] for name in VARIANTS}
         for frame_id in ids:
             position = capture.cameras[frame_id].position
             gaps = [np.linalg.norm(capture.cameras[i].position - position) for i in train]
-            donors = (
-                by_code[capture.frames[frame_id].warp_id],
-                nearest[frame_id][0],
-                train[int(np.argmax(gaps))],
-            )
+            donors = (None, nearest[frame_id][0], train[int(np.argmax(gaps))])
             for name, donor in zip(VARIANTS, donors, strict=True):
                 frame = evaluate.evaluate_frame(
                     exp.renderer,
@@ -71,25 +62,23 @@ def measure(folder: Path) -> list[str]:
                     names=["psnr", "psnr_outside"],
                     codes_from=donor,
                 )
-                psnr[name].append(frame.metrics["psnr"])
+                psnr[name][frame_id] = frame.metrics["psnr"]
                 outside[name].append(frame.metrics["psnr_outside"])
-    to_code_m = np.array([to_code[i] for i in ids])
-    to_train_m = np.array([nearest[i][1] for i in ids])
-    order = np.argsort(to_code_m)
+    to_train = {i: metres for i, (_, metres) in nearest.items()}
     rows = []
     for name in VARIANTS:
-        values = np.array(psnr[name])
-        near, far = _thirds(values, order)
+        report = distance.distance_report(psnr[name], to_code, to_train)
         rows.append(
-            f"| {folder.name} | {name} | {values.mean():.2f} | {np.mean(outside[name]):.2f} | "
-            f"{near:.2f} | {far:.2f} | {near - far:.2f} | "
-            f"{np.corrcoef(to_code_m, values)[0, 1]:+.2f} | "
-            f"{np.corrcoef(to_train_m, values)[0, 1]:+.2f} |"
+            f"| {folder.name} | {name} | {np.mean(list(psnr[name].values())):.2f} | "
+            f"{np.nanmean(outside[name]):.2f} | {report['near_third_psnr']:.2f} | "
+            f"{report['far_third_psnr']:.2f} | {report['near_minus_far']:.2f} | "
+            f"{report['pearson']:+.2f} | {report['pearson_nearest_train']:+.2f} |"
         )
+    codes, trains = np.array(list(to_code.values())), np.array(list(to_train.values()))
     rows.append(
         f"| {folder.name} | distances (m): to the code frame's camera "
-        f"{to_code_m.min():.3f}-{to_code_m.max():.3f}, to the nearest training camera "
-        f"{to_train_m.min():.3f}-{to_train_m.max():.3f} | | | | | | | |"
+        f"{codes.min():.3f}-{codes.max():.3f}, to the nearest training camera "
+        f"{trains.min():.3f}-{trains.max():.3f} | | | | | | | |"
     )
     return rows
 

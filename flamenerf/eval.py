@@ -40,13 +40,15 @@ null. `distance` is `evaluation.distance.distance_report` of the frames' `psnr` 
 distance (metres) from each frame's camera to the camera of the training frame whose warp code it
 uses: the Pearson correlation, the mean PSNR of the nearest and the farthest third of the frames
 (the table's `psnr_near_third` / `psnr_far_third`), their difference, and the per-frame pairs;
-the same against the distance to the nearest training camera (`pearson_nearest_train`, the
-thirds' `*_nearest_train_m`); and `code_swap`: the farthest third rendered again with the warp and
-appearance codes of the training frame whose camera is nearest to each (the table's
-`code_dependence`: their mean PSNR minus that with their own codes). A far view that loses
-quality because its codes carry what their own frame's camera saw gains with the nearest
-camera's codes (a clearly positive `code_dependence`); one that loses because no training camera
-filmed it from there does not (near 0), and its `nearest_train_m` is large.
+each frame's distance to the nearest training camera (`nearest_train_m`), its correlation with
+PSNR (`pearson_nearest_train`) and its mean over the two thirds (`*_nearest_train_m`); and
+`code_swap`: the farthest third rendered again with the warp and appearance codes of the training
+frame whose camera is nearest to each, where those differ from its own (the table's
+`code_dependence`: the mean PSNR those frames gain; nan when no frame was rendered again or the
+model reads no per-frame codes). A far view that loses quality because its codes carry what their
+own frame's camera saw gains with the nearest camera's codes (a clearly positive
+`code_dependence`); one that loses because no training camera filmed it from there does not
+(near 0), and its `nearest_train_m` is large.
 
 Rendering shards every chunk of rays over all devices (and hosts), so this runs unchanged on a
 pod slice; only process 0 writes files and prints. The library behind this command line is

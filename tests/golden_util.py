@@ -442,7 +442,8 @@ SPECS = {spec.name: spec for spec in (HEAD, GUIDE, PACK)}
 
 
 # --------------------------------------------------------------------------------------------
-# Synthetic captures: exact part digests (tests/synthetic/test_synthetic.py and
+# Synthetic captures: part digests, exact but for the JSON files' last digits
+# (tests/synthetic/test_synthetic.py and
 # tests/test_golden.py).
 
 CAPTURE = "synthetic_capture"
@@ -451,31 +452,35 @@ VRIG_VERSION = "flamenerf.synthetic.generator.VRIG_VERSION"
 VRIG_FRAMES = "vrig frames"  # the part of every file of the second phone's frames
 
 
-JSON_DIGITS = 10  # significant digits of the numbers in a capture's JSON files, as digested
+JSON_DIGITS = 8  # significant digits of the numbers in a capture's JSON files, as digested
+JSON_ZERO = 1e-12  # smaller floats (in magnitude) are digested as 0.0
 
 
-def _rounded_json(value: Any) -> Any:
-    """value (parsed JSON) with every float rounded to JSON_DIGITS significant digits."""
+def rounded_json(value: Any) -> Any:
+    """value (parsed JSON) with every float rounded to JSON_DIGITS significant digits, those
+    below JSON_ZERO in magnitude (a cancellation's noise, -0.0) as 0.0; ints stay ints."""
     if isinstance(value, float):
-        return float(f"{value:.{JSON_DIGITS}g}")
+        return 0.0 if abs(value) < JSON_ZERO else float(f"{value:.{JSON_DIGITS}g}")
     if isinstance(value, list):
-        return [_rounded_json(v) for v in value]
+        return [rounded_json(v) for v in value]
     if isinstance(value, dict):
-        return {k: _rounded_json(v) for k, v in value.items()}
+        return {k: rounded_json(v) for k, v in value.items()}
     return value
 
 
-def _digest_bytes(path: Path) -> bytes:
-    """What part_digests hashes of a file: its bytes, or for a .json file its numbers rounded
-    to JSON_DIGITS significant digits (cameras come from numpy's trigonometry, whose last
-    bits differ between CPUs: the same generator gives the same capture to 1e-10)."""
+def digest_bytes(path: Path) -> bytes:
+    """What part_digests hashes of a file: its bytes, or for a .json file its parsed content
+    with `rounded_json` numbers, keys sorted (cameras come from numpy's trigonometry, whose
+    last bits differ between CPUs: the same generator gives the same capture to about 1e-15;
+    the generator writes FLAME parameters to 6 decimals and scene.json's figures to 4, far
+    coarser than the digits kept). Key order and layout of a JSON file are not digested."""
     if path.suffix != ".json":
         return path.read_bytes()
-    return json.dumps(_rounded_json(json.loads(path.read_text())), sort_keys=True).encode()
+    return json.dumps(rounded_json(json.loads(path.read_text())), sort_keys=True).encode()
 
 
 def part_digests(root: Path) -> dict[str, str]:
-    """sha256 of each top-level file or folder (its files' relative paths and `_digest_bytes`);
+    """sha256 of each top-level file or folder (its files' relative paths and `digest_bytes`);
     the files of vrig frames ("vrig_*") form their own part, VRIG_FRAMES."""
     parts: dict[str, Any] = {}
     for path in sorted(root.rglob("*")):
@@ -484,7 +489,7 @@ def part_digests(root: Path) -> dict[str, str]:
             part = VRIG_FRAMES if path.name.startswith("vrig_") else rel.parts[0]
             h = parts.setdefault(part, hashlib.sha256())
             h.update(str(rel).encode())
-            h.update(_digest_bytes(path))
+            h.update(digest_bytes(path))
     return {name: h.hexdigest() for name, h in parts.items()}
 
 
@@ -502,10 +507,15 @@ def capture_summary(root: Path) -> dict[str, Any]:
 
 
 def capture_golden() -> dict[str, Any]:
-    """tests/golden/synthetic_capture.json, checked against the generator's versions."""
+    """tests/golden/synthetic_capture.json, checked against the generator's versions and the
+    digests' JSON_DIGITS."""
     golden = load(CAPTURE)
     problem = version_problem(CAPTURE, golden["versions"], versions(golden["versions"]))
     assert problem is None, problem
+    assert golden.get("json_digits") == JSON_DIGITS, (
+        f"{CAPTURE}.json was digested with json_digits {golden.get('json_digits')}, "
+        f"golden_util.JSON_DIGITS is {JSON_DIGITS}: `{UPDATE} {CAPTURE} --force` re-records it"
+    )
     return golden
 
 
@@ -543,7 +553,11 @@ def capture_record(scratch: Path, captures: dict[str, dict[str, Any]]) -> dict[s
     from flamenerf.synthetic import generator
 
     result: dict[str, Any] = {
-        "what": "Synthetic captures (flamenerf.synthetic.generator.generate); exact part digests",
+        "what": (
+            "Synthetic captures (flamenerf.synthetic.generator.generate); part digests "
+            "(tests/golden_util.py digest_bytes: JSON numbers to json_digits significant digits)"
+        ),
+        "json_digits": JSON_DIGITS,
         "versions": versions((GENERATOR_VERSION, VRIG_VERSION)),
         "keys": {
             "default": generator.capture_key(),

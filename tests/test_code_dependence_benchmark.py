@@ -35,5 +35,6 @@ def test_rows_against_evaluation(tmp_path_factory, tmp_path):
     assert float(farthest[2]) == pytest.approx(float(own[2]), abs=0.5)  # t00's: little trained
     # Distances in metres: 0.01 and 0.02 m to t05, also the nearest training camera.
     assert "0.010-0.020, to the nearest training camera 0.010-0.020" in rows[3]
+    # eval's code swap agrees: the nearest camera's codes are their own, nothing to render.
     swap = json.loads((tmp_path / "metrics.json").read_text())["distance"]["code_swap"]
-    assert swap["code_dependence_db"] == 0.0
+    assert swap["rendered"] == 0 and swap["code_dependence_db"] is None

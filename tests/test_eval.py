@@ -156,20 +156,20 @@ def test_metrics_json_reports_psnr_against_the_code_frames_distance(evaluated):
     assert distance["far_third_psnr"] == pytest.approx(report["frames"]["v01"]["psnr"])
     # Two frames: the correlation is +-1 (null when both PSNRs are equal).
     assert distance["pearson"] is None or abs(distance["pearson"]) == pytest.approx(1.0)
-    # Their nearest training camera is t05's (their code frame): the code swap renders
-    # nothing again and finds no dependence.
+    # Their nearest training camera is t05's, their code frame: the code swap (the far
+    # third, v01) renders nothing again, so it measures nothing (null, "nan" in the table).
     assert pairs["v00"]["nearest_train_m"] == pytest.approx(0.01)
     assert pairs["v01"]["nearest_train_m"] == pytest.approx(0.02)
     assert distance["far_third_nearest_train_m"] == pytest.approx(0.02)
     swap = distance["code_swap"]
-    assert swap["ids"] == ["v01"] and swap["codes_from"] == {"v01": "t05"}
-    assert swap["swapped_psnr"] == swap["own_psnr"] == distance["far_third_psnr"]
-    assert swap["code_dependence_db"] == 0.0
+    v01 = report["frames"]["v01"]["psnr"]
+    assert swap["frames"] == {"v01": {"codes_from": None, "own_psnr": v01, "swapped_psnr": None}}
+    assert swap["rendered"] == 0 and swap["code_dependence_db"] is None
     # The printed table and the CSV have the near / far third and code dependence columns.
     header = [c.strip() for c in out.splitlines()[0].strip("|").split("|")]
     assert header[-3:] == ["psnr_near_third", "psnr_far_third", "code_dependence"]
     row = [c.strip() for c in out.splitlines()[2].strip("|").split("|")]
-    assert row[-3] == f"{distance['near_third_psnr']:.2f}" and row[-1] == "0.00"
+    assert row[-3] == f"{distance['near_third_psnr']:.2f}" and row[-1] == "nan"
     with open(table) as f:
         first = next(csv.DictReader(f))
     assert float(first["psnr_far_third"]) == pytest.approx(distance["far_third_psnr"])

@@ -11,6 +11,7 @@ tests/synthetic/test_synthetic.py.
 """
 
 import dataclasses
+import json
 
 import golden_util
 import numpy as np
@@ -173,3 +174,25 @@ def test_gin_file_differences_from_the_defaults_are_recorded(name):
         f"{_table(differences)}\nCheck the README's claims about it, then record the new list "
         f"with `python tests/golden/update.py {golden_util.GIN_DIFFERENCES}`."
     )
+
+
+def test_capture_json_is_digested_to_its_significant_digits(tmp_path):
+    """A camera number's last bits (another CPU's trigonometry) leave the digest; a change
+    in the JSON_DIGITS-th digit, a changed int or an int turned float does not."""
+
+    def digest(value) -> bytes:
+        path = tmp_path / "camera.json"
+        path.write_text(json.dumps(value, indent=2))
+        return golden_util.digest_bytes(path)
+
+    x = 0.12345678901234
+    base = digest({"position": [x, -0.5, 2], "n": 3})
+    assert digest({"n": 3, "position": [x * (1 + 4e-16), -0.5, 2]}) == base
+    assert digest({"position": [x + 1e-8, -0.5, 2], "n": 3}) != base
+    assert digest({"position": [x, -0.5, 2.0], "n": 3}) != base  # 2 -> 2.0
+    assert digest({"position": [x, -0.5, 2], "n": 4}) != base
+    assert golden_util.rounded_json([-0.0, 3e-17, -2e-13]) == [0.0, 0.0, 0.0]
+    assert golden_util.rounded_json({"a": [1, 1.0, True, "x"]}) == {"a": [1, 1.0, True, "x"]}
+    png = tmp_path / "a.png"
+    png.write_bytes(b"\x89PNG0")
+    assert golden_util.digest_bytes(png) == b"\x89PNG0"  # other files: their bytes

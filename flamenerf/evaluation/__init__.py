@@ -8,7 +8,8 @@
                      while they are there
     evaluate         one frame (`evaluate_frame`, shared with training-time validation), one
                      experiment (`evaluate`: metrics.json, PNGs), the table over experiments
-    distance         quality against the distance to the code frame's camera
+    distance         quality against the distance to the code frame's camera and to the
+                     nearest training camera; the code swap (whose codes render a far view)
     disentanglement  a frame rendered again with another frame's expression
     figures          error and depth maps, silhouette overlays, the disentanglement figure,
                      training curves

@@ -8,7 +8,8 @@ A validation frame is rendered with the warp and appearance codes of a training 
 A frame far from its code frame's camera is often far from every training camera too, and a
 NeRF without any per-frame code also loses quality there (it interpolates between fewer
 views). Two figures tell the two apart: the distance to the nearest training camera
-(`nearest_training_frames`; `distance_report`'s "nearest_train" figures), and the code swap
+(`nearest_training_frames`; `distance_report`'s "nearest_train" figures: their correlation with
+PSNR, their mean over the thirds by code-frame distance), and the code swap
 (`code_swap_report`): the farthest third rendered again with the codes of the training frame
 whose camera is nearest to each. If the codes tie what a view shows to their own frame's
 camera (the failure `eval` is built to catch), the nearest camera's codes render it better;
@@ -163,33 +164,57 @@ def far_third_ids(report: Mapping[str, Any]) -> list[str]:
 
 def code_swap_report(
     own_psnr: Mapping[str, float],
+    codes_from: Mapping[str, str | None],
     swapped_psnr: Mapping[str, float],
-    codes_from: Mapping[str, str],
 ) -> dict[str, Any]:
     """The code swap over some frames (`evaluate` passes the farthest third).
 
     Args:
-      own_psnr: {id: PSNR with the frame's own codes}; swapped_psnr: {id: PSNR rendered with
-        the codes of training frame codes_from[id]} (the same ids in each).
+      own_psnr: {id: PSNR with the frame's own codes} of the frames considered.
+      codes_from: {id: the training frame whose codes rendered it again, or None where a
+        swap would change nothing (that frame's codes are its own, or the model reads no
+        per-frame codes)}, holding the ids of own_psnr.
+      swapped_psnr: {id: PSNR rendered with codes_from[id]'s codes}, holding every id whose
+        codes_from is not None.
 
     Returns:
-      {"ids": the frames, "codes_from": {id: training frame}, "own_psnr" / "swapped_psnr":
-       their mean PSNR, "code_dependence_db": swapped minus own (dB; NaN without frames)}.
-       Near 0: what the frames show does not depend on whose codes render them; clearly
-       positive: the nearest camera's codes render them better, so the codes carry what
-       each training camera saw.
+      {"frames": {id: {"codes_from", "own_psnr", "swapped_psnr" (None where not rendered)}},
+       "rendered": how many frames were rendered again (and both their PSNRs are finite),
+       "own_psnr" / "swapped_psnr": the mean PSNR of those frames with their own and with the
+       other codes, "code_dependence_db": swapped minus own (dB; NaN when no frame was
+       rendered again: nothing was measured)}. Near 0: what the frames show does not depend
+       on whose codes render them; clearly positive: the nearest camera's codes render them
+       better, so the codes carry what each training camera saw.
 
     Raises:
-      ValueError: the three mappings do not hold the same ids.
+      ValueError: codes_from or swapped_psnr does not hold the ids it must.
     """
     ids = list(own_psnr)
-    if set(ids) != set(swapped_psnr) or set(ids) != set(codes_from):
-        raise ValueError("code_swap_report: own_psnr, swapped_psnr and codes_from differ in ids")
-    own = float(np.mean([own_psnr[i] for i in ids])) if ids else math.nan
-    swapped = float(np.mean([swapped_psnr[i] for i in ids])) if ids else math.nan
+    if set(codes_from) != set(ids):
+        raise ValueError("code_swap_report: codes_from and own_psnr differ in ids")
+    missing = [i for i in ids if codes_from[i] is not None and i not in swapped_psnr]
+    if missing:
+        raise ValueError(f"code_swap_report: no swapped PSNR for frames {missing[:5]}")
+    frames = {
+        i: {
+            "codes_from": codes_from[i],
+            "own_psnr": float(own_psnr[i]),
+            "swapped_psnr": None if codes_from[i] is None else float(swapped_psnr[i]),
+        }
+        for i in ids
+    }
+    scored = [
+        f
+        for f in frames.values()
+        if f["swapped_psnr"] is not None
+        and math.isfinite(f["own_psnr"])
+        and math.isfinite(f["swapped_psnr"])
+    ]
+    own = float(np.mean([f["own_psnr"] for f in scored])) if scored else math.nan
+    swapped = float(np.mean([f["swapped_psnr"] for f in scored])) if scored else math.nan
     return {
-        "ids": ids,
-        "codes_from": {i: codes_from[i] for i in ids},
+        "frames": frames,
+        "rendered": len(scored),
         "own_psnr": own,
         "swapped_psnr": swapped,
         "code_dependence_db": swapped - own,

@@ -99,6 +99,10 @@ def evaluate_frame(
     """
     batch = rays.frame_rays(capture, frame_id, use_jaw, source)
     if codes_from is not None:
+        if codes_from not in capture.train_ids:
+            raise ValueError(
+                f"{capture.root / 'dataset.json'}: codes_from '{codes_from}' is no training frame"
+            )
         info = capture.frames[codes_from]
         batch = batch._replace(
             warp_id=np.full_like(batch.warp_id, info.warp_id),
@@ -159,8 +163,8 @@ def evaluate(
     `disent_driver`). `distance` is `distance.distance_report` of the frames' PSNR against
     the distance to their code frame's camera (and to the nearest training camera), with
     its "code_swap" (`distance.code_swap_report`): the farthest third rendered again with the
-    codes of the training frame whose camera is nearest to each (a frame whose nearest
-    training frame has its own codes keeps its PSNR, unrendered).
+    codes of the training frame whose camera is nearest to each (`_code_swap`: only where that
+    changes its codes).
 
     Args:
       exp: the `flamenerf.training.experiment.Experiment`; state: its restored train state;
@@ -264,6 +268,11 @@ def evaluate(
     return report
 
 
+def reads_codes(exp: Any) -> bool:
+    """Whether the experiment's model reads per-frame codes (a learned warp or appearance)."""
+    return exp.warp_config.warp_type != "none" or exp.model_config.appearance_dim > 0
+
+
 def _code_swap(
     exp: Any,
     capture: Any,
@@ -276,17 +285,24 @@ def _code_swap(
     show_progress: bool,
     source: rays.FrameSource,
 ) -> dict[str, Any]:
-    """`distance.code_swap_report` of `ids` rendered with their nearest training frame's codes."""
+    """`distance.code_swap_report` of `ids` rendered with their nearest training frame's codes.
+
+    A frame is rendered again only where that changes its codes: not where the nearest
+    training frame's warp and appearance ids are its own, nor for a model that reads no
+    per-frame codes (`reads_codes`). Every process renders the same frames (the renders are
+    sharded over all of them).
+    """
     from tqdm.auto import tqdm
 
-    swapped, codes_from = {}, {}
-    for frame_id in tqdm(ids, desc="eval: nearest camera's codes", disable=not show_progress):
+    codes_from: dict[str, str | None] = {}
+    for frame_id in ids:
         partner = nearest[frame_id][0]
         own, other = capture.frames[frame_id], capture.frames[partner]
-        codes_from[frame_id] = partner
-        if (own.warp_id, own.appearance_id) == (other.warp_id, other.appearance_id):
-            swapped[frame_id] = results[frame_id]["psnr"]  # the same codes: the same render
-            continue
+        same = (own.warp_id, own.appearance_id) == (other.warp_id, other.appearance_id)
+        codes_from[frame_id] = None if same or not reads_codes(exp) else partner
+    swapped = {}
+    todo = [i for i in ids if codes_from[i] is not None]
+    for frame_id in tqdm(todo, desc="eval: nearest camera's codes", disable=not show_progress):
         frame = evaluate_frame(
             exp.renderer,
             capture,
@@ -297,10 +313,10 @@ def _code_swap(
             use_jaw=exp.expression_config.use_jaw,
             source=source,
             names=["psnr"],
-            codes_from=partner,
+            codes_from=codes_from[frame_id],
         )
         swapped[frame_id] = frame.metrics["psnr"]
-    return code_swap_report({i: results[i]["psnr"] for i in ids}, swapped, codes_from)
+    return code_swap_report({i: results[i]["psnr"] for i in ids}, codes_from, swapped)
 
 
 def write_report(path: paths.AnyPath, report: dict[str, Any]) -> None:
@@ -355,7 +371,7 @@ def _cell(column: str, value: Any) -> str:
 def table_rows(reports: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Header and rows (strings) of the results table: experiment, step, the table columns
     (the mean metrics, the mean PSNR of the nearest and farthest third of the frames by
-    code-frame distance)."""
+    code-frame distance, the code swap's `code_dependence`)."""
     columns = table_columns()
     header = ["experiment", "step", *columns]
     rows = []

@@ -159,8 +159,11 @@ def html_page(
     ):
         if key in distance:
             summary.append((label, format_cell("", distance[key])))
+    if "code_swap" in distance:
+        count = distance["code_swap"]["rendered"]
+        summary.append(("code swap: far frames rendered with other codes", str(count)))
     if summary:
-        out.append("<h2>PSNR against the distance to the code frame's camera</h2>")
+        out.append("<h2>Free view: PSNR against the distances, the code swap</h2>")
         out += _table(["", "value"], [("", list(row)) for row in summary])
 
     out.append("<h2>Frames</h2>")

@@ -91,16 +91,53 @@ def test_nearest_training_frames_by_hand(tmp_path):
 
 
 def test_code_swap_report_by_hand():
-    own = {"a": 20.0, "b": 24.0}
-    report = distance_lib.code_swap_report(own, {"b": 25.0, "a": 22.0}, {"a": "t1", "b": "t2"})
-    assert report == {
-        "ids": ["a", "b"],
-        "codes_from": {"a": "t1", "b": "t2"},
-        "own_psnr": 22.0,
-        "swapped_psnr": 23.5,
-        "code_dependence_db": 1.5,
-    }
+    own = {"a": 20.0, "b": 24.0, "c": 30.0, "d": 21.0}
+    codes_from = {"a": "t1", "b": "t2", "c": None, "d": "t3"}
+    swapped = {"b": 25.0, "a": 22.0, "d": float("nan")}
+    report = distance_lib.code_swap_report(own, codes_from, swapped)
+    # c was not rendered again (None), d's swapped render is not finite: a and b count.
+    assert report["rendered"] == 2
+    assert report["own_psnr"] == 22.0 and report["swapped_psnr"] == 23.5
+    assert report["code_dependence_db"] == 1.5
+    assert report["frames"]["a"] == {"codes_from": "t1", "own_psnr": 20.0, "swapped_psnr": 22.0}
+    assert report["frames"]["c"] == {"codes_from": None, "own_psnr": 30.0, "swapped_psnr": None}
+    assert list(report["frames"]) == ["a", "b", "c", "d"]
+    # Nothing rendered again: nothing measured.
+    none = distance_lib.code_swap_report({"a": 20.0}, {"a": None}, {})
+    assert none["rendered"] == 0 and np.isnan(none["code_dependence_db"])
     empty = distance_lib.code_swap_report({}, {}, {})
-    assert empty["ids"] == [] and np.isnan(empty["code_dependence_db"])
+    assert empty["frames"] == {} and np.isnan(empty["code_dependence_db"])
     with pytest.raises(ValueError, match="differ in ids"):
-        distance_lib.code_swap_report(own, {"a": 1.0}, {"a": "t1", "b": "t2"})
+        distance_lib.code_swap_report(own, {"a": "t1"}, swapped)
+    with pytest.raises(ValueError, match=r"no swapped PSNR for frames \['b'\]"):
+        distance_lib.code_swap_report({"b": 1.0}, {"b": "t2"}, {})
+
+
+def test_distance_report_leaves_non_finite_frames_out_of_the_nearest_figures():
+    distance = {"a": 0.30, "b": 0.10, "c": 0.20, "d": 0.05}
+    nearest = {"a": 0.04, "b": 0.01, "c": 0.03, "d": 0.0}
+    psnr = {"a": 20.0, "b": float("inf"), "c": 24.0, "d": 29.0}
+    report = distance_lib.distance_report(psnr, distance, nearest)
+    assert [(p["id"], p["nearest_train_m"]) for p in report["pairs"]] == [
+        ("d", 0.0),
+        ("c", 0.03),
+        ("a", 0.04),
+    ]
+    assert report["third"] == 1 and distance_lib.far_third_ids(report) == ["a"]
+    assert report["far_third_nearest_train_m"] == 0.04
+
+
+def test_nearest_training_frames_breaks_ties_by_training_order(tmp_path):
+    import json
+
+    from flamenerf.datasets.capture import load_capture
+
+    root = write_capture(tmp_path / "cap", num_train=3, num_val=1)
+    # Put t00 where t02 is (x = 0.02 m): both are 0.01 m from v00 (x = 0.03).
+    path = root / "camera" / "t00.json"
+    camera = json.loads(path.read_text())
+    camera["position"][0] = 0.02
+    path.write_text(json.dumps(camera))
+    capture = load_capture(root)
+    frame, metres = distance_lib.nearest_training_frames(capture, ["v00"])["v00"]
+    assert frame == "t00" and metres == pytest.approx(0.01)

@@ -104,22 +104,68 @@ def test_evaluate_frame_with_another_frames_codes(restored):
     assert np.abs(other.render["rgb"] - own.render["rgb"]).max() > 1e-3
     np.testing.assert_array_equal(other.target, own.target)  # its own image and silhouette
     np.testing.assert_array_equal(other.mask, own.mask)
-    # The code swap renders a frame with its nearest camera's codes unless they are its own.
+    with pytest.raises(ValueError, match=r"codes_from 'v00' is no training frame"):
+        render("v00")
+
+
+def test_the_code_swap_renders_only_frames_whose_codes_change(restored):
+    exp = restored.exp
+    params = _with_distinct_appearance(restored.state.params, 0)
     grids = exp.extras().guide
     alpha = exp.warp_alpha(restored.checkpoint)
-    results = {"v00": {"psnr": 10.0}, "v01": {"psnr": own.metrics["psnr"]}}
-    nearest = {"v00": ("t05", 0.01), "v01": ("t00", 0.07)}
-    source = evaluate.rays.CaptureSource(capture)
+    other = evaluate.evaluate_frame(
+        exp.renderer,
+        exp.capture,
+        "v01",
+        params,
+        alpha,
+        grids,
+        use_jaw=exp.expression_config.use_jaw,
+        codes_from="t00",
+    )
+    results = {"v00": {"psnr": 10.0}, "v01": {"psnr": 12.0}}
+    nearest = {"v00": ("t05", 0.01), "v01": ("t00", 0.07)}  # v00's own codes are t05's
+    source = evaluate.rays.CaptureSource(exp.capture)
     swap = evaluate._code_swap(
-        exp, capture, params, alpha, grids, ["v00", "v01"], nearest, results, False, source
+        exp, exp.capture, params, alpha, grids, ["v00", "v01"], nearest, results, False, source
     )
-    assert swap["codes_from"] == {"v00": "t05", "v01": "t00"}
-    assert swap["own_psnr"] == pytest.approx((10.0 + own.metrics["psnr"]) / 2)
-    # v00 keeps its PSNR (its codes are t05's, unrendered); v01 is rendered with t00's.
-    assert swap["swapped_psnr"] == pytest.approx((10.0 + other.metrics["psnr"]) / 2, abs=1e-6)
-    assert swap["code_dependence_db"] == pytest.approx(
-        (other.metrics["psnr"] - own.metrics["psnr"]) / 2, abs=1e-6
+    assert swap["rendered"] == 1
+    assert swap["frames"]["v00"] == {"codes_from": None, "own_psnr": 10.0, "swapped_psnr": None}
+    assert swap["frames"]["v01"]["codes_from"] == "t00"
+    assert swap["frames"]["v01"]["swapped_psnr"] == pytest.approx(other.metrics["psnr"], abs=1e-6)
+    assert swap["code_dependence_db"] == pytest.approx(other.metrics["psnr"] - 12.0, abs=1e-6)
+
+
+def test_evaluate_reports_the_code_swap(restored, tmp_path, monkeypatch):
+    import dataclasses
+
+    exp = restored.exp
+    capture = exp.capture
+    alpha = exp.warp_alpha(restored.checkpoint)
+    before = evaluate.evaluate_frame(
+        exp.renderer,
+        capture,
+        "v01",
+        restored.state.params,
+        alpha,
+        exp.extras().guide,
+        use_jaw=exp.expression_config.use_jaw,
     )
+    # v01 given t00's codes: its code frame's camera is 0.07 m away, t05's (the nearest) 0.02.
+    info = dataclasses.replace(capture.frames["v01"], warp_id=0, appearance_id=0)
+    monkeypatch.setitem(capture.frames, "v01", info)
+    report = evaluate.evaluate(
+        exp, restored.state, restored.checkpoint, show_progress=False, out_dir=tmp_path
+    )
+    distance = report["distance"]
+    assert [p["id"] for p in distance["pairs"]] == ["v00", "v01"]
+    assert distance["pairs"][1]["distance_m"] == pytest.approx(0.07)
+    assert distance["pairs"][1]["nearest_train_m"] == pytest.approx(0.02)
+    swap = distance["code_swap"]
+    assert swap["rendered"] == 1 and swap["frames"]["v01"]["codes_from"] == "t05"
+    # Rendered again with t05's codes: the frame as it was before its codes were changed.
+    assert swap["swapped_psnr"] == pytest.approx(before.metrics["psnr"], abs=1e-5)
+    assert swap["own_psnr"] == pytest.approx(report["frames"]["v01"]["psnr"], abs=1e-6)
 
 
 def test_evaluate_needs_a_frame(restored, tmp_path):

@@ -72,10 +72,26 @@ def test_the_page_shows_the_metrics_and_escapes_every_text():
     assert "disent_driver" in page.cells and "v01" in page.cells  # the text-valued column
     assert "psnr_near_third" in page.cells and "22.00" in page.cells
     assert "Pearson r" in page.cells and "-0.5" in page.cells
+    assert "code_dependence" not in page.cells  # a report without the code swap
     # Links come back as the relative paths given, for each picture a link and an image.
     paths = [unquote(s) for s in page.sources]
     assert paths == ["v00_target.png", f"{ODD}_error.png"]
     assert [unquote(link) for link in page.links] == ["metrics.json", *paths]
+
+
+def test_the_page_shows_the_nearest_camera_and_the_code_swap():
+    page = report()
+    page["distance"].update(
+        pearson_nearest_train=-0.75,
+        far_third_nearest_train_m=0.038,
+        code_swap={"rendered": 8, "code_dependence_db": 0.7612},
+    )
+    cells = Page(report_html.html_page(page, {}, "exp")).cells
+    row = lambda label: cells[cells.index(label) + 1]
+    assert row("code_dependence") == "0.76"
+    assert row("Pearson r, distance to the nearest training camera") == "-0.75"
+    assert row("far third: distance to the nearest training camera (m)") == "0.038"
+    assert row("code swap: far frames rendered with other codes") == "8"
 
 
 def test_write_html_links_the_pictures_that_exist(tmp_path):

@@ -20,12 +20,12 @@ from flamenerf.synthetic import head, textures
 TINY = {"size": 16, "frames": 6, "val": 2, "seed": 0}
 MOTION8 = {"size": 8, "frames": 3, "val": 1, "seed": 0}  # with the bare head_motion
 
-# The part digests (sha256 per top-level entry, `golden_util.part_digests`) of TINY and
-# MOTION8 and the default cache keys are in tests/golden/synthetic_capture.json, first
-# recorded with the generator of the version named before any option (vrig, head motion
-# magnitude, normalisation, expression appearance) existed: those options at their defaults
-# must leave every byte unchanged. A change of the output needs a new GENERATOR_VERSION and
-# `python tests/golden/update.py synthetic_capture`.
+# The part digests (sha256 per top-level entry, `golden_util.part_digests`: every byte, but
+# the numbers of JSON files to golden_util.JSON_DIGITS significant digits) of TINY and
+# MOTION8 and the default cache keys are in tests/golden/synthetic_capture.json. The options
+# added after the version named (vrig, head motion magnitude, normalisation, expression
+# appearance, head joint) at their defaults leave the capture unchanged. A change of the
+# output needs a new GENERATOR_VERSION and `python tests/golden/update.py synthetic_capture`.
 
 
 @pytest.fixture(scope="session")
