@@ -326,14 +326,15 @@ def write_report(path: paths.AnyPath, report: dict[str, Any]) -> None:
 
 
 def log_report(writer: Any, report: dict[str, Any], step: int) -> None:
-    """Adds a report's finite mean metrics, then its "report" metrics, to TensorBoard as
-    `eval/NAME` scalars at `step`."""
+    """Adds a report's finite mean metrics, then its finite "report" metrics (a report without
+    one, e.g. without "distance", has None there), to TensorBoard as `eval/NAME` scalars at
+    `step`."""
     for name, value in report["mean"].items():
         if math.isfinite(value):
             writer.add_scalar(f"eval/{name}", value, step)
     for name in metrics.metric_names("report"):
         value = table_value(report, name)
-        if math.isfinite(value):
+        if value is not None and math.isfinite(value):
             writer.add_scalar(f"eval/{name}", value, step)
 
 

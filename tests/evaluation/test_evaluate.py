@@ -274,3 +274,22 @@ def test_evaluation_does_not_import_training():
                 assert name not in ("flamenerf.eval", "flamenerf.render", "flamenerf.plots"), (
                     f"{path}: imports the command line {name}"
                 )
+
+
+def test_log_report_writes_finite_values_only():
+    class Writer:
+        def __init__(self):
+            self.scalars = {}
+
+        def add_scalar(self, tag, value, step):
+            self.scalars[tag] = (value, step)
+
+    writer = Writer()
+    report = {
+        "mean": {"psnr": 25.0, "psnr_face": NAN},
+        "distance": {"near_third_psnr": 26.0, "code_swap": {"code_dependence_db": NAN}},
+    }
+    evaluate.log_report(writer, report, 7)
+    assert writer.scalars == {"eval/psnr": (25.0, 7), "eval/psnr_near_third": (26.0, 7)}
+    evaluate.log_report(writer := Writer(), {"mean": {"psnr": 1.0}}, 3)  # no "distance"
+    assert writer.scalars == {"eval/psnr": (1.0, 3)}
