@@ -295,11 +295,12 @@ def _code_swap(
     from tqdm.auto import tqdm
 
     codes_from: dict[str, str | None] = {}
+    uses_codes = reads_codes(exp)
     for frame_id in ids:
         partner = nearest[frame_id][0]
         own, other = capture.frames[frame_id], capture.frames[partner]
         same = (own.warp_id, own.appearance_id) == (other.warp_id, other.appearance_id)
-        codes_from[frame_id] = None if same or not reads_codes(exp) else partner
+        codes_from[frame_id] = partner if uses_codes and not same else None
     swapped = {}
     todo = [i for i in ids if codes_from[i] is not None]
     for frame_id in tqdm(todo, desc="eval: nearest camera's codes", disable=not show_progress):

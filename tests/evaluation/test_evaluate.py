@@ -293,3 +293,31 @@ def test_log_report_writes_finite_values_only():
     assert writer.scalars == {"eval/psnr": (25.0, 7), "eval/psnr_near_third": (26.0, 7)}
     evaluate.log_report(writer := Writer(), {"mean": {"psnr": 1.0}}, 3)  # no "distance"
     assert writer.scalars == {"eval/psnr": (1.0, 3)}
+
+
+def test_the_code_swap_renders_nothing_for_a_model_without_codes(restored, monkeypatch):
+    import types
+
+    codeless = types.SimpleNamespace(
+        warp_config=types.SimpleNamespace(warp_type="none"),
+        model_config=types.SimpleNamespace(appearance_dim=0),
+    )
+    assert not evaluate.reads_codes(codeless)
+    assert evaluate.reads_codes(restored.exp)  # the tiny model: a warp and appearance codes
+    exp = restored.exp
+    monkeypatch.setattr(evaluate, "reads_codes", lambda _: False)
+    monkeypatch.setattr(evaluate, "evaluate_frame", lambda *a, **k: pytest.fail("rendered"))
+    swap = evaluate._code_swap(
+        exp,
+        exp.capture,
+        restored.state.params,
+        0.0,
+        None,
+        ["v01"],
+        {"v01": ("t00", 0.07)},
+        {"v01": {"psnr": 12.0}},
+        False,
+        evaluate.rays.CaptureSource(exp.capture),
+    )
+    assert swap["rendered"] == 0 and math.isnan(swap["code_dependence_db"])
+    assert swap["frames"]["v01"]["codes_from"] is None
