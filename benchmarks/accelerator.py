@@ -154,7 +154,7 @@ def table(results: list[dict], size: int) -> str:
         lines.append(
             f"| {r['config']} | {r['batch']} | {r['step_s']:.3f} | {r['rays_per_s']:.0f} | "
             f"{r['gflop_per_step']:.1f} | {r['peak_gflops']:.0f} | {r['mfu']:.1%} | "
-            f"{r['render_s']:.2f} | {format_memory(r['peak_memory'])} |"
+            f"{r['render_s']:.3g} | {format_memory(r['peak_memory'])} |"
         )
     return "\n".join(lines)
 

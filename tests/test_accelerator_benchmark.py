@@ -62,6 +62,9 @@ def test_table_has_one_row_per_config_and_keeps_failures():
     assert lines[2] == "| demo.gin | 2048 | 0.500 | 4096 | 100.0 | 400 | 50.0% | 1.25 | n/a |"
     assert lines[3].startswith("| gpu.gin | timed out |")
     assert all(line.count("|") == lines[0].count("|") for line in lines)
+    # A tiny frame on a fast device renders in milliseconds: three significant digits, never 0.
+    fast = accelerator.table([{**row, "render_s": 0.0041234}], 16).split("\n")[2]
+    assert "| 0.00412 |" in fast
 
 
 def _built(files):
