@@ -6,7 +6,7 @@
         [--captures 0:static 1:motion] [--train_seed 0]
         [--bindings 'GuideConfig.sigma_m = 0.008' ...] [--tag _sigma8]
         [--head_motion 3] [--head_joint root|neck] [--vrig 0] [--normalisation head|room]
-        [--expression_appearance] [--specular]
+        [--expression_appearance] [--specular] [--size 64]
 
 For each synthetic capture (seed, static head or head motion) it trains every variant on top
 of gin/demo.gin with the same step budget, then reports on the validation frames (novel
@@ -205,9 +205,16 @@ def main() -> None:
         action="store_true",
         help="captures whose head has a highlight that moves with the camera (view dependence)",
     )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=synthetic.DEFAULTS["size"],
+        help="the captures' image width and height in pixels (the generator's default: 64)",
+    )
     args = parser.parse_args()
     out = Path(args.out)
     options = {
+        "size": args.size,
         "vrig": args.vrig,
         "normalisation": args.normalisation,
         "expression_appearance": args.expression_appearance,
